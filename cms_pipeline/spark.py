@@ -1,0 +1,52 @@
+"""The pipeline's one SparkSession, built from the typed settings.
+
+Locally: Hive support with a Derby metastore at an absolute path under the metadata
+folder, so dbt (session mode) and later processes see the same catalog. Only one process
+may hold the Derby metastore at a time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cms_pipeline.config import Settings
+from cms_pipeline.runtime import prepare_environment
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """All Spark settings for a profile; dbt's profile is generated from the same dict."""
+    meta = Path(settings.metadata).resolve()
+    conf = {
+        "spark.master": settings.spark.master,
+        "spark.app.name": settings.spark.app_name,
+        "spark.sql.warehouse.dir": str(meta / "spark-warehouse"),
+        "spark.sql.catalogImplementation": "hive",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={meta / 'metastore_db'};create=true"
+        ),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={meta}",
+        "spark.sql.legacy.createHiveTableByDefault": "false",
+    }
+    if settings.spark.native_delta:
+        conf["spark.sql.extensions"] = "io.delta.sql.DeltaSparkSessionExtension"
+        conf["spark.sql.catalog.spark_catalog"] = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    conf.update(settings.spark.conf)
+    return conf
+
+
+def get_spark(settings: Settings):
+    """Create (or return the running) SparkSession for these settings."""
+    prepare_environment()
+    from pyspark.sql import SparkSession
+
+    Path(settings.metadata).mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings).items():
+        builder = builder.config(key, value)
+    if settings.spark.native_delta:
+        from delta import configure_spark_with_delta_pip  # only on clusters that have Delta
+
+        builder = configure_spark_with_delta_pip(builder)
+    spark = builder.enableHiveSupport().getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
