@@ -1,0 +1,63 @@
+"""Shared fixtures. Unit tests need no JVM; integration tests share one SparkSession.
+
+Spark, with its Derby metastore, is one per test process: the session-scoped
+`spark_settings` lake holds it, and tests that need their own lake use their own
+databases or Delta paths within it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cms_pipeline.config import PROJECT_ROOT, load_settings
+from cms_pipeline.runtime import prepare_environment
+
+SAMPLE_DATA = PROJECT_ROOT / "data" / "synpuf"
+
+
+@pytest.fixture
+def sample_data() -> Path:
+    return SAMPLE_DATA
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Settings with a fresh, empty lake under tmp_path (no JVM)."""
+    return load_settings(lake=str(tmp_path / "lake"))
+
+
+@pytest.fixture
+def landing(tmp_path) -> Path:
+    """An empty landing folder; tests copy or write the files they need into it."""
+    path = tmp_path / "landing"
+    path.mkdir()
+    return path
+
+
+def copy_files(src_dir: Path, dest: Path, pattern: str = "*") -> list[Path]:
+    copied = []
+    for f in sorted(src_dir.glob(pattern)):
+        if f.is_file():
+            target = dest / f.name
+            shutil.copyfile(f, target)
+            copied.append(target)
+    return copied
+
+
+@pytest.fixture(scope="session")
+def spark_settings(tmp_path_factory):
+    """One lake and metastore for the whole test session's SparkSession."""
+    prepare_environment()
+    return load_settings(lake=str(tmp_path_factory.mktemp("spark") / "lake"))
+
+
+@pytest.fixture(scope="session")
+def spark(spark_settings):
+    from cms_pipeline.spark import get_spark
+
+    session = get_spark(spark_settings)
+    yield session
+    session.stop()
