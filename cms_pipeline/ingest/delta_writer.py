@@ -1,0 +1,155 @@
+"""Append-only Delta writes where each write lands in a folder of its own.
+
+Parquet files are written by pyarrow into `<table>/_batch_id=<id>/` and become visible
+in one Delta commit (AddActions). Until that commit they are orphans nobody reads, so a
+process killed mid-write leaves nothing half-visible, and Spark tables that list
+committed batch folders never see a partial one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, write_deltalake
+from deltalake import Schema as DeltaSchema
+from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
+
+from cms_pipeline.storage import delta_storage_options, filesystem, join
+
+PARTITION = "_batch_id"
+
+
+def open_table(uri: str, version: int | None = None) -> DeltaTable | None:
+    try:
+        return DeltaTable(uri, version=version, storage_options=delta_storage_options(uri))
+    except TableNotFoundError:
+        return None
+
+
+@dataclass
+class BatchWriter:
+    """Writes one batch of rows (partition `_batch_id=<batch_id>`) as Parquet files."""
+
+    table_uri: str
+    batch_id: str
+    schema: pa.Schema  # data columns, without the partition column
+    target_file_rows: int = 1_000_000
+    adds: list[AddAction] = field(default_factory=list)
+    rows: int = 0
+    _writer: pq.ParquetWriter | None = None
+    _file = None
+    _rel_path: str = ""
+    _file_rows: int = 0
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if batch.num_rows == 0:
+            return
+        if self._writer is None:
+            self._open()
+        self._writer.write(batch)
+        self._file_rows += batch.num_rows
+        self.rows += batch.num_rows
+        if self._file_rows >= self.target_file_rows:
+            self._close_file()
+
+    def _open(self) -> None:
+        fs, base = filesystem(self.table_uri)
+        self._rel_path = f"{PARTITION}={self.batch_id}/part-{len(self.adds):05d}-{uuid.uuid4().hex}.parquet"
+        fs.makedirs(join(base, f"{PARTITION}={self.batch_id}"), exist_ok=True)
+        self._file = fs.open(join(base, self._rel_path), "wb")
+        self._writer = pq.ParquetWriter(self._file, self.schema, compression="zstd")
+
+    def _close_file(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        size = self._file.tell()
+        self._file.close()
+        self.adds.append(
+            AddAction(
+                path=self._rel_path,
+                size=size,
+                partition_values={PARTITION: self.batch_id},
+                modification_time=int(time.time() * 1000),
+                data_change=True,
+                stats=json.dumps({"numRecords": self._file_rows}),
+            )
+        )
+        self._writer, self._file, self._file_rows = None, None, 0
+
+    def finish(self) -> list[AddAction]:
+        self._close_file()
+        return self.adds
+
+
+def table_schema(data_schema: pa.Schema) -> pa.Schema:
+    return data_schema.append(pa.field(PARTITION, pa.string()))
+
+
+def commit_batch(
+    table_uri: str, data_schema: pa.Schema, adds: list[AddAction], metadata: dict[str, str]
+) -> int:
+    """Make the batch's files visible in one commit; returns the new table version.
+
+    Columns the table does not have yet (schema evolution) are added first.
+    """
+    props = CommitProperties(custom_metadata=metadata)
+    full_schema = table_schema(data_schema)
+    dt = open_table(table_uri)
+    if dt is None:
+        try:
+            create_table_with_add_actions(
+                table_uri, DeltaSchema.from_arrow(full_schema), adds, mode="append", partition_by=[PARTITION],
+                commit_properties=props, storage_options=delta_storage_options(table_uri),
+            )
+            return open_table(table_uri).version()
+        except Exception:  # another writer created it first: append below
+            dt = open_table(table_uri)
+            if dt is None:
+                raise
+    _add_missing_columns(dt, full_schema)
+    dt.create_write_transaction(
+        adds, mode="append", schema=dt.schema(), partition_by=[PARTITION],
+        commit_properties=props,
+    )
+    dt.update_incremental()
+    return dt.version()
+
+
+def _current_schema(dt: DeltaTable) -> pa.Schema:
+    return pa.schema(dt.schema().to_arrow())
+
+
+def _add_missing_columns(dt: DeltaTable, wanted: pa.Schema) -> None:
+    from deltalake.schema import Field, PrimitiveType
+
+    have = set(_current_schema(dt).names)
+    new = [Field(f.name, PrimitiveType("string"), nullable=True) for f in wanted if f.name not in have]
+    if new:
+        dt.alter.add_columns(new)
+
+
+def batches_in_table(dt: DeltaTable | None) -> set[str]:
+    """The committed `_batch_id` values of a table's current version."""
+    if dt is None:
+        return set()
+    actions = dt.get_add_actions(flatten=True)
+    column = f"partition.{PARTITION}"
+    if actions.num_rows == 0 or column not in actions.column_names:
+        return set()
+    return set(pa.table(actions).column(column).to_pylist())
+
+
+def append_rows(table_uri: str, data: pa.Table, partition_by: list[str] | None = None) -> int:
+    """Small metadata tables (ledger, reports): a plain delta-rs append."""
+    write_deltalake(
+        table_uri, data, mode="append", partition_by=partition_by, schema_mode="merge",
+        storage_options=delta_storage_options(table_uri),
+    )
+    return open_table(table_uri).version()

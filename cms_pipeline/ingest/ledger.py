@@ -1,0 +1,66 @@
+"""The file ledger: one Delta row per ingestion outcome, keyed by content hash.
+
+A file is done when the ledger holds a `loaded` (or `recovered`) row for its hash; the
+same bytes again are then a no-op.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cms_pipeline.config import Settings
+from cms_pipeline.ingest.delta_writer import append_rows, open_table
+from cms_pipeline.lake import meta_uri
+
+DONE = ("loaded", "recovered")
+
+SCHEMA = pa.schema(
+    [
+        ("sha256", pa.string()),
+        ("file_name", pa.string()),
+        ("source_file", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("source", pa.string()),
+        ("table", pa.string()),
+        ("batch_id", pa.string()),
+        ("status", pa.string()),
+        ("rows_read", pa.int64()),
+        ("rows_bronze", pa.int64()),
+        ("rows_quarantined", pa.int64()),
+        ("bronze_version", pa.int64()),
+        ("changed_delivery", pa.bool_()),
+        ("warnings", pa.string()),
+        ("error", pa.string()),
+        ("seconds", pa.float64()),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def ledger_uri(settings: Settings) -> str:
+    return meta_uri(settings, "file_ledger")
+
+
+def read_ledger(settings: Settings) -> pa.Table:
+    dt = open_table(ledger_uri(settings))
+    return SCHEMA.empty_table() if dt is None else dt.to_pyarrow_table()
+
+
+def done_hashes(ledger: pa.Table) -> set[str]:
+    mask = pc.is_in(ledger.column("status"), value_set=pa.array(DONE))
+    return set(ledger.filter(mask).column("sha256").to_pylist())
+
+
+def hashes_seen_for(ledger: pa.Table, file_name: str) -> set[str]:
+    """Hashes already loaded under this file name (a different one means a changed delivery)."""
+    mask = pc.and_(
+        pc.equal(ledger.column("file_name"), file_name),
+        pc.is_in(ledger.column("status"), value_set=pa.array(DONE)),
+    )
+    return set(ledger.filter(mask).column("sha256").to_pylist())
+
+
+def record(settings: Settings, rows: list[dict]) -> None:
+    if rows:
+        append_rows(ledger_uri(settings), pa.Table.from_pylist(rows, schema=SCHEMA))

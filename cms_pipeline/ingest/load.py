@@ -1,0 +1,342 @@
+"""Load one delivery into its bronze table, exactly once, losing no row.
+
+Order of commits, chosen so that a process killed anywhere can be rerun safely:
+1. quarantine rows (own batch folder, one Delta commit),
+2. bronze rows (own batch folder, one Delta commit),
+3. the ledger row (the file is done).
+A rerun that finds the bronze batch committed but no ledger row only writes the ledger
+row (counts taken from the committed batches); one that finds no bronze batch drops the
+quarantine leftovers of the earlier attempt and loads the file again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cms_pipeline.config import Settings, SourceContract
+from cms_pipeline.ingest import ledger
+from cms_pipeline.ingest.claims import claim
+from cms_pipeline.ingest.counting import LineCountingReader
+from cms_pipeline.ingest.delta_writer import (
+    PARTITION,
+    BatchWriter,
+    batches_in_table,
+    commit_batch,
+    open_table,
+)
+from cms_pipeline.ingest.discovery import Delivery
+from cms_pipeline.ingest.errors import IngestError
+from cms_pipeline.ingest.header import HeaderCheck, check_header
+from cms_pipeline.ingest.reader import (
+    LineBatch,
+    ParseFailure,
+    decode_line,
+    open_delivery,
+    read_header,
+    sha256_of,
+    stream_batches,
+)
+from cms_pipeline.ingest.validation import find_violations
+from cms_pipeline.lake import FILE_ATTRIBUTE_COLUMNS, bronze_uri, meta_uri, quarantine_uri
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("table", pa.string()),
+        ("_source_file", pa.string()),
+        ("_source_sha256", pa.string()),
+        ("_source_line", pa.int64()),
+        ("column", pa.string()),
+        ("reason", pa.string()),
+        ("raw_line", pa.string()),
+        ("_ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dataclass
+class FileResult:
+    file: str
+    table: str
+    status: str  # loaded | recovered | duplicate | rejected
+    sha256: str = ""
+    size_bytes: int = 0
+    batch_id: str | None = None
+    rows_read: int = 0
+    rows_bronze: int = 0
+    rows_quarantined: int = 0
+    bronze_version: int | None = None
+    changed_delivery: bool = False
+    warnings: list[str] = field(default_factory=list)
+    error: dict | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def bronze_schema(source_columns: list[str]) -> pa.Schema:
+    """Bronze data columns: source values as text, file attributes, lineage."""
+    return pa.schema(
+        [pa.field(c, pa.string()) for c in source_columns]
+        + [pa.field(c, pa.string()) for c in FILE_ATTRIBUTE_COLUMNS]
+        + [
+            pa.field("_source_file", pa.string()),
+            pa.field("_source_sha256", pa.string()),
+            pa.field("_source_line", pa.int64()),
+            pa.field("_ingested_at", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+
+
+def load_delivery(settings: Settings, delivery: Delivery, ledger_table: pa.Table | None = None) -> FileResult:
+    started = time.monotonic()
+    contract = delivery.contract
+    sha, size = sha256_of(delivery.uri)
+    result = FileResult(delivery.relative, contract.table, "duplicate", sha, size)
+    current = ledger_table if ledger_table is not None else ledger.read_ledger(settings)
+    if sha in ledger.done_hashes(current):
+        return result
+    with claim(meta_uri(settings, "claims"), sha):
+        current = ledger.read_ledger(settings)  # another process may have finished it
+        if sha in ledger.done_hashes(current):
+            return result
+        seen = ledger.hashes_seen_for(current, delivery.name)
+        result.changed_delivery = bool(seen - {sha})
+        if result.changed_delivery:
+            result.warnings.append(
+                f"changed delivery: {delivery.name} was loaded before with other bytes"
+            )
+        recovered = _recover(settings, delivery, result)
+        if recovered is None:
+            try:
+                _load(settings, delivery, result)
+            except IngestError as exc:
+                result.status, result.error = "rejected", exc.to_dict()
+        result.seconds = round(time.monotonic() - started, 3)
+        ledger.record(settings, [_ledger_row(delivery, result)])
+    return result
+
+
+def _recover(settings: Settings, delivery: Delivery, result: FileResult) -> FileResult | None:
+    """Finish an attempt that committed bronze but died before its ledger row."""
+    prefix = result.sha256[:16]
+    bronze = open_table(bronze_uri(settings, delivery.contract.table))
+    committed = sorted(b for b in batches_in_table(bronze) if b.startswith(prefix))
+    quarantine = open_table(quarantine_uri(settings))
+    leftovers = [b for b in batches_in_table(quarantine) if b.startswith(prefix)]
+    if not committed:
+        if leftovers:  # quarantine rows of an attempt whose bronze never committed
+            quarantine.delete(" OR ".join(f"{PARTITION} = '{b}'" for b in leftovers))
+        return None
+    batch_id = committed[-1]
+    result.status, result.batch_id = "recovered", batch_id
+    result.rows_bronze = _rows_in_batch(bronze, batch_id)
+    result.rows_quarantined = _rows_in_batch(quarantine, batch_id) if batch_id in leftovers else 0
+    result.rows_read = result.rows_bronze + result.rows_quarantined
+    result.bronze_version = bronze.version()
+    result.warnings.append("an earlier run committed this file but not its ledger row: recorded now")
+    return result
+
+
+def _rows_in_batch(dt, batch_id: str) -> int:
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    mask = pc.equal(actions.column(f"partition.{PARTITION}"), batch_id)
+    return int(pc.sum(actions.filter(mask).column("num_records")).as_py() or 0)
+
+
+def _load(settings: Settings, delivery: Delivery, result: FileResult) -> None:
+    contract = delivery.contract
+    batch_id = f"{result.sha256[:16]}-{uuid.uuid4().hex[:8]}"
+    ingested_at = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
+    quarantine = BatchWriter(quarantine_uri(settings), batch_id, QUARANTINE_SCHEMA)
+    failures: list[ParseFailure] = []
+    with open_delivery(delivery.uri) as (raw, _member):
+        stream = LineCountingReader(raw)
+        header = check_header(read_header(stream), contract.column_names, contract.delimiter, contract.encoding)
+        columns, policy_reason = _apply_policy(delivery, header, result)
+        writer = None
+        file_columns = header.names
+        if policy_reason is None:
+            columns = _output_columns(contract, header)
+            writer = BatchWriter(
+                bronze_uri(settings, contract.table), batch_id, bronze_schema(columns),
+                target_file_rows=settings.ingest.target_file_rows,
+            )
+        lineage = _Lineage(delivery, result.sha256, ingested_at)
+        for lb in stream_batches(stream, file_columns, contract.delimiter, failures):
+            result.rows_read += lb.batch.num_rows
+            if writer is None:
+                _quarantine_all(quarantine, lb, lineage, contract, policy_reason)
+                continue
+            good, bad = _split(lb, contract)
+            writer.write(lineage.bronze(good.batch, good.lines, columns))
+            if bad is not None:
+                quarantine.write(lineage.quarantine(*bad))
+        result.rows_read += len(failures)
+        if failures:
+            quarantine.write(lineage.parse_failures(failures))
+        physical = stream.lines - 1  # without the header
+    if physical != result.rows_read:
+        raise IngestError(
+            delivery.relative,
+            f"the file has {physical} data lines but the reader returned {result.rows_read} rows",
+            "Check for quoted values with line breaks; nothing was stored.",
+        )
+    result.rows_quarantined = quarantine.rows
+    result.rows_bronze = writer.rows if writer else 0
+    _check_expectations(contract, delivery, result)
+    meta = {"batch_id": batch_id, "source_file": delivery.relative, "sha256": result.sha256}
+    q_adds = quarantine.finish()
+    if q_adds:
+        commit_batch(quarantine_uri(settings), QUARANTINE_SCHEMA, q_adds, meta)
+    if writer is not None and (adds := writer.finish()):
+        result.bronze_version = commit_batch(bronze_uri(settings, contract.table), writer.schema, adds, meta)
+    result.status, result.batch_id = "loaded", batch_id
+    assert result.rows_read == result.rows_bronze + result.rows_quarantined
+
+
+def _apply_policy(delivery: Delivery, header: HeaderCheck, result: FileResult):
+    """(columns, quarantine reason): reason set when every row must go to quarantine."""
+    contract = delivery.contract
+    if header.matches:
+        return contract.column_names, None
+    where = f"config/sources: {contract.name}.on_schema_change"
+    if header.problem or contract.on_schema_change == "reject":
+        hint = (
+            "Fix the file and land it again"
+            if header.problem
+            else f"Fix the file, or set {where} to 'quarantine' or 'evolve'"
+        ) + "; nothing was stored."
+        raise IngestError(delivery.relative, f"header does not match the contract: {header.describe()}", hint, line=1)
+    if contract.on_schema_change == "quarantine":
+        result.warnings.append(f"header differs ({header.describe()}): all rows quarantined")
+        return header.names, f"header differs from the contract: {header.describe()}"
+    result.warnings.append(f"schema evolved: {header.describe()}")
+    return header.names, None
+
+
+def _output_columns(contract: SourceContract, header: HeaderCheck) -> list[str]:
+    """Contract columns in contract order, then columns only the file has (evolution)."""
+    return contract.column_names + [n for n in header.names if n not in contract.column_names]
+
+
+def _split(lb: LineBatch, contract: SourceContract):
+    violations = find_violations(lb.batch, contract)
+    if not len(violations):
+        return lb, None
+    keep = np.ones(lb.batch.num_rows, dtype=bool)
+    keep[violations.rows] = False
+    good = LineBatch(lb.batch.filter(pa.array(keep)), lb.lines[keep])
+    bad_batch = lb.batch.take(pa.array(violations.rows))
+    return good, (bad_batch, lb.lines[violations.rows], violations.columns, violations.reasons)
+
+
+def _quarantine_all(writer: BatchWriter, lb: LineBatch, lineage, contract, reason: str) -> None:
+    n = lb.batch.num_rows
+    writer.write(lineage.quarantine(lb.batch, lb.lines, [None] * n, [reason] * n))
+
+
+def _check_expectations(contract: SourceContract, delivery: Delivery, result: FileResult) -> None:
+    exp = contract.expectations
+    if result.rows_read == 0:
+        raise IngestError(
+            delivery.relative, "the file has a header but no data rows",
+            "Land the complete file; an empty delivery is not loaded.", line=2,
+        )
+    if exp.min_rows is not None and result.rows_bronze < exp.min_rows:
+        result.warnings.append(f"expectation failed: {result.rows_bronze} rows loaded, at least {exp.min_rows} expected")
+    if exp.max_rows is not None and result.rows_bronze > exp.max_rows:
+        result.warnings.append(f"expectation failed: {result.rows_bronze} rows loaded, at most {exp.max_rows} expected")
+
+
+@dataclass
+class _Lineage:
+    delivery: Delivery
+    sha256: str
+    ingested_at: pa.Scalar
+
+    def bronze(self, batch: pa.RecordBatch, lines: np.ndarray, columns: list[str]) -> pa.Table:
+        n = batch.num_rows
+        have = set(batch.schema.names)
+        arrays = [batch.column(c) if c in have else pa.nulls(n, pa.string()) for c in columns]
+        attrs = [pa.repeat(pa.scalar(self.delivery.attributes.get(c), pa.string()), n) for c in FILE_ATTRIBUTE_COLUMNS]
+        lineage = [
+            pa.repeat(pa.scalar(self.delivery.relative), n),
+            pa.repeat(pa.scalar(self.sha256), n),
+            pa.array(lines, pa.int64()),
+            pa.repeat(self.ingested_at, n),
+        ]
+        return pa.Table.from_arrays(arrays + attrs + lineage, schema=bronze_schema(columns))
+
+    def quarantine(self, batch, lines, columns, reasons) -> pa.Table:
+        n = batch.num_rows
+        raw = _raw_lines(batch, self.delivery.contract.delimiter)
+        return pa.Table.from_arrays(
+            [
+                pa.repeat(pa.scalar(self.delivery.contract.table), n),
+                pa.repeat(pa.scalar(self.delivery.relative), n),
+                pa.repeat(pa.scalar(self.sha256), n),
+                pa.array(lines, pa.int64()),
+                pa.array(columns, pa.string()),
+                pa.array(reasons, pa.string()),
+                pa.array(raw, pa.string()),
+                pa.repeat(self.ingested_at, n),
+            ],
+            schema=QUARANTINE_SCHEMA,
+        )
+
+    def parse_failures(self, failures: list[ParseFailure]) -> pa.Table:
+        n = len(failures)
+        return pa.Table.from_arrays(
+            [
+                pa.repeat(pa.scalar(self.delivery.contract.table), n),
+                pa.repeat(pa.scalar(self.delivery.relative), n),
+                pa.repeat(pa.scalar(self.sha256), n),
+                pa.array([f.line for f in failures], pa.int64()),
+                pa.nulls(n, pa.string()),
+                pa.array([f"expected {f.expected} fields, found {f.actual}" for f in failures]),
+                pa.array([decode_line(f.text) for f in failures], pa.string()),
+                pa.repeat(self.ingested_at, n),
+            ],
+            schema=QUARANTINE_SCHEMA,
+        )
+
+
+def _raw_lines(batch: pa.RecordBatch, delimiter: str) -> list[str]:
+    """The row as it stood in the file, rebuilt from its fields (CMS files quote no values)."""
+    binary = [batch.column(i).cast(pa.binary()) for i in range(batch.num_columns)]
+    joined = pc.binary_join_element_wise(
+        *binary, pa.scalar(delimiter.encode(), pa.binary()),
+        null_handling="replace", null_replacement=b"",
+    )
+    return [decode_line(v) for v in joined.to_pylist()]
+
+
+def _ledger_row(delivery: Delivery, result: FileResult) -> dict:
+    return {
+        "sha256": result.sha256,
+        "file_name": delivery.name,
+        "source_file": delivery.relative,
+        "size_bytes": result.size_bytes,
+        "source": delivery.contract.name,
+        "table": delivery.contract.table,
+        "batch_id": result.batch_id,
+        "status": result.status,
+        "rows_read": result.rows_read,
+        "rows_bronze": result.rows_bronze,
+        "rows_quarantined": result.rows_quarantined,
+        "bronze_version": result.bronze_version,
+        "changed_delivery": result.changed_delivery,
+        "warnings": json.dumps(result.warnings),
+        "error": json.dumps(result.error) if result.error else None,
+        "seconds": result.seconds,
+        "ingested_at": datetime.now(UTC),
+    }

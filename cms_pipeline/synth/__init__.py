@@ -1,0 +1,1 @@
+"""Synthetic CMS DE-SynPUF files at any scale: calibration, generator, corruptions."""
