@@ -211,7 +211,9 @@ def conformance(
             parsed = pc.cast(shaped, pa.float64())
         else:
             ts = pc.strptime(shaped, format="%Y%m%d", unit="s", error_is_null=True)
-            roundtrip = pc.fill_null(pc.equal(pc.strftime(ts, format="%Y%m%d"), shaped), False)
+            # strptime rolls 20080231 over to March 2: a real date keeps its day
+            day = pc.cast(pc.utf8_slice_codeunits(shaped, 6, 8), pa.int64())
+            roundtrip = pc.fill_null(pc.equal(pc.day(ts), day), False)
             valid = roundtrip.to_numpy(zero_copy_only=False)
             ok[np.flatnonzero(ok)[~valid]] = False
             parsed = pc.cast(ts, pa.date32()).filter(roundtrip)
@@ -493,7 +495,7 @@ class ColumnProfiler:
         vc = pc.value_counts(present)
         values = vc.field("values")
         counts = vc.field("counts").to_numpy().astype(np.int64)
-        self.sketch.update(np.unique(hash_values(values)))
+        self.sketch.update(hash_values(values))  # distinct values: distinct hashes
         self.top.update(values, counts)
         self._update_text_range(values)
 
