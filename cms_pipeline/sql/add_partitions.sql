@@ -1,0 +1,1 @@
+ALTER TABLE {database}.{table} ADD IF NOT EXISTS {partitions}
