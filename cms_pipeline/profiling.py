@@ -589,7 +589,7 @@ class KeyTracker:
         return np.concatenate(self._hashes) if self._hashes else np.empty(0, np.uint64)
 
     def key_set(self) -> KeySet:
-        return KeySet(np.unique(self.hashes()), rows=self.rows)
+        return KeySet(np.unique(self.hashes()), rows=self.rows, key_columns=tuple(self.key_columns))
 
     def result(self) -> KeyCheck:
         hashes = self.hashes()
@@ -614,6 +614,7 @@ class KeySet:
 
     hashes: np.ndarray
     rows: int = 0
+    key_columns: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -628,7 +629,12 @@ class KeySet:
         return tracker.key_set()
 
     def minus(self, other: KeySet) -> int:
-        """How many keys of this set are not in `other`."""
+        """How many keys of this set are not in `other` (both hashed on the same columns)."""
+        if self.key_columns and other.key_columns and self.key_columns != other.key_columns:
+            raise ValueError(
+                f"cannot compare keys on {list(self.key_columns)} with keys on "
+                f"{list(other.key_columns)}: build both key sets with the same key columns"
+            )
         return int(len(self.hashes) - np.isin(self.hashes, other.hashes, assume_unique=True).sum())
 
 
