@@ -15,7 +15,11 @@ from cms_pipeline.lake import bronze_uri
 from cms_pipeline.sql import statement
 
 DATABASE = "bronze"
-_SPARK_TYPES = {pa.string(): "STRING", pa.int64(): "BIGINT", pa.timestamp("us", tz="UTC"): "TIMESTAMP"}
+_SPARK_TYPES = {
+    pa.string(): "STRING",
+    pa.int64(): "BIGINT",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMP",
+}
 
 
 def bronze_tables(settings: Settings) -> list[str]:
@@ -57,8 +61,13 @@ def sync_table(spark, settings: Settings, table: str, version: int | None = None
         wanted = batches_in_table(dt)
         present = _registered_batches(spark, table)
         if stale := sorted(present - wanted):
-            spark.sql(statement("drop_partitions", partitions=", ".join(
-                f"PARTITION ({PARTITION} = '{b}')" for b in stale), **names))
+            spark.sql(
+                statement(
+                    "drop_partitions",
+                    partitions=", ".join(f"PARTITION ({PARTITION} = '{b}')" for b in stale),
+                    **names,
+                )
+            )
         if new := sorted(wanted - present):
             spark.sql(statement("add_partitions", partitions=_partition_list(uri, new), **names))
         spark.catalog.refreshTable(f"{DATABASE}.{table}")
@@ -79,7 +88,9 @@ def _recreate_if_schema_changed(spark, table: str, schema: pa.Schema) -> None:
         spark.sql(f"DROP TABLE {DATABASE}.{table}")
 
 
-def sync_bronze(spark, settings: Settings, versions: dict[str, int] | None = None) -> dict[str, int]:
+def sync_bronze(
+    spark, settings: Settings, versions: dict[str, int] | None = None
+) -> dict[str, int]:
     """Sync every bronze table; returns {table: Delta version now exposed}."""
     synced = {}
     for table in bronze_tables(settings):

@@ -66,7 +66,9 @@ def claim(
     claims_dir: str, key: str, wait: float = 600.0, stale_after: float = 6 * 3600
 ) -> Iterator[None]:
     uri = join(claims_dir, f"{key}.claim")
-    body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}).encode()
+    body = json.dumps(
+        {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+    ).encode()
     deadline = time.monotonic() + wait
     while not _try_create(uri, body):
         if _is_stale(uri, stale_after):

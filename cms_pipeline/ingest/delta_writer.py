@@ -60,7 +60,9 @@ class BatchWriter:
 
     def _open(self) -> None:
         fs, base = filesystem(self.table_uri)
-        self._rel_path = f"{PARTITION}={self.batch_id}/part-{len(self.adds):05d}-{uuid.uuid4().hex}.parquet"
+        self._rel_path = (
+            f"{PARTITION}={self.batch_id}/part-{len(self.adds):05d}-{uuid.uuid4().hex}.parquet"
+        )
         fs.makedirs(join(base, f"{PARTITION}={self.batch_id}"), exist_ok=True)
         self._file = fs.open(join(base, self._rel_path), "wb")
         self._writer = pq.ParquetWriter(self._file, self.schema, compression="zstd")
@@ -105,8 +107,13 @@ def commit_batch(
     if dt is None:
         try:
             create_table_with_add_actions(
-                table_uri, DeltaSchema.from_arrow(full_schema), adds, mode="append", partition_by=[PARTITION],
-                commit_properties=props, storage_options=delta_storage_options(table_uri),
+                table_uri,
+                DeltaSchema.from_arrow(full_schema),
+                adds,
+                mode="append",
+                partition_by=[PARTITION],
+                commit_properties=props,
+                storage_options=delta_storage_options(table_uri),
             )
             return open_table(table_uri).version()
         except Exception:  # another writer created it first: append below
@@ -115,7 +122,10 @@ def commit_batch(
                 raise
     _add_missing_columns(dt, full_schema)
     dt.create_write_transaction(
-        adds, mode="append", schema=dt.schema(), partition_by=[PARTITION],
+        adds,
+        mode="append",
+        schema=dt.schema(),
+        partition_by=[PARTITION],
         commit_properties=props,
     )
     dt.update_incremental()
@@ -130,7 +140,9 @@ def _add_missing_columns(dt: DeltaTable, wanted: pa.Schema) -> None:
     from deltalake.schema import Field, PrimitiveType
 
     have = set(_current_schema(dt).names)
-    new = [Field(f.name, PrimitiveType("string"), nullable=True) for f in wanted if f.name not in have]
+    new = [
+        Field(f.name, PrimitiveType("string"), nullable=True) for f in wanted if f.name not in have
+    ]
     if new:
         dt.alter.add_columns(new)
 
@@ -149,7 +161,11 @@ def batches_in_table(dt: DeltaTable | None) -> set[str]:
 def append_rows(table_uri: str, data: pa.Table, partition_by: list[str] | None = None) -> int:
     """Small metadata tables (ledger, reports): a plain delta-rs append."""
     write_deltalake(
-        table_uri, data, mode="append", partition_by=partition_by, schema_mode="merge",
+        table_uri,
+        data,
+        mode="append",
+        partition_by=partition_by,
+        schema_mode="merge",
         storage_options=delta_storage_options(table_uri),
     )
     return open_table(table_uri).version()

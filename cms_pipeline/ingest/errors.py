@@ -12,7 +12,13 @@ class IngestError(Exception):
         line: int | None = None,
         column: str | None = None,
     ):
-        self.file, self.problem, self.hint, self.line, self.column = file, problem, hint, line, column
+        self.file, self.problem, self.hint, self.line, self.column = (
+            file,
+            problem,
+            hint,
+            line,
+            column,
+        )
         where = file
         if line is not None:
             where += f", line {line}"

@@ -28,9 +28,7 @@ class HeaderCheck:
             return self.problem
         parts = []
         if self.renamed:
-            parts.append(
-                "renamed " + ", ".join(f"{a} -> {b}" for a, b in self.renamed.items())
-            )
+            parts.append("renamed " + ", ".join(f"{a} -> {b}" for a, b in self.renamed.items()))
         if self.missing:
             parts.append(f"missing {self.missing}")
         if self.extra:
@@ -48,7 +46,10 @@ def check_header(raw: bytes, expected: list[str], delimiter: str, encoding: str)
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
         return HeaderCheck(
-            [], expected, delimiter, problem=f"header is not valid {encoding} ({exc.reason} at byte {exc.start})"
+            [],
+            expected,
+            delimiter,
+            problem=f"header is not valid {encoding} ({exc.reason} at byte {exc.start})",
         )
     if not text.strip():
         return HeaderCheck([], expected, delimiter, problem="the file is empty (no header row)")
@@ -57,7 +58,9 @@ def check_header(raw: bytes, expected: list[str], delimiter: str, encoding: str)
         found = max(counts, key=counts.get)
         if counts[found] > 0:
             return HeaderCheck(
-                [], expected, found,
+                [],
+                expected,
+                found,
                 problem=f"the delimiter is {found!r}, the contract expects {delimiter!r}",
             )
     names = [n.strip() for n in next(csv.reader([text], delimiter=delimiter))]

@@ -96,7 +96,9 @@ def bronze_schema(source_columns: list[str]) -> pa.Schema:
     )
 
 
-def load_delivery(settings: Settings, delivery: Delivery, ledger_table: pa.Table | None = None) -> FileResult:
+def load_delivery(
+    settings: Settings, delivery: Delivery, ledger_table: pa.Table | None = None
+) -> FileResult:
     started = time.monotonic()
     contract = delivery.contract
     sha, size = sha256_of(delivery.uri)
@@ -142,7 +144,9 @@ def _recover(settings: Settings, delivery: Delivery, result: FileResult) -> File
     result.rows_quarantined = _rows_in_batch(quarantine, batch_id) if batch_id in leftovers else 0
     result.rows_read = result.rows_bronze + result.rows_quarantined
     result.bronze_version = bronze.version()
-    result.warnings.append("an earlier run committed this file but not its ledger row: recorded now")
+    result.warnings.append(
+        "an earlier run committed this file but not its ledger row: recorded now"
+    )
     return result
 
 
@@ -160,14 +164,18 @@ def _load(settings: Settings, delivery: Delivery, result: FileResult) -> None:
     failures: list[ParseFailure] = []
     with open_delivery(delivery.uri) as (raw, _member):
         stream = LineCountingReader(raw)
-        header = check_header(read_header(stream), contract.column_names, contract.delimiter, contract.encoding)
+        header = check_header(
+            read_header(stream), contract.column_names, contract.delimiter, contract.encoding
+        )
         columns, policy_reason = _apply_policy(delivery, header, result)
         writer = None
         file_columns = header.names
         if policy_reason is None:
             columns = _output_columns(contract, header)
             writer = BatchWriter(
-                bronze_uri(settings, contract.table), batch_id, bronze_schema(columns),
+                bronze_uri(settings, contract.table),
+                batch_id,
+                bronze_schema(columns),
                 target_file_rows=settings.ingest.target_file_rows,
             )
         lineage = _Lineage(delivery, result.sha256, ingested_at)
@@ -198,7 +206,9 @@ def _load(settings: Settings, delivery: Delivery, result: FileResult) -> None:
     if q_adds:
         commit_batch(quarantine_uri(settings), QUARANTINE_SCHEMA, q_adds, meta)
     if writer is not None and (adds := writer.finish()):
-        result.bronze_version = commit_batch(bronze_uri(settings, contract.table), writer.schema, adds, meta)
+        result.bronze_version = commit_batch(
+            bronze_uri(settings, contract.table), writer.schema, adds, meta
+        )
     result.status, result.batch_id = "loaded", batch_id
     assert result.rows_read == result.rows_bronze + result.rows_quarantined
 
@@ -215,7 +225,12 @@ def _apply_policy(delivery: Delivery, header: HeaderCheck, result: FileResult):
             if header.problem
             else f"Fix the file, or set {where} to 'quarantine' or 'evolve'"
         ) + "; nothing was stored."
-        raise IngestError(delivery.relative, f"header does not match the contract: {header.describe()}", hint, line=1)
+        raise IngestError(
+            delivery.relative,
+            f"header does not match the contract: {header.describe()}",
+            hint,
+            line=1,
+        )
     if contract.on_schema_change == "quarantine":
         result.warnings.append(f"header differs ({header.describe()}): all rows quarantined")
         return header.names, f"header differs from the contract: {header.describe()}"
@@ -248,13 +263,19 @@ def _check_expectations(contract: SourceContract, delivery: Delivery, result: Fi
     exp = contract.expectations
     if result.rows_read == 0:
         raise IngestError(
-            delivery.relative, "the file has a header but no data rows",
-            "Land the complete file; an empty delivery is not loaded.", line=2,
+            delivery.relative,
+            "the file has a header but no data rows",
+            "Land the complete file; an empty delivery is not loaded.",
+            line=2,
         )
     if exp.min_rows is not None and result.rows_bronze < exp.min_rows:
-        result.warnings.append(f"expectation failed: {result.rows_bronze} rows loaded, at least {exp.min_rows} expected")
+        result.warnings.append(
+            f"expectation failed: {result.rows_bronze} rows loaded, at least {exp.min_rows} expected"
+        )
     if exp.max_rows is not None and result.rows_bronze > exp.max_rows:
-        result.warnings.append(f"expectation failed: {result.rows_bronze} rows loaded, at most {exp.max_rows} expected")
+        result.warnings.append(
+            f"expectation failed: {result.rows_bronze} rows loaded, at most {exp.max_rows} expected"
+        )
 
 
 @dataclass
@@ -267,7 +288,10 @@ class _Lineage:
         n = batch.num_rows
         have = set(batch.schema.names)
         arrays = [batch.column(c) if c in have else pa.nulls(n, pa.string()) for c in columns]
-        attrs = [pa.repeat(pa.scalar(self.delivery.attributes.get(c), pa.string()), n) for c in FILE_ATTRIBUTE_COLUMNS]
+        attrs = [
+            pa.repeat(pa.scalar(self.delivery.attributes.get(c), pa.string()), n)
+            for c in FILE_ATTRIBUTE_COLUMNS
+        ]
         lineage = [
             pa.repeat(pa.scalar(self.delivery.relative), n),
             pa.repeat(pa.scalar(self.sha256), n),
@@ -314,8 +338,10 @@ def _raw_lines(batch: pa.RecordBatch, delimiter: str) -> list[str]:
     """The row as it stood in the file, rebuilt from its fields (CMS files quote no values)."""
     binary = [batch.column(i).cast(pa.binary()) for i in range(batch.num_columns)]
     joined = pc.binary_join_element_wise(
-        *binary, pa.scalar(delimiter.encode(), pa.binary()),
-        null_handling="replace", null_replacement=b"",
+        *binary,
+        pa.scalar(delimiter.encode(), pa.binary()),
+        null_handling="replace",
+        null_replacement=b"",
     )
     return [decode_line(v) for v in joined.to_pylist()]
 

@@ -11,7 +11,7 @@ import hashlib
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
@@ -58,12 +58,18 @@ def open_delivery(uri: str) -> Iterator[tuple[BinaryIO, str]]:
             try:
                 archive = zipfile.ZipFile(raw)
             except zipfile.BadZipFile as exc:
-                raise IngestError(uri, f"not a readable ZIP archive ({exc})",
-                                  "Download the file again; CMS ships one CSV per ZIP.") from exc
+                raise IngestError(
+                    uri,
+                    f"not a readable ZIP archive ({exc})",
+                    "Download the file again; CMS ships one CSV per ZIP.",
+                ) from exc
             members = [m for m in archive.namelist() if m.lower().endswith(".csv")]
             if len(members) != 1:
-                raise IngestError(uri, f"the ZIP holds {len(members)} CSV files {members}, expected 1",
-                                  "Unpack it and land each CSV (or one-CSV ZIP) separately.")
+                raise IngestError(
+                    uri,
+                    f"the ZIP holds {len(members)} CSV files {members}, expected 1",
+                    "Unpack it and land each CSV (or one-CSV ZIP) separately.",
+                )
             with archive.open(members[0]) as member:
                 yield member, members[0]
         else:
@@ -89,10 +95,33 @@ def stream_batches(
     first_failure = len(failures)
 
     def on_invalid(row) -> str:
-        failures.append(ParseFailure(row.number + 1, row.text, row.expected_columns, row.actual_columns))
+        failures.append(
+            ParseFailure(row.number + 1, row.text, row.expected_columns, row.actual_columns)
+        )
         return "skip"
 
-    reader = pacsv.open_csv(
+    try:
+        reader = _open_csv(stream, column_names, delimiter, on_invalid, block_size)
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV file" in str(exc):  # a header and nothing after it
+            return
+        raise
+    next_line = 2  # line 1 is the header
+    used = first_failure
+    for batch in reader:
+        # The parser has reported every failure up to the end of this batch.
+        failed_lines = [f.line for f in failures[used:]]
+        used = len(failures)
+        lines = _number_rows(next_line, batch.num_rows, failed_lines)
+        if batch.num_rows:
+            next_line = int(lines[-1]) + 1
+        if failed_lines:
+            next_line = max(next_line, max(failed_lines) + 1)
+        yield LineBatch(batch, lines)
+
+
+def _open_csv(stream, column_names, delimiter, on_invalid, block_size):
+    return pacsv.open_csv(
         stream,
         read_options=pacsv.ReadOptions(
             use_threads=False, column_names=column_names, block_size=block_size
@@ -108,18 +137,6 @@ def stream_batches(
             check_utf8=False,
         ),
     )
-    next_line = 2  # line 1 is the header
-    used = first_failure
-    for batch in reader:
-        # The parser has reported every failure up to the end of this batch.
-        failed_lines = [f.line for f in failures[used:]]
-        used = len(failures)
-        lines = _number_rows(next_line, batch.num_rows, failed_lines)
-        if batch.num_rows:
-            next_line = int(lines[-1]) + 1
-        if failed_lines:
-            next_line = max(next_line, max(failed_lines) + 1)
-        yield LineBatch(batch, lines)
 
 
 def _number_rows(start: int, count: int, skipped: list[int]) -> np.ndarray:

@@ -47,19 +47,26 @@ def _checks(spec: ColumnSpec):
     if spec.type in TYPE_PATTERNS:
         pattern = TYPE_PATTERNS[spec.type]
         yield (
-            lambda a, p=pattern: pc.invert(pc.fill_null(pc.match_substring_regex(a, p), True))
-        ), f"expected {TYPE_HINTS[spec.type]}"
+            (lambda a, p=pattern: pc.invert(pc.fill_null(pc.match_substring_regex(a, p), True))),
+            f"expected {TYPE_HINTS[spec.type]}",
+        )
     if spec.type == "date":
         yield _bad_calendar_date, "not a calendar date (YYYYMMDD)"
     if spec.domain is not None:
         domain = pa.array(spec.domain, pa.string())
         yield (
-            lambda a, d=domain: pc.invert(pc.fill_null(pc.is_in(a, value_set=d), True))
-        ), f"not in the codebook domain {spec.domain}"
+            (lambda a, d=domain: pc.invert(pc.fill_null(pc.is_in(a, value_set=d), True))),
+            f"not in the codebook domain {spec.domain}",
+        )
     if spec.pattern is not None:
         yield (
-            lambda a, p=spec.pattern: pc.invert(pc.fill_null(pc.match_substring_regex(a, p), True))
-        ), f"does not match the pattern {spec.pattern}"
+            (
+                lambda a, p=spec.pattern: pc.invert(
+                    pc.fill_null(pc.match_substring_regex(a, p), True)
+                )
+            ),
+            f"does not match the pattern {spec.pattern}",
+        )
 
 
 def _bad_calendar_date(a: pa.Array) -> pa.Array:
