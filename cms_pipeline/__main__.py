@@ -1,0 +1,3 @@
+from cms_pipeline.cli import app
+
+app()

@@ -1,0 +1,100 @@
+"""Kills, crashes between commits, concurrent runs: no loss, no duplicates."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from cms_pipeline.ingest import ingest, ledger
+from cms_pipeline.lake import bronze_uri
+from tests.conftest import SAMPLE_DATA, copy_files
+
+BENE = "DE1_0_2008_Beneficiary_Summary_File_Sample_1.csv"
+INGEST = [sys.executable, "-m", "cms_pipeline", "ingest"]
+
+
+def big_file(landing: Path, copies: int) -> tuple[Path, int]:
+    """The real beneficiary file with its rows repeated: large enough to kill mid-write."""
+    header, *rows = (SAMPLE_DATA / "sample_1" / BENE).read_bytes().rstrip(b"\r\n").split(b"\r\n")
+    path = landing / BENE
+    with path.open("wb") as f:
+        f.write(header + b"\r\n")
+        for _ in range(copies):
+            f.write(b"\r\n".join(rows) + b"\r\n")
+    return path, len(rows) * copies
+
+
+def bronze_table(settings):
+    return DeltaTable(bronze_uri(settings, "beneficiary_summary")).to_pyarrow_table()
+
+
+def test_kill_mid_write_leaves_nothing_visible_and_rerun_completes(settings, landing):
+    _, rows = big_file(landing, 60)
+    lake_bronze = Path(settings.lake) / "bronze" / "beneficiary_summary"
+    proc = subprocess.Popen([*INGEST, str(landing), "--lake", settings.lake, "--json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(lake_bronze.glob("_batch_id=*/*.parquet")):
+        assert proc.poll() is None, "ingest finished before it could be killed: use a bigger file"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # Parquet files were on disk, but no commit made them part of the table.
+    assert not DeltaTable.is_deltatable(str(lake_bronze)) or bronze_table(settings).num_rows == 0
+    (result,) = ingest(settings, str(landing)).files
+    assert result.status == "loaded" and result.rows_bronze == rows
+    table = bronze_table(settings)
+    assert table.num_rows == rows
+    assert pc.count_distinct(table["_source_line"]).as_py() == rows
+
+
+def test_crash_between_bronze_commit_and_ledger_is_recovered_without_duplicates(
+    settings, landing, monkeypatch
+):
+    copy_files(SAMPLE_DATA / "sample_1", landing, BENE)
+    real_record = ledger.record
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed after the bronze commit")
+
+    monkeypatch.setattr(ledger, "record", crash)
+    try:
+        ingest(settings, str(landing))
+    except KeyboardInterrupt:
+        pass
+    committed = bronze_table(settings).num_rows
+    assert committed > 0  # bronze was committed, the ledger was not
+    monkeypatch.setattr(ledger, "record", real_record)
+    (result,) = ingest(settings, str(landing)).files
+    assert result.status == "recovered" and result.rows_bronze == committed
+    assert bronze_table(settings).num_rows == committed
+    (again,) = ingest(settings, str(landing)).files
+    assert again.status == "duplicate"
+
+
+def test_two_ingests_at_once_load_each_file_exactly_once(settings, landing):
+    copy_files(SAMPLE_DATA / "sample_1", landing)
+    procs = [
+        subprocess.Popen([*INGEST, str(landing), "--lake", settings.lake, "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+    led = ledger.read_ledger(settings)
+    loaded = led.filter(pc.is_in(led["status"], value_set=__import__("pyarrow").array(ledger.DONE)))
+    files = sorted(p.name for p in landing.iterdir())
+    assert sorted(loaded["file_name"].to_pylist()) == files  # one loaded row per file
+    for table in set(loaded["table"].to_pylist()):
+        expected = pc.sum(loaded.filter(pc.equal(loaded["table"], table))["rows_bronze"]).as_py()
+        actual = DeltaTable(bronze_uri(settings, table)).to_pyarrow_dataset().count_rows()
+        assert actual == expected
