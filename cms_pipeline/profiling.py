@@ -502,8 +502,9 @@ class ColumnProfiler:
         ok, parses, typed = conformance(self.spec, values)
         self.conforming += int(counts[ok].sum())
         if len(self.examples) < self.max_examples and not ok.all():
-            bad = values.filter(pa.array(~ok))[: self.max_examples - len(self.examples)]
-            self.examples.extend(bad.to_pylist())
+            for value in values.filter(pa.array(~ok))[: self.max_examples].to_pylist():
+                if value not in self.examples and len(self.examples) < self.max_examples:
+                    self.examples.append(value)
         if typed is not None and len(typed):
             self._update_typed(typed, counts[parses])
 
