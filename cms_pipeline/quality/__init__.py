@@ -1,0 +1,22 @@
+"""Soda quality gates on bronze, silver and gold.
+
+    gate = run_checks(spark, settings, "silver", schema="silver_build_<id>")
+    require_pass(gate)   # raises GateFailed naming each failing check and its value
+
+Check files: soda_checks/<layer>/<table>.yml. Results: LAKE/_meta/check_results,
+check_metrics and failed_rows (see `store`).
+"""
+
+from cms_pipeline.quality.gate import check_files, run_checks
+from cms_pipeline.quality.history import history
+from cms_pipeline.quality.results import CheckResult, GateFailed, GateResult, require_pass
+
+__all__ = [
+    "CheckResult",
+    "GateFailed",
+    "GateResult",
+    "check_files",
+    "history",
+    "require_pass",
+    "run_checks",
+]

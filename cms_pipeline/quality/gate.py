@@ -1,0 +1,181 @@
+"""Run a layer's Soda checks on the pipeline's SparkSession and return the gate verdict.
+
+One Soda scan per check file (`soda_checks/<layer>/<table>.yml`), so each scan gets the
+previous-scan metrics of its own table as variables. The tables of the scanned schema
+(a build schema such as `silver_build_<id>`, or the published one) are registered as
+temp views named like the table, so the same check files serve any schema; checks that
+look upstream use `${bronze_schema}.<table>` / `${silver_schema}.<table>`. Bronze scans
+also see the ingestion file ledger as the view `file_ledger`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cms_pipeline.config import PROJECT_ROOT, Settings
+from cms_pipeline.quality import metrics as qmetrics
+from cms_pipeline.quality import store
+from cms_pipeline.quality.results import ERROR, CheckResult, GateResult, from_scan
+from cms_pipeline.quality.sampler import BoundedSampler
+
+CHECKS_DIR = PROJECT_ROOT / "soda_checks"
+LAYERS = ("bronze", "silver", "gold")
+LEDGER_VIEW = "file_ledger"
+_SQL_DIR = Path(__file__).parent / "sql"
+
+
+def check_files(
+    layer: str, tables: Iterable[str] | None = None, checks_dir: Path | None = None
+) -> dict[str, Path]:
+    """Check file per table of a layer; `tables` narrows the set (unknown names are an error)."""
+    if layer not in LAYERS:
+        raise ValueError(f"unknown layer '{layer}': expected one of {', '.join(LAYERS)}")
+    folder = (checks_dir or CHECKS_DIR) / layer
+    files = {p.stem: p for p in sorted(folder.glob("*.yml")) if not p.stem.startswith("_")}
+    if tables is None:
+        return files
+    wanted = list(tables)
+    unknown = [t for t in wanted if t not in files]
+    if unknown:
+        raise ValueError(
+            f"no check file for {unknown} in {folder}; expected one of {sorted(files)}"
+        )
+    return {t: files[t] for t in wanted}
+
+
+def run_checks(
+    spark,
+    settings: Settings,
+    layer: str,
+    schema: str | None = None,
+    batch_id: str | None = None,
+    tables: Iterable[str] | None = None,
+    upstream: dict[str, str] | None = None,
+    checks_dir: Path | None = None,
+    save: bool = True,
+) -> GateResult:
+    """Scan `schema` (default: the published layer) with the layer's checks.
+
+    `upstream` maps layer -> schema for checks that reconcile with an earlier layer
+    (default: the published `bronze` and `silver`). Results, metrics and failed-row
+    samples are stored under LAKE/_meta unless `save=False`.
+    """
+    schema = schema or layer
+    files = check_files(layer, tables, checks_dir)
+    upstream = {"bronze": "bronze", "silver": "silver", **(upstream or {})}
+    run_id = uuid.uuid4().hex[:12]
+    checked_at = datetime.now(UTC)
+    previous = store.previous_metrics(settings, layer)
+    present = _tables_in(spark, schema)
+    views = _register_views(spark, settings, layer, schema, present)
+    checks: list[CheckResult] = []
+    measured: dict[str, dict[str, float | None]] = {}
+    versions: dict[str, str] = {}
+    try:
+        for table, path in files.items():
+            if table not in present:
+                checks.append(_missing_table(layer, table, schema, path))
+                continue
+            versions[table] = _table_version(spark, schema, table)
+            text = path.read_text()
+            wanted = qmetrics.wanted_metrics(text)
+            current = qmetrics.compute(spark.table(table), wanted)
+            measured[table] = {m.key: v for m, v in current.items()}
+            variables = {
+                **qmetrics.previous_variables(wanted, previous.get(table, {})),
+                "bronze_schema": upstream["bronze"],
+                "silver_schema": upstream["silver"],
+                "batch_id": batch_id or "",
+            }
+            checks.extend(_scan(spark, layer, table, path, variables))
+    finally:
+        for view in views:
+            spark.catalog.dropTempView(view)
+    gate = GateResult(layer, schema, run_id, batch_id, checked_at, checks, versions)
+    if save:
+        store.save(settings, gate, measured)
+    return gate
+
+
+def _scan(
+    spark, layer: str, table: str, path: Path, variables: dict[str, str]
+) -> list[CheckResult]:
+    from soda.scan import Scan
+
+    sampler = BoundedSampler()
+    scan = Scan()
+    scan.set_scan_definition_name(f"{layer}.{table}")
+    scan.set_data_source_name("spark_df")
+    scan.add_spark_session(spark, data_source_name="spark_df")
+    scan.add_variables(variables)  # before the file: Soda resolves ${...} while parsing
+    scan.add_sodacl_yaml_file(str(path))
+    scan.sampler = sampler
+    scan.execute()
+    errors = scan.get_error_logs_text() if scan.has_error_logs() else ""
+    return from_scan(layer, table, scan.get_scan_results(), sampler.samples, errors or "")
+
+
+def _tables_in(spark, schema: str) -> set[str]:
+    if not spark.catalog.databaseExists(schema):
+        return set()
+    return {t.name for t in spark.catalog.listTables(schema) if not t.isTemporary}
+
+
+def _register_views(
+    spark, settings: Settings, layer: str, schema: str, present: set[str]
+) -> list[str]:
+    """Temp views named like the tables of `schema` (plus the ledger for bronze)."""
+    views = []
+    for table in sorted(present):
+        spark.table(f"{schema}.{table}").createOrReplaceTempView(table)
+        views.append(table)
+    if layer == "bronze":
+        _ledger_frame(spark, settings).createOrReplaceTempView(LEDGER_VIEW)
+        views.append(LEDGER_VIEW)
+    return views
+
+
+_LEDGER_COLUMNS = (
+    "sha256 string, file_name string, `table` string, batch_id string, status string, "
+    "rows_read bigint, rows_bronze bigint, rows_quarantined bigint"
+)
+
+
+def _ledger_frame(spark, settings: Settings):
+    from cms_pipeline.ingest.ledger import read_ledger
+
+    names = [
+        "sha256",
+        "file_name",
+        "table",
+        "batch_id",
+        "status",
+        "rows_read",
+        "rows_bronze",
+        "rows_quarantined",
+    ]
+    rows = read_ledger(settings).select(names).to_pylist()
+    return spark.createDataFrame([tuple(r[n] for n in names) for r in rows], _LEDGER_COLUMNS)
+
+
+def _table_version(spark, schema: str, table: str) -> str:
+    """The bronze Delta version the catalog points at, else the schema (build) name."""
+    text = (_SQL_DIR / "table_properties.sql").read_text()
+    sql = "\n".join(ln for ln in text.splitlines() if not ln.startswith("--"))
+    props = {r[0]: r[1] for r in spark.sql(sql.format(table=f"{schema}.{table}")).collect()}
+    version = props.get("cms.delta_version")
+    return f"delta v{version}" if version is not None else schema
+
+
+def _missing_table(layer: str, table: str, schema: str, path: Path) -> CheckResult:
+    return CheckResult(
+        layer=layer,
+        table=table,
+        check="Table exists",
+        outcome=ERROR,
+        location=f"{path}:1",
+        message=f"{schema}.{table} not found: build it before checking, or pass tables=[...]",
+    )
