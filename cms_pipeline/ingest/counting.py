@@ -28,7 +28,7 @@ class LineCountingReader(io.RawIOBase):
         return data
 
     def readline(self, size: int = -1) -> bytes:
-        data = self._raw.readline(size)
+        data = self._raw.readline() if size == -1 else self._raw.readline(size)
         self._count(data)
         return data
 

@@ -36,7 +36,7 @@ def bronze_table(settings):
 
 
 def test_kill_mid_write_leaves_nothing_visible_and_rerun_completes(settings, landing):
-    _, rows = big_file(landing, 60)
+    _, rows = big_file(landing, 30)
     lake_bronze = Path(settings.lake) / "bronze" / "beneficiary_summary"
     proc = subprocess.Popen([*INGEST, str(landing), "--lake", settings.lake, "--json"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
