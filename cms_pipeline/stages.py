@@ -1,0 +1,65 @@
+"""Wall time and peak memory of each pipeline stage (this process and its children,
+which include the Spark and H2O JVMs)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import psutil
+
+
+def _tree_rss() -> int:
+    proc = psutil.Process()
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float = 0.0
+    peak_mib: float = 0.0
+    status: str = "ok"
+    detail: str = ""
+
+
+@dataclass
+class StageLog:
+    stages: list[Stage] = field(default_factory=list)
+
+    @contextmanager
+    def stage(self, name: str, interval: float = 0.2) -> Iterator[Stage]:
+        stage = Stage(name)
+        self.stages.append(stage)
+        peak = [_tree_rss()]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(interval):
+                peak[0] = max(peak[0], _tree_rss())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        started = time.perf_counter()
+        try:
+            yield stage
+        except BaseException:
+            stage.status = "failed"
+            raise
+        finally:
+            stop.set()
+            sampler.join()
+            stage.seconds = round(time.perf_counter() - started, 2)
+            stage.peak_mib = round(max(peak[0], _tree_rss()) / 2**20, 1)
+
+    def to_list(self) -> list[dict]:
+        return [asdict(s) for s in self.stages]

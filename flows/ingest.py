@@ -1,0 +1,33 @@
+"""Flow: landing files -> Delta bronze -> bronze tables in Spark."""
+
+from __future__ import annotations
+
+from prefect import flow, task
+
+from cms_pipeline.config import Settings, load_settings
+from cms_pipeline.ingest import IngestReport, ingest
+from flows import artifacts
+
+
+@task(name="ingest files", retries=2, retry_delay_seconds=[5, 30], timeout_seconds=6 * 3600)
+def ingest_files(settings: Settings, source: str | None) -> IngestReport:
+    # Safe to retry: the ledger makes a reloaded file a no-op.
+    report = ingest(settings, source)
+    artifacts.row_accounting(report)
+    return report
+
+
+@task(name="sync bronze tables", retries=1, retry_delay_seconds=10)
+def sync_bronze_tables(settings: Settings) -> dict[str, int]:
+    from cms_pipeline.bronze_catalog import sync_bronze
+    from cms_pipeline.spark import get_spark
+
+    return sync_bronze(get_spark(settings), settings)
+
+
+@flow(name="ingest", log_prints=True)
+def ingest_flow(source: str | None = None, lake: str | None = None) -> dict:
+    settings = load_settings(lake=lake)
+    report = ingest_files(settings, source)
+    versions = sync_bronze_tables(settings)
+    return {"ingest": report.to_dict(), "bronze_versions": versions}
