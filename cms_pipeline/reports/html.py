@@ -64,11 +64,14 @@ def histogram_svg(col: ColumnProfile, width: int = 180, height: int = 44) -> str
             f'<rect x="{i * bar + 0.5:.1f}" y="{height - h:.1f}" width="{max(bar - 1, 1):.1f}" '
             f'height="{h:.1f}"><title>{label}: {n:,}</title></rect>'
         )
-    first_label = items[0][0] if kind == "year" else _fmt_number(bin_edges(kind, items[0][0])[0])
-    last_label = items[-1][0] if kind == "year" else _fmt_number(bin_edges(kind, items[-1][0])[1])
+    if kind == "year":
+        first_label, last_label, scale = items[0][0], items[-1][0], "one bar per year"
+    else:  # bins are log-spaced: label the ends with the observed extremes
+        first_label, last_label = _fmt_number(col.min_value), _fmt_number(col.max_value)
+        scale = "bars on a log scale of the value (4 per decade)"
     return (
         f'<svg class="hist" width="{width}" height="{height + 12}" role="img" '
-        f'viewBox="0 0 {width} {height + 12}">{"".join(rects)}'
+        f'viewBox="0 0 {width} {height + 12}"><title>{scale}</title>{"".join(rects)}'
         f'<text x="0" y="{height + 11}">{first_label}</text>'
         f'<text x="{width}" y="{height + 11}" text-anchor="end">{last_label}</text></svg>'
     )
@@ -84,6 +87,7 @@ def _column_view(col: ColumnProfile, shift: Any) -> dict[str, Any]:
         "p": col,
         "anchor": re.sub(r"[^A-Za-z0-9_-]", "_", col.column),
         "top": top,
+        "all_distinct": bool(top) and top[0]["count"] == 1,
         "histogram": histogram_svg(col),
         "shift": shift,
         "conformance_bad": col.conformance_rate is not None and col.conformance_rate < 1.0,
