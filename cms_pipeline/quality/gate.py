@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cms_pipeline.config import PROJECT_ROOT, Settings
+from cms_pipeline.ingest.delta_writer import open_table
 from cms_pipeline.quality import metrics as qmetrics
 from cms_pipeline.quality import store
 from cms_pipeline.quality.results import ERROR, CheckResult, GateResult, from_scan
@@ -71,6 +72,7 @@ def run_checks(
     previous = store.previous_metrics(settings, layer)
     present = _tables_in(spark, schema)
     views = _register_views(spark, settings, layer, schema, present)
+    present |= set(views)
     checks: list[CheckResult] = []
     measured: dict[str, dict[str, float | None]] = {}
     versions: dict[str, str] = {}
@@ -79,7 +81,7 @@ def run_checks(
             if table not in present:
                 checks.append(_missing_table(layer, table, schema, path))
                 continue
-            versions[table] = _table_version(spark, schema, table)
+            versions[table] = _table_version(spark, settings, schema, table)
             text = path.read_text()
             wanted = qmetrics.wanted_metrics(text)
             current = qmetrics.compute(spark.table(table), wanted)
@@ -161,8 +163,13 @@ def _ledger_frame(spark, settings: Settings):
     return spark.createDataFrame([tuple(r[n] for n in names) for r in rows], _LEDGER_COLUMNS)
 
 
-def _table_version(spark, schema: str, table: str) -> str:
+def _table_version(spark, settings: Settings, schema: str, table: str) -> str:
     """The bronze Delta version the catalog points at, else the schema (build) name."""
+    if table == LEDGER_VIEW:
+        from cms_pipeline.ingest.ledger import ledger_uri
+
+        dt = open_table(ledger_uri(settings))
+        return "none" if dt is None else f"delta v{dt.version()}"
     text = (_SQL_DIR / "table_properties.sql").read_text()
     sql = "\n".join(ln for ln in text.splitlines() if not ln.startswith("--"))
     props = {r[0]: r[1] for r in spark.sql(sql.format(table=f"{schema}.{table}")).collect()}

@@ -1,0 +1,82 @@
+"""The SodaCL files themselves: Soda parses them, names are unique, contracts are covered."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from cms_pipeline.quality.gate import CHECKS_DIR, LAYERS, check_files
+from cms_pipeline.quality.metrics import wanted_metrics
+
+ALL_FILES = sorted(p for layer in LAYERS for p in (CHECKS_DIR / layer).glob("*.yml"))
+# Variables the gate passes to every scan (cms_pipeline.quality.gate.run_checks).
+GATE_VARIABLES = re.compile(
+    r"^(prev_(row_count|missing_pct__\w+|avg__\w+)|bronze_schema|silver_schema|batch_id)$"
+)
+
+
+def _checks(path):
+    data = yaml.safe_load(path.read_text())
+    (section,) = data
+    return section, data[section]
+
+
+def _name(check) -> str:
+    if isinstance(check, str):
+        return check
+    key = next(iter(check))
+    cfg = check[key] or {}
+    return cfg.get("name", key)
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_soda_parses_every_check_file(path):
+    from soda.scan import Scan
+
+    scan = Scan()
+    scan.set_data_source_name("spark_df")
+    scan.add_variables({"prev_row_count": "NULL"})
+    scan.add_sodacl_yaml_file(str(path))
+    assert not scan.has_error_logs(), scan.get_error_logs_text()
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_one_section_per_file_named_after_the_table_with_unique_check_names(path):
+    section, checks = _checks(path)
+    assert section == f"checks for {path.stem}"
+    names = [_name(c) for c in checks]
+    assert len(names) == len(set(names)), "failed-row samples are matched to checks by name"
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_only_variables_the_gate_provides(path):
+    used = set(re.findall(r"\$\{\s*(\w+)\s*\}", path.read_text()))
+    assert all(GATE_VARIABLES.match(v) for v in used), used
+
+
+def test_bronze_schema_checks_cover_every_contract_column(settings):
+    from cms_pipeline.lake import FILE_ATTRIBUTE_COLUMNS, LINEAGE_COLUMNS
+
+    files = check_files("bronze")
+    for contract in settings.sources.values():
+        _, checks = _checks(files[contract.table])
+        schema = next(c["schema"] for c in checks if isinstance(c, dict) and "schema" in c)
+        required = schema["fail"]["when required column missing"]
+        expected = contract.column_names + LINEAGE_COLUMNS + FILE_ATTRIBUTE_COLUMNS
+        assert sorted(required) == sorted(expected), contract.table
+
+
+def test_every_bronze_table_has_distribution_checks_against_the_previous_scan(settings):
+    files = check_files("bronze")
+    for contract in settings.sources.values():
+        kinds = {m.kind for m in wanted_metrics(files[contract.table].read_text())}
+        assert kinds == {"row_count", "missing_pct", "avg"}, contract.table
+
+
+def test_unknown_layer_or_table_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="bronze, silver, gold"):
+        check_files("platinum")
+    with pytest.raises(ValueError, match="no check file"):
+        check_files("bronze", ["no_such_table"])
