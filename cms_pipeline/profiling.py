@@ -85,9 +85,14 @@ class KmvSketch:
     def update(self, hashes: np.ndarray) -> None:
         if len(self.hashes) == self.k:
             hashes = hashes[hashes < self.hashes[-1]]
-            if len(hashes) == 0:
-                return
-        self.hashes = np.union1d(self.hashes, hashes)[: self.k]
+        if len(hashes) > self.k:  # only the k smallest can stay
+            hashes = np.partition(hashes, self.k - 1)[: self.k]
+        if len(hashes) == 0:
+            return
+        merged = np.sort(np.concatenate([self.hashes, hashes]))
+        keep = np.ones(len(merged), dtype=bool)
+        keep[1:] = merged[1:] != merged[:-1]
+        self.hashes = merged[keep][: self.k]
 
     @property
     def exact(self) -> bool:
@@ -664,12 +669,20 @@ class Profiler:
         self.batch_id = batch_id
         self.specs = {c.name: c for c in contract.columns}
         self.options = dict(sketch_size=sketch_size, counter_size=counter_size, top_k=top_k)
-        self.columns: dict[str, ColumnProfiler] = {}
+        # every contract column is reported, even when no batch (or no row) carries it
+        self.columns = {
+            name: ColumnProfiler(spec, **self.options) for name, spec in self.specs.items()
+        }
         keys = contract.keys if key_columns is None else key_columns
         self.keys = KeyTracker(keys) if keys else None
         self.rows = 0
 
     def update(self, batch: pa.RecordBatch | pa.Table) -> None:
+        present = set(batch.schema.names)
+        for name, col in self.columns.items():
+            if name not in present:  # a column the file lacks is null in bronze
+                col.count += batch.num_rows
+                col.nulls += batch.num_rows
         for name in batch.schema.names:
             if name in LINEAGE_COLUMNS:
                 continue

@@ -265,3 +265,16 @@ def test_real_beneficiary_file_profile_matches_exact_computations(sample_data):
     assert profile.keys.duplicate_rows == table.num_rows - distinct_keys
     failures = check_expectations(profile, bene)
     assert [f.check for f in failures] == (["unique_keys"] if profile.keys.duplicate_rows else [])
+
+
+def test_an_empty_file_and_a_missing_column_are_still_reported():
+    c = contract()
+    empty = profile_batches([], c)
+    assert [col.column for col in empty.columns] == c.column_names
+    assert all(col.count == 0 and col.conformance_rate is None for col in empty.columns)
+    assert [f.check for f in check_expectations(empty, c)] == ["min_rows"]
+
+    table = toy_table(300).drop_columns(["AMOUNT"])
+    profile = profile_of(table, c, batch_rows=100)
+    amount = profile.column("AMOUNT")
+    assert (amount.count, amount.nulls, amount.null_rate) == (300, 300, 1.0)
