@@ -9,6 +9,8 @@ committed batch folders never see a partial one.
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -88,6 +90,50 @@ class BatchWriter:
     def finish(self) -> list[AddAction]:
         self._close_file()
         return self.adds
+
+
+class BackgroundWriter:
+    """Runs a BatchWriter's Parquet encoding in a thread, overlapping it with parsing
+    (pyarrow releases the GIL); at most `depth` batches wait in between."""
+
+    def __init__(self, writer: BatchWriter, depth: int = 2):
+        self.writer = writer
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.writer.write(item)
+                except BaseException as exc:  # re-raised in the caller's thread
+                    self._error = exc
+
+    def write(self, batch) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def rows(self) -> int:
+        return self.writer.rows
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.writer.schema
+
+    def finish(self) -> list[AddAction]:
+        self.close()
+        return self.writer.finish()
 
 
 def table_schema(data_schema: pa.Schema) -> pa.Schema:

@@ -27,6 +27,7 @@ from cms_pipeline.ingest.claims import claim
 from cms_pipeline.ingest.counting import LineCountingReader
 from cms_pipeline.ingest.delta_writer import (
     PARTITION,
+    BackgroundWriter,
     BatchWriter,
     batches_in_table,
     commit_batch,
@@ -37,6 +38,7 @@ from cms_pipeline.ingest.errors import IngestError
 from cms_pipeline.ingest.header import HeaderCheck, check_header
 from cms_pipeline.ingest.reader import (
     LineBatch,
+    NeedsExactPass,
     ParseFailure,
     decode_line,
     open_delivery,
@@ -157,41 +159,17 @@ def _rows_in_batch(dt, batch_id: str) -> int:
 
 
 def _load(settings: Settings, delivery: Delivery, result: FileResult) -> None:
+    try:
+        attempt = _read(settings, delivery, result, exact=False)
+    except NeedsExactPass:
+        # A row the fast pass cannot place: read again, row by row. The first attempt's
+        # files are in a batch folder no commit will ever name.
+        result.rows_read = 0
+        attempt = _read(settings, delivery, result, exact=True)
+        result.warnings = list(dict.fromkeys(result.warnings))  # the header was read twice
+    writer, quarantine, physical = attempt
+    batch_id = quarantine.batch_id
     contract = delivery.contract
-    batch_id = f"{result.sha256[:16]}-{uuid.uuid4().hex[:8]}"
-    ingested_at = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
-    quarantine = BatchWriter(quarantine_uri(settings), batch_id, QUARANTINE_SCHEMA)
-    failures: list[ParseFailure] = []
-    with open_delivery(delivery.uri) as (raw, _member):
-        stream = LineCountingReader(raw)
-        header = check_header(
-            read_header(stream), contract.column_names, contract.delimiter, contract.encoding
-        )
-        columns, policy_reason = _apply_policy(delivery, header, result)
-        writer = None
-        file_columns = header.names
-        if policy_reason is None:
-            columns = _output_columns(contract, header)
-            writer = BatchWriter(
-                bronze_uri(settings, contract.table),
-                batch_id,
-                bronze_schema(columns),
-                target_file_rows=settings.ingest.target_file_rows,
-            )
-        lineage = _Lineage(delivery, result.sha256, ingested_at)
-        for lb in stream_batches(stream, file_columns, contract.delimiter, failures):
-            result.rows_read += lb.batch.num_rows
-            if writer is None:
-                _quarantine_all(quarantine, lb, lineage, contract, policy_reason)
-                continue
-            good, bad = _split(lb, contract)
-            writer.write(lineage.bronze(good.batch, good.lines, columns))
-            if bad is not None:
-                quarantine.write(lineage.quarantine(*bad))
-        result.rows_read += len(failures)
-        if failures:
-            quarantine.write(lineage.parse_failures(failures))
-        physical = stream.lines - 1  # without the header
     if physical != result.rows_read:
         raise IngestError(
             delivery.relative,
@@ -211,6 +189,51 @@ def _load(settings: Settings, delivery: Delivery, result: FileResult) -> None:
         )
     result.status, result.batch_id = "loaded", batch_id
     assert result.rows_read == result.rows_bronze + result.rows_quarantined
+
+
+def _read(settings: Settings, delivery: Delivery, result: FileResult, exact: bool):
+    """Stream the file into (uncommitted) bronze and quarantine batch folders."""
+    contract = delivery.contract
+    batch_id = f"{result.sha256[:16]}-{uuid.uuid4().hex[:8]}"
+    ingested_at = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
+    quarantine = BatchWriter(quarantine_uri(settings), batch_id, QUARANTINE_SCHEMA)
+    failures: list[ParseFailure] | None = [] if exact else None
+    with open_delivery(delivery.uri) as (raw, _member):
+        stream = LineCountingReader(raw)
+        header = check_header(
+            read_header(stream), contract.column_names, contract.delimiter, contract.encoding
+        )
+        columns, policy_reason = _apply_policy(delivery, header, result)
+        writer = None
+        if policy_reason is None:
+            columns = _output_columns(contract, header)
+            writer = BackgroundWriter(
+                BatchWriter(
+                    bronze_uri(settings, contract.table),
+                    batch_id,
+                    bronze_schema(columns),
+                    target_file_rows=settings.ingest.target_file_rows,
+                )
+            )
+        lineage = _Lineage(delivery, result.sha256, ingested_at)
+        try:
+            for lb in stream_batches(stream, header.names, contract.delimiter, failures):
+                result.rows_read += lb.batch.num_rows
+                if writer is None:
+                    _quarantine_all(quarantine, lb, lineage, contract, policy_reason)
+                    continue
+                good, bad = _split(lb, contract, check_utf8=exact)
+                writer.write(lineage.bronze(good.batch, good.lines, columns))
+                if bad is not None:
+                    quarantine.write(lineage.quarantine(*bad))
+        finally:
+            if writer is not None:
+                writer.close()
+        if failures:
+            result.rows_read += len(failures)
+            quarantine.write(lineage.parse_failures(failures))
+        physical = stream.lines - 1  # without the header
+    return writer, quarantine, physical
 
 
 def _apply_policy(delivery: Delivery, header: HeaderCheck, result: FileResult):
@@ -243,8 +266,8 @@ def _output_columns(contract: SourceContract, header: HeaderCheck) -> list[str]:
     return contract.column_names + [n for n in header.names if n not in contract.column_names]
 
 
-def _split(lb: LineBatch, contract: SourceContract):
-    violations = find_violations(lb.batch, contract)
+def _split(lb: LineBatch, contract: SourceContract, check_utf8: bool):
+    violations = find_violations(lb.batch, contract, check_utf8=check_utf8)
     if not len(violations):
         return lb, None
     keep = np.ones(lb.batch.num_rows, dtype=bool)

@@ -80,18 +80,26 @@ def read_header(stream: BinaryIO) -> bytes:
     return stream.readline()
 
 
+class NeedsExactPass(Exception):
+    """The fast pass met a row it cannot place (bad field count or bytes): read exactly."""
+
+
 def stream_batches(
     stream: BinaryIO,
     column_names: list[str],
     delimiter: str,
-    failures: list[ParseFailure],
+    failures: list[ParseFailure] | None = None,
     block_size: int = BLOCK_SIZE,
 ) -> Iterator[LineBatch]:
-    """Batches of the rows after the header; bad rows are appended to `failures`.
+    """Batches of the rows after the header.
 
-    The parser runs single-threaded because only then does pyarrow report the physical
-    line of a row it cannot split; rows between failures are numbered consecutively.
+    Fast pass (`failures` is None): multi-threaded parsing with UTF-8 checked; the first
+    bad row raises NeedsExactPass. Exact pass: single-threaded, because only then does
+    pyarrow report the physical line of a row it cannot split; bad rows are appended to
+    `failures` and the rows between them are numbered consecutively.
     """
+    exact = failures is not None
+    failures = failures if exact else []
     first_failure = len(failures)
 
     def on_invalid(row) -> str:
@@ -101,14 +109,18 @@ def stream_batches(
         return "skip"
 
     try:
-        reader = _open_csv(stream, column_names, delimiter, on_invalid, block_size)
+        reader = _open_csv(
+            stream, column_names, delimiter, on_invalid if exact else None, block_size
+        )
     except pa.ArrowInvalid as exc:
         if "Empty CSV file" in str(exc):  # a header and nothing after it
             return
-        raise
+        if exact:
+            raise
+        raise NeedsExactPass(str(exc)) from exc
     next_line = 2  # line 1 is the header
     used = first_failure
-    for batch in reader:
+    for batch in _guarded(reader, exact):
         # The parser has reported every failure up to the end of this batch.
         failed_lines = [f.line for f in failures[used:]]
         used = len(failures)
@@ -120,11 +132,25 @@ def stream_batches(
         yield LineBatch(batch, lines)
 
 
+def _guarded(reader, exact: bool) -> Iterator[pa.RecordBatch]:
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as exc:
+            if exact:
+                raise
+            raise NeedsExactPass(str(exc)) from exc
+        yield batch
+
+
 def _open_csv(stream, column_names, delimiter, on_invalid, block_size):
+    exact = on_invalid is not None
     return pacsv.open_csv(
         stream,
         read_options=pacsv.ReadOptions(
-            use_threads=False, column_names=column_names, block_size=block_size
+            use_threads=not exact, column_names=column_names, block_size=block_size
         ),
         parse_options=pacsv.ParseOptions(
             delimiter=delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False
@@ -134,7 +160,7 @@ def _open_csv(stream, column_names, delimiter, on_invalid, block_size):
             null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
-            check_utf8=False,
+            check_utf8=not exact,  # the exact pass finds bad bytes row by row itself
         ),
     )
 

@@ -92,7 +92,9 @@ def invalid_utf8_rows(column: pa.Array) -> np.ndarray:
         return np.array(bad, dtype=np.int64)
 
 
-def find_violations(batch: pa.RecordBatch, contract: SourceContract) -> Violations:
+def find_violations(
+    batch: pa.RecordBatch, contract: SourceContract, check_utf8: bool = True
+) -> Violations:
     n = batch.num_rows
     first_col = np.full(n, -1, dtype=np.int32)
     reason_of = np.full(n, -1, dtype=np.int32)
@@ -110,7 +112,7 @@ def find_violations(batch: pa.RecordBatch, contract: SourceContract) -> Violatio
     specs = {c.name: c for c in contract.columns}
     for name in batch.schema.names:
         column = batch.column(name)
-        bad_utf8 = invalid_utf8_rows(column)
+        bad_utf8 = invalid_utf8_rows(column) if check_utf8 else ()
         if len(bad_utf8):
             mask = np.zeros(n, dtype=bool)
             mask[bad_utf8] = True
