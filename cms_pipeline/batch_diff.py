@@ -353,6 +353,25 @@ def _complete(col: ColumnProfile) -> bool:
 # ---------------------------------------------------------------- the report
 
 
+def key_changes(
+    new_keys: KeySet, table_keys: KeySet | None, previous_delivery_keys: KeySet | None
+) -> KeyChanges:
+    """New keys (not in `table_keys`) and disappeared ones (in the previous delivery only)."""
+    new = None if table_keys is None else new_keys.minus(table_keys)
+    return KeyChanges(
+        key_columns=list(new_keys.key_columns),
+        batch_keys=len(new_keys),
+        new_keys=new,
+        existing_keys=None if new is None else len(new_keys) - new,
+        previous_delivery_keys=(
+            None if previous_delivery_keys is None else len(previous_delivery_keys)
+        ),
+        disappeared_keys=(
+            None if previous_delivery_keys is None else previous_delivery_keys.minus(new_keys)
+        ),
+    )
+
+
 def diff_batch(
     new_profile: BatchProfile,
     *,
@@ -361,7 +380,6 @@ def diff_batch(
     new_keys: KeySet | None = None,
     table_keys: KeySet | None = None,
     previous_delivery_keys: KeySet | None = None,
-    key_columns: list[str] | None = None,
     thresholds: Thresholds = Thresholds(),
 ) -> BatchDiff:
     """Compare a new batch with what came before it.
@@ -374,24 +392,7 @@ def diff_batch(
     previous_delivery_keys: key set of the previous delivery of the same file name or
         kind -> `disappeared_keys` count (keys there, not in the new batch).
     """
-    keys = None
-    if new_keys is not None:
-        keys = KeyChanges(
-            key_columns=list(
-                key_columns or (new_profile.keys.key_columns if new_profile.keys else [])
-            ),
-            batch_keys=len(new_keys),
-            new_keys=None if table_keys is None else new_keys.minus(table_keys),
-            existing_keys=None
-            if table_keys is None
-            else len(new_keys) - new_keys.minus(table_keys),
-            previous_delivery_keys=None
-            if previous_delivery_keys is None
-            else len(previous_delivery_keys),
-            disappeared_keys=(
-                None if previous_delivery_keys is None else previous_delivery_keys.minus(new_keys)
-            ),
-        )
+    keys = None if new_keys is None else key_changes(new_keys, table_keys, previous_delivery_keys)
     shifts = []
     baseline = None
     if previous_profile is not None and previous_profile.rows > 0:
