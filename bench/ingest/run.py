@@ -1,0 +1,111 @@
+"""Benchmark: `cms-pipeline ingest` against raw CSV->Parquet converters, same files, same run.
+
+    python -m bench.ingest.run [--copies 50]
+
+Input: real CMS rows (sample_1 outpatient and beneficiary files) repeated to >100 MB.
+Results: bench/results/ingest.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from bench.common import machine, run_measured, write_results
+from bench.ingest.converters import METHODS
+from cms_pipeline.config import PROJECT_ROOT
+
+WORK = PROJECT_ROOT / "bench" / "work" / "ingest"
+SOURCES = [
+    "sample_1/DE1_0_2008_to_2010_Outpatient_Claims_Sample_1.csv",
+    "sample_1/DE1_0_2008_Beneficiary_Summary_File_Sample_1.csv",
+]
+
+
+def build_input(copies: int) -> tuple[Path, int, int]:
+    src = WORK / "input"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    rows = 0
+    for rel in SOURCES:
+        header, *lines = (
+            (PROJECT_ROOT / "data/synpuf" / rel).read_bytes().rstrip(b"\r\n").split(b"\r\n")
+        )
+        body = b"\r\n".join(lines) + b"\r\n"
+        with (src / Path(rel).name).open("wb") as f:
+            f.write(header + b"\r\n")
+            for _ in range(copies):
+                f.write(body)
+        rows += len(lines) * copies
+    size = sum(p.stat().st_size for p in src.iterdir())
+    return src, rows, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--copies", type=int, default=40, help="times the real rows are repeated")
+    args = parser.parse_args()
+    src, rows, size = build_input(args.copies)
+    mb = size / 1e6
+    results = []
+    for name in METHODS:
+        out = WORK / "out"
+        shutil.rmtree(out, ignore_errors=True)
+        m = run_measured(
+            [sys.executable, "-m", "bench.ingest.converters", name, str(src), str(out)]
+        )
+        m.pop("stdout")
+        results.append(
+            {
+                "method": name,
+                **m,
+                "mb_per_s": round(mb / m["seconds"], 1),
+                "rows_per_s": round(rows / m["seconds"]),
+            }
+        )
+        print(
+            f"{name:55s} {m['seconds']:7.2f} s {mb / m['seconds']:7.1f} MB/s peak {m['peak_mib']} MiB"
+        )
+    ours = results[-1]
+    by = {r["method"].split()[0]: r for r in results}
+    fastest = max(results[:2], key=lambda r: r["mb_per_s"])
+    ratios = {
+        "vs fastest raw converter": round(ours["mb_per_s"] / fastest["mb_per_s"], 2),
+        "vs pandas loop": round(ours["mb_per_s"] / by["pandas"]["mb_per_s"], 2),
+        "vs Spark CSV reader": round(ours["mb_per_s"] / by["Spark"]["mb_per_s"], 2),
+    }
+    payload = {
+        "machine": machine(),
+        "input": {"files": SOURCES, "copies": args.copies, "rows": rows, "megabytes": round(mb, 1)},
+        "results": results,
+        "ratios": ratios,
+    }
+    lines = [
+        "# Ingest benchmark",
+        "",
+        f"Input: {rows:,} real CMS rows ({mb:.0f} MB), {', '.join(Path(s).name for s in SOURCES)} "
+        f"repeated {args.copies} times. Machine: {payload['machine']['cpus']} CPUs, "
+        f"{payload['machine']['memory_gib']} GiB; load average at start "
+        f"{payload['machine']['load_average_at_start']}.",
+        "",
+        "| method | seconds | MB/s | rows/s | peak MiB |",
+        "|---|---:|---:|---:|---:|",
+        *[
+            f"| {r['method']} | {r['seconds']} | {r['mb_per_s']} | {r['rows_per_s']:,} | {r['peak_mib']} |"
+            for r in results
+        ],
+        "",
+        "Ratios of cms-pipeline ingest throughput: "
+        + ", ".join(f"{k}: {v}x" for k, v in ratios.items()),
+        "",
+        "Command: `python -m bench.ingest.run`.",
+        "",
+    ]
+    write_results("ingest", payload, "\n".join(lines))
+    print(ratios)
+
+
+if __name__ == "__main__":
+    main()
