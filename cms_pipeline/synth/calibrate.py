@@ -152,8 +152,10 @@ def beneficiary_stats(bene: pd.DataFrame) -> dict:
         "state_county": _dist(b08.SP_STATE_CODE + "|" + b08.BENE_COUNTY_CD),
         "coverage": _dist(bene._coverage, top=300),
         "coverage_keep": round(float((pairs._coverage == pairs._coverage_next).mean()), 4),
-        "esrd": {str(y): round(float((bene[bene.year == y].BENE_ESRD_IND == "Y").mean()), 4)
-                 for y in YEARS},  # fmt: skip
+        "esrd": {
+            str(y): round(float((bene[bene.year == y].BENE_ESRD_IND == "Y").mean()), 4)
+            for y in YEARS
+        },  # fmt: skip
         "esrd_keep": round(float(esrd_next[esrd_now].mean()), 4),
         "esrd_onset": round(float(esrd_next[~esrd_now].mean()), 4),
         "conditions": {
@@ -162,8 +164,9 @@ def beneficiary_stats(bene: pd.DataFrame) -> dict:
             "keep": keep,
             "onset": onset,
             "prevalence": {
-                str(y): [round(float((bene[bene.year == y][c] == "1").mean()), 4)
-                         for c in CONDITIONS]
+                str(y): [
+                    round(float((bene[bene.year == y][c] == "1").mean()), 4) for c in CONDITIONS
+                ]
                 for y in YEARS
             },  # fmt: skip
         },
@@ -220,9 +223,15 @@ def inpatient_stats(ip: pd.DataFrame, bene: pd.DataFrame) -> dict:
         "rate_ratio": _rate_ratios(per, CONDITIONS),
         "readmit_30d_rate": readmission_rate(ip),
         "los": _dist(los),
-        "utilization_equals_los": round(float((first.CLM_UTLZTN_DAY_CNT.astype(float)
-                                                == _days(first.CLM_FROM_DT, first.CLM_THRU_DT))
-                                               .mean()), 4),  # fmt: skip
+        "utilization_equals_los": round(
+            float(
+                (
+                    first.CLM_UTLZTN_DAY_CNT.astype(float)
+                    == _days(first.CLM_FROM_DT, first.CLM_THRU_DT)
+                ).mean()
+            ),
+            4,
+        ),  # fmt: skip
         "payment_quantiles_by_los": {
             label: _quantiles(pay.to_numpy()[bucket == i])
             for i, label in enumerate(["0-2", "3-5", "6-10", "11+"])
@@ -241,8 +250,10 @@ def inpatient_stats(ip: pd.DataFrame, bene: pd.DataFrame) -> dict:
         "segment2_rate": round(float((ip.SEGMENT == "2").sum() / len(first)), 5),
         "segment2_drg": _dist(ip[ip.SEGMENT == "2"].CLM_DRG_CD.dropna()),
         "from_2007_rate": round(float((first.CLM_FROM_DT.str[:4] == "2007").mean()), 5),
-        "npi_present": {c: round(float(first[c].notna().mean()), 4)
-                        for c in ["AT_PHYSN_NPI", "OP_PHYSN_NPI", "OT_PHYSN_NPI"]},  # fmt: skip
+        "npi_present": {
+            c: round(float(first[c].notna().mean()), 4)
+            for c in ["AT_PHYSN_NPI", "OP_PHYSN_NPI", "OT_PHYSN_NPI"]
+        },  # fmt: skip
     }
 
 
@@ -278,8 +289,10 @@ def outpatient_stats(op: pd.DataFrame, ip_stats: dict) -> dict:
         "n_hcpcs": _dist(n_hcpcs),
         "segment2_rate": round(float((op.SEGMENT == "2").sum() / len(op[op.SEGMENT == "1"])), 5),
         "from_2007_rate": round(float((first.CLM_FROM_DT.str[:4] == "2007").mean()), 5),
-        "npi_present": {c: round(float(first[c].notna().mean()), 4)
-                        for c in ["AT_PHYSN_NPI", "OP_PHYSN_NPI", "OT_PHYSN_NPI"]},  # fmt: skip
+        "npi_present": {
+            c: round(float(first[c].notna().mean()), 4)
+            for c in ["AT_PHYSN_NPI", "OP_PHYSN_NPI", "OT_PHYSN_NPI"]
+        },  # fmt: skip
     }
 
 
@@ -292,13 +305,51 @@ def assumed_stats() -> dict:
             "why": "no real carrier rows at volume; rate from CMS's published file size, "
             "line counts and amounts are plausible choices, codes reuse outpatient frequencies",
             "claims_per_bene_year": round(FULL_SAMPLE["carrier"] / bene_years, 5),
-            "lines": {"values": list(range(1, 14)),
-                      "p": [0.46, 0.22, 0.12, 0.07, 0.04, 0.03, 0.02, 0.015, 0.01, 0.006,
-                            0.004, 0.003, 0.002]},  # fmt: skip
-            "line_payment_quantiles": [0, 0, 10, 10, 20, 20, 30, 40, 40, 50, 60, 70, 80, 100,
-                                       120, 150, 200, 300, 500, 900, 3000],  # fmt: skip
-            "processing_indicator": {"values": ["A", "R", "S", "I", "O", "M", "Q"],
-                                     "p": [0.88, 0.04, 0.02, 0.02, 0.02, 0.01, 0.01]},  # fmt: skip
+            "lines": {
+                "values": list(range(1, 14)),
+                "p": [
+                    0.46,
+                    0.22,
+                    0.12,
+                    0.07,
+                    0.04,
+                    0.03,
+                    0.02,
+                    0.015,
+                    0.01,
+                    0.006,
+                    0.004,
+                    0.003,
+                    0.002,
+                ],
+            },  # fmt: skip
+            "line_payment_quantiles": [
+                0,
+                0,
+                10,
+                10,
+                20,
+                20,
+                30,
+                40,
+                40,
+                50,
+                60,
+                70,
+                80,
+                100,
+                120,
+                150,
+                200,
+                300,
+                500,
+                900,
+                3000,
+            ],  # fmt: skip
+            "processing_indicator": {
+                "values": ["A", "R", "S", "I", "O", "M", "Q"],
+                "p": [0.88, 0.04, 0.02, 0.02, 0.02, 0.01, 0.01],
+            },  # fmt: skip
             "npi_pool": 20000,
         },
         "pde": {
@@ -306,12 +357,37 @@ def assumed_stats() -> dict:
             "why": "no real PDE rows at volume; rate from CMS's published file size, only "
             "beneficiaries with Part D months fill; quantities, supplies and costs plausible",
             "events_per_bene_year": round(FULL_SAMPLE["pde"] / bene_years, 5),
-            "quantity": {"values": [30, 60, 90, 10, 15, 20, 100, 120, 180, 270],
-                         "p": [0.42, 0.16, 0.13, 0.05, 0.04, 0.05, 0.04, 0.05, 0.04, 0.02]},
-            "days_supply": {"values": [30, 90, 10, 20, 60, 14, 7, 0],
-                            "p": [0.55, 0.17, 0.06, 0.07, 0.06, 0.04, 0.04, 0.01]},
-            "cost_quantiles": [0, 10, 10, 10, 20, 20, 30, 40, 50, 60, 70, 90, 100, 130, 160,
-                               200, 270, 400, 600, 1000, 5000],  # fmt: skip
+            "quantity": {
+                "values": [30, 60, 90, 10, 15, 20, 100, 120, 180, 270],
+                "p": [0.42, 0.16, 0.13, 0.05, 0.04, 0.05, 0.04, 0.05, 0.04, 0.02],
+            },
+            "days_supply": {
+                "values": [30, 90, 10, 20, 60, 14, 7, 0],
+                "p": [0.55, 0.17, 0.06, 0.07, 0.06, 0.04, 0.04, 0.01],
+            },
+            "cost_quantiles": [
+                0,
+                10,
+                10,
+                10,
+                20,
+                20,
+                30,
+                40,
+                50,
+                60,
+                70,
+                90,
+                100,
+                130,
+                160,
+                200,
+                270,
+                400,
+                600,
+                1000,
+                5000,
+            ],  # fmt: skip
             "patient_share": [0.0, 0.1, 0.2, 0.25, 0.33, 0.5, 1.0],
             "ndc_pool": 6000,
         },
@@ -326,8 +402,11 @@ def calibrate(data_dir: Path = DATA_DIR) -> dict:
     return {
         "about": "Derived by `python -m cms_pipeline.synth.calibrate` from the real rows in "
         "data/synpuf (samples 1 and 2); carrier and pde are assumptions (no real volume).",
-        "source_rows": {"beneficiary_years": int(len(bene)), "inpatient": int(len(ip)),
-                        "outpatient": int(len(op))},  # fmt: skip
+        "source_rows": {
+            "beneficiary_years": int(len(bene)),
+            "inpatient": int(len(ip)),
+            "outpatient": int(len(op)),
+        },  # fmt: skip
         "full_sample": FULL_SAMPLE,
         "beneficiary": beneficiary_stats(bene),
         "inpatient": ip_stats,

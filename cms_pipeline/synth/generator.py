@@ -62,6 +62,15 @@ def _money(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     return _take(_MONEY_POOL[0], values - _MONEY_LOW, mask)
 
 
+def _with_null(pool: pa.Array) -> pa.Array:
+    """The pool plus a trailing null: index len(pool) gives an empty field."""
+    return pa.concat_arrays([pool, pa.nulls(1, pool.type)])
+
+
+# "0.00", "10.00", ...: carrier line amounts are whole tens of dollars
+_MONEY_TENS = pa.array([f"{10 * v}.00" for v in range(100_000)], pa.string())
+
+
 def _integer(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     return pa.array(np.asarray(values, dtype=np.int64), mask=mask)
 
@@ -241,15 +250,15 @@ class People:
         return np.where(self.death_year > 0, self.death_day - 1, LAST_DAY)
 
 
-def draw_people(
-    m: Model, rng: np.random.Generator, ids: np.ndarray, deaths: list[int]
-) -> People:
+def draw_people(m: Model, rng: np.random.Generator, ids: np.ndarray, deaths: list[int]) -> People:
     n = len(ids)
     d = m.d
     birth_year = d["birth_year"].numbers(rng, n)
-    birth = birth_year * 10000 + d["birth_month"].values.astype(int)[
-        d["birth_month"].index(rng, n)
-    ] * 100 + 1
+    birth = (
+        birth_year * 10000
+        + d["birth_month"].values.astype(int)[d["birth_month"].index(rng, n)] * 100
+        + 1
+    )
     k = len(m.conditions)
     b = m.calib["beneficiary"]
     keep, onset = np.array(b["conditions"]["keep"]), np.array(b["conditions"]["onset"])
@@ -403,6 +412,8 @@ class SampleWriter:
         sc = m.d["state_county"].values
         self.state_of = np.array([m.states.index(v.split("|")[0]) for v in sc], dtype=np.int64)
         self.state_text = pa.array([v.split("|")[0] for v in sc])
+        q = np.round(np.asarray(m.calib["carrier"]["line_payment_quantiles"]), -1)
+        self.line_pay = Categorical(q.astype(np.int64).astype(object), np.full(len(q), 1 / len(q)))
         self.county_text = pa.array([v.split("|")[1] for v in sc])
 
     def _rng(self, chunk: int) -> np.random.Generator:
@@ -629,28 +640,50 @@ class SampleWriter:
         who, day, t_of = who[order], day[order], t_of[order]
         k = len(who)
         lines = d["car_lines"].numbers(rng, k)
-        unused = np.arange(13)[None, :] >= lines[:, None]
-        dx_idx, dx_empty = _codes_block(rng, d["op_dx"], np.minimum(d["op_n_dx"].numbers(rng, k), 8), 8)
+        dx_idx, dx_empty = _codes_block(
+            rng, d["op_dx"], np.minimum(d["op_n_dx"].numbers(rng, k), 8), 8
+        )
         _inject_signal(m, p, who, t_of, dx_idx, dx_empty, "op_dx", rng)
-        # one performing physician per claim mostly, sometimes another per line
+        # line items: drawn only for the lines each claim has, laid out (line, claim)
+        used = np.arange(13)[:, None] < lines[None, :]
+        line_no, claim = np.nonzero(used)
+        n_used = len(claim)
         npi_n = len(self.pools.npi)
-        doc = np.repeat(rng.integers(0, npi_n, k)[:, None], 13, axis=1)
-        other = rng.random((k, 13)) < 0.15
+        # one performing physician per claim mostly, sometimes another on a line
+        doc = rng.integers(0, npi_n, k)[claim]
+        other = rng.random(n_used) < 0.15
         doc[other] = rng.integers(0, npi_n, other.sum())
-        hcpcs = d["op_hcpcs"].index(rng, k * 13).reshape(k, 13)
-        u = _sigmoid(0.5 * p.frailty[who][:, None] + rng.standard_normal((k, 13)))
-        pay = np.round(from_quantiles(car["line_payment_quantiles"], u), -1).astype(np.int64)
-        pay[unused] = 0
-        coins = np.round(pay * 0.25, -1).astype(np.int64)
-        ded = np.where(rng.random((k, 13)) < 0.05, np.round(pay * 0.5, -1), 0).astype(np.int64)
-        ded[unused] = 0
-        allowed = pay + coins + ded
-        prim = np.where(rng.random((k, 13)) < 0.02, allowed, 0)
-        prim[unused] = 0
-        prcsg = d["car_prcsg"].index(rng, k * 13).reshape(k, 13)
-        n_dx = (~dx_empty).sum(axis=1)
-        line_dx = np.floor(rng.random((k, 13)) * np.maximum(n_dx, 1)[:, None]).astype(np.int64)
-        line_dx_code = np.take_along_axis(dx_idx, np.minimum(line_dx, 7), axis=1)
+        tens = self.line_pay.numbers(rng, n_used) // 10  # payments in tens of dollars
+        coins = (tens + 2) // 4
+        ded = np.where(rng.random(n_used) < 0.05, tens // 2, 0)
+        allowed = tens + coins + ded
+        prim = np.where(rng.random(n_used) < 0.02, allowed, 0)
+        n_dx = np.maximum((~dx_empty).sum(axis=1), 1)
+        line_dx = dx_idx[claim, np.floor(rng.random(n_used) * n_dx[claim]).astype(np.int64)]
+
+        def lay(values: np.ndarray, fill: int) -> np.ndarray:
+            out = np.full((13, k), fill, dtype=np.int32)
+            out[line_no, claim] = values
+            return out
+
+        npi, tax = _with_null(self.pools.npi), _with_null(self.pools.tax)
+        hc_pool, pr_pool = _with_null(m.pool("op_hcpcs")), _with_null(m.pool("car_prcsg"))
+        dx_pool = _with_null(m.pool("op_dx"))
+        blocks = {
+            "PRF_PHYSN_NPI": (npi, lay(doc, npi_n)),
+            "TAX_NUM": (tax, lay(doc, npi_n)),
+            "HCPCS_CD": (hc_pool, lay(d["op_hcpcs"].index(rng, n_used), len(hc_pool) - 1)),
+            "LINE_NCH_PMT_AMT": (_MONEY_TENS, lay(tens, 0)),
+            "LINE_BENE_PTB_DDCTBL_AMT": (_MONEY_TENS, lay(ded, 0)),
+            "LINE_BENE_PRMRY_PYR_PD_AMT": (_MONEY_TENS, lay(prim, 0)),
+            "LINE_COINSRNC_AMT": (_MONEY_TENS, lay(coins, 0)),
+            "LINE_ALOWD_CHRG_AMT": (_MONEY_TENS, lay(allowed, 0)),
+            "LINE_PRCSG_IND_CD": (
+                pr_pool,
+                lay(d["car_prcsg"].index(rng, n_used), len(pr_pool) - 1),
+            ),
+            "LINE_ICD9_DGNS_CD": (dx_pool, lay(line_dx, len(dx_pool) - 1)),
+        }
         cols = {
             "DESYNPUF_ID": pa.array(p.ids).take(pa.array(who)),
             "CLM_ID": _integer(self.ids["car"].take(k)),
@@ -659,25 +692,17 @@ class SampleWriter:
         }
         for j in range(8):
             cols[f"ICD9_DGNS_CD_{j + 1}"] = _take(m.pool("op_dx"), dx_idx[:, j], dx_empty[:, j])
-        pool_dx = m.pool("op_dx")
-        for j in range(13):
-            n = j + 1
-            gone = unused[:, j]
-            cols[f"PRF_PHYSN_NPI_{n}"] = _take(self.pools.npi, doc[:, j], gone)
-            cols[f"TAX_NUM_{n}"] = _take(self.pools.tax, doc[:, j], gone)
-            cols[f"HCPCS_CD_{n}"] = _take(m.pool("op_hcpcs"), hcpcs[:, j], gone)
-            cols[f"LINE_NCH_PMT_AMT_{n}"] = _money(pay[:, j])
-            cols[f"LINE_BENE_PTB_DDCTBL_AMT_{n}"] = _money(ded[:, j])
-            cols[f"LINE_BENE_PRMRY_PYR_PD_AMT_{n}"] = _money(prim[:, j])
-            cols[f"LINE_COINSRNC_AMT_{n}"] = _money(coins[:, j])
-            cols[f"LINE_ALOWD_CHRG_AMT_{n}"] = _money(allowed[:, j])
-            cols[f"LINE_PRCSG_IND_CD_{n}"] = _take(m.pool("car_prcsg"), prcsg[:, j], gone)
-            cols[f"LINE_ICD9_DGNS_CD_{n}"] = _take(pool_dx, line_dx_code[:, j], gone)
+        for name, (pool, idx) in blocks.items():
+            for j in range(13):
+                cols[f"{name}_{j + 1}"] = pc.take(pool, pa.array(idx[j]))
         table = _table(self.contracts["carrier_claims"], k, cols)
         claim_year = np.clip(
             np.searchsorted([YEAR_START[2009], YEAR_START[2010]], day, side="right"), 0, 2
         )
-        money = {"pay": pay.sum(axis=1), "res": (ded + coins).sum(axis=1), "prim": prim.sum(axis=1)}
+        money = {
+            key: 10 * np.bincount(claim, weights=v, minlength=k)
+            for key, v in (("pay", tens), ("res", ded + coins), ("prim", prim))
+        }
         return table, who, {"who": who, "year": claim_year, **money}
 
     def pde(self, p: People, rng) -> pa.Table:
@@ -901,8 +926,10 @@ def generate(
     for sample in range(1, samples + 1):
         progress = None
         if on_progress:
+
             def progress(done, total, s=sample):
                 on_progress(s, done, total)
+
         result.update(
             generate_sample(
                 out_dir, scale, seed, sample, as_zip, calib, contracts, progress, workers
