@@ -34,17 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cms_pipeline.config import ColumnSpec, SourceContract
+from cms_pipeline.lake import FILE_ATTRIBUTE_COLUMNS, LINEAGE_COLUMNS
 
-LINEAGE_COLUMNS = (
-    "_source_file",
-    "_source_sha256",
-    "_source_line",
-    "_batch_id",
-    "_ingested_at",
-    "sample",
-    "year",
-    "part",
-)
+# bronze columns that are not source data: never profiled as such
+NOT_PROFILED = frozenset(LINEAGE_COLUMNS) | frozenset(FILE_ATTRIBUTE_COLUMNS)
 
 # What text a logical type accepts (before the type's own parse check).
 TYPE_PATTERNS = {
@@ -684,7 +677,7 @@ class Profiler:
                 col.count += batch.num_rows
                 col.nulls += batch.num_rows
         for name in batch.schema.names:
-            if name in LINEAGE_COLUMNS:
+            if name in NOT_PROFILED:
                 continue
             if name not in self.columns:
                 spec = self.specs.get(name) or ColumnSpec(name=name)
