@@ -1,0 +1,302 @@
+"""Run dbt in-process on the pipeline's SparkSession.
+
+`run_dbt(settings, ["build", ...])` generates `profiles.yml` under the metadata folder from
+the same `spark_conf(settings)` the pipeline's session uses (dbt-spark session mode calls
+`getOrCreate()` and so reuses the running session), passes the source mappings
+(`config/mappings`) as the var `cms_mapping`, and turns failures into one `DbtError` that
+names the model or test, the message and where failing rows are stored, instead of a raw
+Spark `AnalysisException`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from cms_pipeline.config import PROJECT_ROOT, ConfigError, Settings, _read_yaml
+from cms_pipeline.mapping import load_mappings
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+PROFILE_NAME = "cms_pipeline"
+# dbt subcommands that take no --vars
+# first line of what follows a Spark error message: plan, SQL echo, stack trace
+_NOISE = re.compile(r"^\s*('|\+-|:-|== SQL ==|JVM stacktrace:|at org\.|\tat |compiled code at)")
+_NO_VARS = {("clean",), ("deps",), ("init",), ("docs", "serve"), ("debug",)}
+
+
+class DbtError(RuntimeError):
+    """A dbt command failed; the message names each failing model or test."""
+
+    def __init__(self, message: str, run: DbtRun | None = None):
+        super().__init__(message)
+        self.run = run
+
+
+@dataclass
+class NodeResult:
+    unique_id: str
+    name: str
+    resource_type: str  # model | seed | test | unit_test | snapshot | operation
+    status: str  # success | error | fail | warn | pass | skipped
+    message: str = ""
+    failures: int | None = None
+    relation: str | None = None  # model table, or the stored failures of a test
+    attached_to: str | None = None  # the model a test checks
+    execution_time: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class DbtRun:
+    args: list[str]
+    success: bool
+    elapsed: float
+    nodes: list[NodeResult] = field(default_factory=list)
+    error: str | None = None
+
+    def of_type(self, *types: str) -> list[NodeResult]:
+        return [n for n in self.nodes if n.resource_type in types]
+
+    def problems(self) -> list[NodeResult]:
+        return [n for n in self.nodes if n.status in ("error", "fail")]
+
+    def to_dict(self) -> dict:
+        return {
+            "args": self.args,
+            "success": self.success,
+            "elapsed": round(self.elapsed, 3),
+            "error": self.error,
+            "nodes": [n.to_dict() for n in self.nodes],
+        }
+
+
+# --- configuration --------------------------------------------------------------------
+
+
+def dbt_dir(settings: Settings) -> Path:
+    return settings.metadata_path("dbt")
+
+
+def storage_config(settings: Settings) -> dict:
+    return _read_yaml(Path(settings.config_dir) / "storage.yaml")
+
+
+def table_file_format(settings: Settings) -> str:
+    """File format of the tables dbt builds (config/storage.yaml, `tables`)."""
+    tables = storage_config(settings).get("tables") or {}
+    key = "file_format_native_delta" if settings.spark.native_delta else "file_format"
+    value = tables.get(key)
+    if value not in ("parquet", "delta"):
+        raise ConfigError(
+            f"{Path(settings.config_dir) / 'storage.yaml'}: tables.{key} must be parquet or delta"
+        )
+    return value
+
+
+def profiles(settings: Settings) -> dict:
+    """The dbt profile: `local` is session mode on the pipeline's SparkSession; `cluster`
+    reaches a Spark Thrift Server (host and port from the environment)."""
+    from cms_pipeline.spark import spark_conf
+
+    return {
+        PROFILE_NAME: {
+            "target": settings.dbt.target,
+            "outputs": {
+                "local": {
+                    "type": "spark",
+                    "method": "session",
+                    "host": "NA",
+                    "schema": "default",
+                    "threads": 1,
+                    # identical to the session's settings: dbt's getOrCreate() applies them
+                    "server_side_parameters": spark_conf(settings),
+                },
+                "cluster": {
+                    "type": "spark",
+                    "method": "thrift",
+                    "host": "{{ env_var('CMS_SPARK_THRIFT_HOST', 'localhost') }}",
+                    "port": "{{ env_var('CMS_SPARK_THRIFT_PORT', '10000') | as_number }}",
+                    "user": "{{ env_var('CMS_SPARK_THRIFT_USER', 'cms') }}",
+                    "schema": "default",
+                    "threads": 4,
+                },
+                "databricks": {
+                    "type": "spark",
+                    "method": "http",
+                    "host": "{{ env_var('DATABRICKS_HOST', 'localhost') }}",
+                    "cluster": "{{ env_var('DATABRICKS_CLUSTER_ID', 'none') }}",
+                    "token": "{{ env_var('DATABRICKS_TOKEN', '') }}",
+                    "port": 443,
+                    "schema": "default",
+                    "threads": 4,
+                },
+            },
+        }
+    }
+
+
+def write_profiles(settings: Settings) -> Path:
+    path = dbt_dir(settings)
+    path.mkdir(parents=True, exist_ok=True)
+    target = path / "profiles.yml"
+    text = "# Generated by cms_pipeline.dbt_runner from config/pipeline.yaml; do not edit.\n"
+    text += yaml.safe_dump(profiles(settings), sort_keys=False)
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+    return path
+
+
+def dbt_vars(settings: Settings, **extra) -> dict:
+    return {
+        "cms_mapping": load_mappings(settings),
+        "file_format": table_file_format(settings),
+        **{k: v for k, v in extra.items() if v is not None},
+    }
+
+
+@contextmanager
+def _dbt_environment(settings: Settings, quiet: bool) -> Iterator[None]:
+    base = dbt_dir(settings)
+    wanted = {
+        "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
+        "DBT_PROFILES_DIR": str(write_profiles(settings)),
+        "DBT_TARGET_PATH": str(base / "target"),
+        "DBT_LOG_PATH": str(base / "logs"),
+        "DBT_TARGET": settings.dbt.target,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_QUIET": "true" if quiet else "false",
+    }
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# --- running --------------------------------------------------------------------------
+
+
+def _takes_vars(args: list[str]) -> bool:
+    return not any(tuple(args[: len(cmd)]) == cmd for cmd in _NO_VARS)
+
+
+def short_error(text: str) -> str:
+    """The useful part of a Spark/dbt error: no JVM stack trace, no repeated blank lines."""
+    lines = []
+    for line in str(text).strip().splitlines():
+        if _NOISE.match(line):
+            break  # query plan, SQL echo or JVM stack trace follow: not for people
+        if line.strip():
+            lines.append(line.rstrip())
+    return "\n".join(lines[:8])
+
+
+def _node_results(result) -> list[NodeResult]:
+    nodes = []
+    for r in getattr(result, "results", None) or []:
+        node = getattr(r, "node", None)
+        if node is None:
+            continue
+        status = str(getattr(r.status, "value", r.status))
+        attached = getattr(node, "attached_node", None)
+        relation = getattr(node, "relation_name", None)
+        if relation:
+            relation = relation.replace("`", "")
+        nodes.append(
+            NodeResult(
+                unique_id=node.unique_id,
+                name=node.name,
+                resource_type=str(getattr(node.resource_type, "value", node.resource_type)),
+                status=status,
+                message=short_error(r.message or "") if status in ("error", "fail", "warn") else "",
+                failures=getattr(r, "failures", None),
+                relation=relation,
+                attached_to=attached.split(".")[-1] if attached else None,
+                execution_time=float(getattr(r, "execution_time", 0.0) or 0.0),
+            )
+        )
+    return nodes
+
+
+def describe_problems(run: DbtRun) -> str:
+    lines = []
+    for n in run.problems():
+        if n.resource_type == "test":
+            where = f" on model {n.attached_to}" if n.attached_to else ""
+            rows = f"{n.failures} failing row(s)" if n.failures is not None else "failed"
+            stored = f"; rows to look at: select * from {n.relation}" if n.relation else ""
+            lines.append(f"test {n.name}{where}: {rows}{stored}")
+        elif n.resource_type == "unit_test":
+            lines.append(f"unit test {n.name}: {n.message}")
+        else:
+            where = f" ({n.relation})" if n.relation else ""
+            lines.append(f"{n.resource_type} {n.name}{where} failed: {n.message}")
+    return "\n".join(lines)
+
+
+def run_dbt(
+    settings: Settings,
+    args: list[str],
+    *,
+    spark=None,
+    vars: dict | None = None,
+    quiet: bool = True,
+    raise_on_failure: bool = True,
+) -> DbtRun:
+    """Run one dbt command in this process (`args` as after `dbt`, e.g. ["build", "-s", "x"])."""
+    from dbt.cli.main import dbtRunner
+
+    if spark is None and settings.dbt.target == "local":
+        from cms_pipeline.spark import get_spark
+
+        spark = get_spark(settings)  # dbt's session mode picks this session up
+    full_args = list(args)
+    if _takes_vars(args):
+        merged = dbt_vars(settings, **(vars or {}))
+        full_args += ["--vars", yaml.safe_dump(merged, default_flow_style=True, width=10**9)]
+    current: dict[str, str] = {}
+
+    def _track(event) -> None:  # which node is running, to name it if dbt itself crashes
+        if event.info.name == "NodeStart":
+            current["node"] = event.data.node_info.unique_id
+
+    started = time.monotonic()
+    with _dbt_environment(settings, quiet):
+        try:
+            res = dbtRunner(callbacks=[_track]).invoke(full_args)
+        except Exception as exc:  # session mode can leak raw Spark errors
+            res = None
+            crash = exc
+    elapsed = time.monotonic() - started
+    if res is None:
+        run = DbtRun(args, False, elapsed, error=short_error(str(crash)))
+    else:
+        run = DbtRun(args, bool(res.success), elapsed, _node_results(res.result))
+        if res.exception is not None:
+            run.error = short_error(str(res.exception))
+    if not run.success and raise_on_failure:
+        raise DbtError(_failure_message(run, current.get("node")), run)
+    return run
+
+
+def _failure_message(run: DbtRun, running: str | None) -> str:
+    head = f"dbt {' '.join(run.args)} failed"
+    body = describe_problems(run)
+    if run.error:
+        where = f" while running {running.split('.', 2)[-1]}" if running else ""
+        body = "\n".join(filter(None, [body, f"dbt error{where}: {run.error}"]))
+    return f"{head}:\n{body or 'see the dbt log under the metadata folder (dbt/logs)'}"

@@ -1,0 +1,65 @@
+{# The expanded mapping of one bronze table (config/mappings/<table>.yaml). #}
+{% macro cms_mapping(source_table) %}
+    {%- set all_mappings = var('cms_mapping', {}) -%}
+    {%- if source_table not in all_mappings -%}
+        {{ exceptions.raise_compiler_error(
+            "No mapping for bronze." ~ source_table ~ ". Run dbt through `cms-pipeline dbt ...`, "
+            ~ "which passes config/mappings/*.yaml as the var cms_mapping.") }}
+    {%- endif -%}
+    {{ return(all_mappings[source_table]) }}
+{% endmacro %}
+
+{# Mapped tables that feed one unpivot target (e.g. claim_diagnoses), in name order. #}
+{% macro cms_mappings_with_unpivot(target) %}
+    {%- set found = [] -%}
+    {%- for name, m in var('cms_mapping', {}) | dictsort if target in m.unpivots -%}
+        {%- do found.append(m) -%}
+    {%- endfor -%}
+    {{ return(found) }}
+{% endmacro %}
+
+{# A CMS text field as its silver type; decodings per config/mappings/README.md. #}
+{% macro cms_cast(expr, type, decode=none) -%}
+    {%- if decode == 'flag_1_2' -%} case {{ expr }} when '1' then true when '2' then false end
+    {%- elif decode == 'flag_y_0' -%} case {{ expr }} when 'Y' then true when '0' then false end
+    {%- elif decode == 'zero_pad_2' -%} lpad(trim({{ expr }}), 2, '0')
+    {%- elif decode == 'zero_pad_3' -%} lpad(trim({{ expr }}), 3, '0')
+    {%- elif type == 'date' -%} to_date({{ expr }}, 'yyyyMMdd')
+    {%- elif type == 'decimal' -%} cast({{ expr }} as decimal(12, 2))
+    {%- elif type in ('int', 'bigint', 'boolean') -%} cast({{ expr }} as {{ type }})
+    {%- else -%} {{ expr }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# Comma-separated silver columns of the table's main model (a code, then its label). #}
+{% macro mapped_columns(source_table) -%}
+    {%- set m = cms_mapping(source_table) -%}
+    {%- set names = [] -%}
+    {%- for c in m.columns -%}
+        {%- do names.append(c.name) -%}
+        {%- if c.lookup %}{% do names.append(c.lookup.name) %}{% endif -%}
+    {%- endfor -%}
+    {{ names | join(", ") }}
+{%- endmacro %}
+
+{# Chronic-condition columns of the beneficiary mapping: [(silver column, CMS code)]. #}
+{% macro chronic_condition_columns() %}
+    {%- set found = [] -%}
+    {%- for c in cms_mapping('beneficiary_summary').columns if c.chronic_condition -%}
+        {%- do found.append((c.name, c.chronic_condition)) -%}
+    {%- endfor -%}
+    {{ return(found) }}
+{% endmacro %}
+
+{# Sum of numbered columns whose source name starts with `prefix` (nulls count as 0). #}
+{% macro sum_repeated(source_table, prefix) -%}
+    {%- set m = cms_mapping(source_table) -%}
+    {%- set parts = [] -%}
+    {%- for c in m.repeated if c.source.startswith(prefix) -%}
+        {%- do parts.append("coalesce(" ~ c.name ~ ", 0)") -%}
+    {%- endfor -%}
+    {%- if not parts -%}
+        {{ exceptions.raise_compiler_error("sum_repeated: no column of " ~ source_table ~ " starts with " ~ prefix) }}
+    {%- endif -%}
+    ({{ parts | join(" + ") }})
+{%- endmacro %}

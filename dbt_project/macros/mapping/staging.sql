@@ -1,0 +1,65 @@
+{#
+  One staging step per bronze table, compiled from its mapping:
+  1. deduplicated: a row delivered again (same key) keeps its latest delivery;
+  2. typed: every mapped column cast and decoded, numbered columns typed for the unpivots;
+  3. decoded: codebook labels joined from the seeds named by `lookup`.
+#}
+{% macro stg_from_mapping(source_table) %}
+{%- set m = cms_mapping(source_table) -%}
+with source as (
+
+    select * from {{ source('bronze', source_table) }}
+
+),
+
+deduplicated as (
+
+    select
+        *,
+        row_number() over (
+            partition by {{ m.key_source | join(', ') }}
+            order by _ingested_at desc, _batch_id desc, _source_line desc
+        ) as _delivery_rank
+    from source
+
+),
+
+typed as (
+
+    select
+        {%- for c in m.columns %}
+        {{ cms_cast(c.source, c.type, c.decode) }} as {{ c.name }},
+        {%- endfor %}
+        {%- for c in m.repeated %}
+        {{ cms_cast(c.source, c.type) }} as {{ c.name }},
+        {%- endfor %}
+        _source_file,
+        _source_line,
+        _batch_id
+    from deduplicated
+    where _delivery_rank = 1
+
+),
+
+decoded as (
+
+    {{ cms_lookups('typed', m.columns) }}
+
+)
+
+select * from decoded
+{% endmacro %}
+
+{# `select <relation>.*, <label columns>` with a left join per column that has a lookup. #}
+{% macro cms_lookups(relation, columns) %}
+    select
+        {{ relation }}.*
+        {%- for c in columns if c.lookup %},
+        {{ c.lookup.name }}_codebook.label as {{ c.lookup.name }}
+        {%- endfor %}
+    from {{ relation }}
+    {%- for c in columns if c.lookup %}
+    left join {{ ref(c.lookup.seed) }} as {{ c.lookup.name }}_codebook
+        on {{ c.lookup.name }}_codebook.code = {{ relation }}.{{ c.name }}
+    {%- endfor %}
+{% endmacro %}

@@ -1,0 +1,77 @@
+{#
+  Numbered columns -> rows, as declared under `unpivots` in the mapping: one row per
+  position whose values are present (a code is not null, or an amount is not 0), with the
+  position number kept in the mapping's `position` column.
+#}
+{% macro unpivot_from_mapping(source_table, target, keys) %}
+{%- set m = cms_mapping(source_table) -%}
+{%- set u = m.unpivots[target] -%}
+with staged as (
+
+    select * from {{ ref('stg_' ~ source_table) }}
+
+),
+
+unpivoted as (
+
+    select
+        {%- for k in keys %}
+        staged.{{ k }},
+        {%- endfor %}
+        item.*
+    from staged
+    lateral view inline(array(
+        {%- for r in u.rows %}
+        named_struct('{{ u.position }}', {{ r.position }}
+            {%- for c in u.columns %}, '{{ c.name }}', {{ r['values'][c.name] }}{% endfor %})
+            {{- "," if not loop.last }}
+        {%- endfor %}
+    )) item
+
+),
+
+present as (
+
+    select * from unpivoted
+    where
+        {%- for c in u.columns %}
+        {{ "or " if not loop.first }}
+        {%- if c.type == 'decimal' %}coalesce({{ c.name }}, 0) <> 0
+        {%- else %}{{ c.name }} is not null{% endif %}
+        {%- endfor %}
+
+),
+
+decoded as (
+
+    {{ cms_lookups('present', u.columns) }}
+
+)
+
+select * from decoded
+{% endmacro %}
+
+{#
+  The claim-level union of one unpivot target over every mapped claim table, with
+  `claim_type` from the mapping. Tables without segments get segment 1.
+#}
+{% macro union_unpivots(target) %}
+{%- set sources = cms_mappings_with_unpivot(target) -%}
+{%- for m in sources %}
+{%- set names = m.columns | map(attribute='name') | list %}
+select
+    '{{ m.claim_type }}' as claim_type,
+    claim_id,
+    {{ 'segment' if 'segment' in names else '1' }} as segment,
+    desynpuf_id,
+    claim_start_date,
+    {{ m.unpivots[target].position }},
+    {%- for c in m.unpivots[target].columns %}
+    {{ c.name }}{{ "," if not loop.last }}
+    {%- endfor %}
+from (
+    {{ unpivot_from_mapping(m.source, target, ['claim_id', 'desynpuf_id', 'claim_start_date'] + (['segment'] if 'segment' in names else [])) }}
+) as {{ m.source }}_{{ target }}
+{% if not loop.last %}union all{% endif %}
+{%- endfor %}
+{% endmacro %}

@@ -1,0 +1,54 @@
+-- One row per hospitalization (inpatient claims with segments and transfers merged),
+-- with the index-admission rules and 30-day readmission flags of models/gold/readmissions.
+with admissions as (
+
+    select * from {{ ref('readmission__transfers_merged') }}
+
+),
+
+index_admissions as (
+
+    select * from {{ ref('readmission__index_admission') }}
+
+),
+
+flags as (
+
+    select * from {{ ref('readmission__readmission_flags') }}
+
+),
+
+final as (
+
+    select
+        admissions.admission_id,
+        admissions.desynpuf_id,
+        admissions.admission_date,
+        admissions.discharge_date,
+        year(admissions.discharge_date) as discharge_year,
+        datediff(admissions.discharge_date, admissions.admission_date) as length_of_stay_days,
+        admissions.claim_count,
+        admissions.claim_count > 1 as is_transfer_merged,
+        admissions.drg_code,
+        admissions.provider_id,
+        cast(admissions.payment_amount as decimal(18, 2)) as payment_amount,
+        index_admissions.principal_icd9_dgns_cd,
+        index_admissions.is_alive_at_discharge,
+        index_admissions.has_valid_dates,
+        index_admissions.is_window_observed,
+        index_admissions.exclusion_reason,
+        index_admissions.is_index_admission,
+        flags.next_admission_id,
+        flags.next_admission_date,
+        flags.days_to_next_admission,
+        coalesce(flags.is_readmitted_30d, false) as is_readmitted_30d,
+        flags.is_readmission
+    from admissions
+    inner join index_admissions
+        on index_admissions.admission_id = admissions.admission_id
+    inner join flags
+        on flags.admission_id = admissions.admission_id
+
+)
+
+select * from final

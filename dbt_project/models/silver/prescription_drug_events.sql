@@ -1,0 +1,13 @@
+-- One row per drug event: typed columns of config/mappings/prescription_drug_events.yaml, numbered codes moved to the unpivots.
+with staged as (
+
+    select * from {{ ref('stg_prescription_drug_events') }}
+
+)
+
+select
+    {{ mapped_columns('prescription_drug_events') }},
+    _source_file,
+    _source_line,
+    _batch_id
+from staged
