@@ -1,0 +1,211 @@
+"""Model registry and catalogue on MLflow: one registered model per use case.
+
+Default store: SQLite at METADATA/mlflow/mlflow.db with artefacts under
+METADATA/mlflow/artifacts; set MLFLOW_TRACKING_URI to use a tracking server instead.
+The champion is the version holding the `champion` alias; every promotion is appended
+to the registered model's `champion_history` tag so that `rollback` can restore the
+previous champion.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cms_pipeline.config import Settings
+
+CHAMPION = "champion"
+HISTORY_TAG = "champion_history"
+MOJO_DIR = "mojo"
+MOJO_FILE = "model.zip"
+GENMODEL_JAR = "h2o-genmodel.jar"
+FEATURES_FILE = "features.json"
+
+
+class RegistryError(RuntimeError):
+    """A registry request cannot be done; the message says why and what to do."""
+
+
+def tracking_uri(settings: Settings) -> str:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    db = settings.metadata_path("mlflow", "mlflow.db").resolve()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{db}"
+
+
+def artifact_root(settings: Settings) -> str:
+    return settings.metadata_path("mlflow", "artifacts").resolve().as_uri()
+
+
+def client(settings: Settings):
+    from cms_pipeline.runtime import prepare_environment
+
+    prepare_environment()  # MLflow telemetry off before import
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(settings)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(settings: Settings, use_case: str) -> str:
+    c = client(settings)
+    exp = c.get_experiment_by_name(use_case)
+    if exp is not None:
+        return exp.experiment_id
+    location = (
+        None if os.environ.get("MLFLOW_TRACKING_URI") else f"{artifact_root(settings)}/{use_case}"
+    )
+    return c.create_experiment(use_case, artifact_location=location)
+
+
+def register_version(settings: Settings, use_case: str, run_id: str, tags: dict[str, str]):
+    """A new version of the use case's model from the run's `mojo/` artefacts."""
+    c = client(settings)
+    try:
+        c.get_registered_model(use_case)
+    except Exception:  # noqa: BLE001 - mlflow raises a generic RestException when missing
+        c.create_registered_model(use_case, description=f"H2O AutoML models for {use_case}")
+    run = c.get_run(run_id)
+    source = f"{run.info.artifact_uri}/{MOJO_DIR}"
+    version = c.create_model_version(use_case, source=source, run_id=run_id, tags=tags)
+    return version
+
+
+def champion(settings: Settings, use_case: str):
+    """The champion ModelVersion, or None."""
+    c = client(settings)
+    try:
+        return c.get_model_version_by_alias(use_case, CHAMPION)
+    except Exception:  # noqa: BLE001 - no model or no alias yet
+        return None
+
+
+def _history(c, use_case: str) -> list[str]:
+    tags = c.get_registered_model(use_case).tags
+    return json.loads(tags.get(HISTORY_TAG, "[]"))
+
+
+def promote(settings: Settings, use_case: str, version: str | int, reason: str) -> dict:
+    """Make `version` the champion (also used to force a manual promotion)."""
+    c = client(settings)
+    version = str(version)
+    try:
+        c.get_model_version(use_case, version)
+    except Exception as exc:  # noqa: BLE001
+        raise RegistryError(
+            f"model '{use_case}' has no version {version}; see `cms-pipeline models show {use_case}`"
+        ) from exc
+    history = _history(c, use_case)
+    previous = history[-1] if history else None
+    history.append(version)
+    c.set_registered_model_alias(use_case, CHAMPION, version)
+    c.set_registered_model_tag(use_case, HISTORY_TAG, json.dumps(history))
+    c.set_model_version_tag(use_case, version, "promoted_at", _now())
+    c.set_model_version_tag(use_case, version, "promotion_reason", reason)
+    return {"use_case": use_case, "champion": version, "previous": previous, "reason": reason}
+
+
+def rollback(settings: Settings, use_case: str) -> dict:
+    """Restore the champion before the current one."""
+    c = client(settings)
+    history = _history(c, use_case) if _exists(c, use_case) else []
+    if len(history) < 2:
+        raise RegistryError(
+            f"model '{use_case}' has no earlier champion to roll back to (history: {history})"
+        )
+    current = history.pop()
+    restored = history[-1]
+    c.set_registered_model_alias(use_case, CHAMPION, restored)
+    c.set_registered_model_tag(use_case, HISTORY_TAG, json.dumps(history))
+    c.set_model_version_tag(use_case, current, "rolled_back_at", _now())
+    return {"use_case": use_case, "champion": restored, "rolled_back": current}
+
+
+def version_summary(c, version) -> dict:
+    run = c.get_run(version.run_id) if version.run_id else None
+    metrics = {k: v for k, v in (run.data.metrics if run else {}).items() if k.startswith("test_")}
+    return {
+        "version": version.version,
+        "run_id": version.run_id,
+        "created": _ts(version.creation_timestamp),
+        "aliases": list(getattr(version, "aliases", []) or []),
+        "metrics": metrics,
+        "table": (run.data.tags.get("table") if run else None),
+        "train_rows": (run.data.params.get("rows_train") if run else None),
+        "test_rows": (run.data.params.get("rows_test") if run else None),
+        "git_commit": (run.data.tags.get("git_commit") if run else None),
+        "config_hash": (run.data.tags.get("config_hash") if run else None),
+        "leader": (run.data.tags.get("leader_model_id") if run else None),
+        "tags": dict(version.tags),
+    }
+
+
+def list_models(settings: Settings) -> list[dict]:
+    """Every use case's registered model with its champion and latest version."""
+    c = client(settings)
+    rows = []
+    for rm in c.search_registered_models():
+        versions = c.search_model_versions(f"name='{rm.name}'")
+        latest = max((int(v.version) for v in versions), default=None)
+        champ = champion(settings, rm.name)
+        rows.append(
+            {
+                "use_case": rm.name,
+                "versions": len(versions),
+                "latest": latest,
+                "champion": champ.version if champ else None,
+                "champion_metrics": version_summary(c, champ)["metrics"] if champ else {},
+            }
+        )
+    return sorted(rows, key=lambda r: r["use_case"])
+
+
+def show_model(settings: Settings, use_case: str) -> dict:
+    c = client(settings)
+    if not _exists(c, use_case):
+        raise RegistryError(
+            f"no registered model '{use_case}'; train it: `cms-pipeline train {use_case}`"
+        )
+    versions = sorted(c.search_model_versions(f"name='{use_case}'"), key=lambda v: int(v.version))
+    champ = champion(settings, use_case)
+    return {
+        "use_case": use_case,
+        "champion": champ.version if champ else None,
+        "champion_history": _history(c, use_case),
+        "versions": [
+            version_summary(c, c.get_model_version(use_case, v.version)) for v in versions
+        ],
+    }
+
+
+def download_version(settings: Settings, use_case: str, version, dest: Path) -> dict[str, Path]:
+    """The MOJO, genmodel jar and feature list of a version, copied under `dest`."""
+    c = client(settings)
+    mv = c.get_model_version(use_case, str(version))
+    target = dest / use_case / str(mv.version)
+    if not (target / MOJO_DIR / MOJO_FILE).exists():
+        target.mkdir(parents=True, exist_ok=True)
+        c.download_artifacts(mv.run_id, MOJO_DIR, str(target))
+    base = target / MOJO_DIR
+    return {"mojo": base / MOJO_FILE, "jar": base / GENMODEL_JAR, "features": base / FEATURES_FILE}
+
+
+def _exists(c, use_case: str) -> bool:
+    try:
+        c.get_registered_model(use_case)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _ts(ms: int | None) -> str | None:
+    return (
+        None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+    )

@@ -1,0 +1,114 @@
+"""Use cases: one YAML file in config/ml/ each, validated into a `UseCase`.
+
+A new use case needs only a new file; nothing in code names a use case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cms_pipeline.config import ConfigError, Settings
+
+H2O_ALGOS = ["GLM", "GBM", "DRF", "XGBoost", "DeepLearning", "StackedEnsemble"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(_Strict):
+    time_column: str
+    test_periods: int = Field(1, ge=1, description="last N distinct values form the test set")
+
+
+class AutoMLConfig(_Strict):
+    max_models: int = Field(ge=1)
+    max_runtime_secs: int = Field(0, ge=0, description="safety cap; 0 = none")
+    seed: int = 42
+    nfolds: int = Field(5, ge=0)
+    exclude_algos: list[Literal[*H2O_ALGOS]] = Field(default_factory=list)  # type: ignore[valid-type]
+    sort_metric: Literal["AUC", "AUCPR", "logloss"] = "AUC"
+
+
+class PromotionConfig(_Strict):
+    metric: Literal["auc", "aucpr", "logloss"] = "auc"
+    margin: float = Field(0.0, ge=0)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric != "logloss"
+
+
+class UseCase(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    table: str
+    target: str
+    id_columns: list[str]
+    exclude_columns: list[str] = Field(default_factory=list)
+    categorical_columns: list[str] = Field(default_factory=list)
+    split: SplitConfig
+    automl: AutoMLConfig
+    promotion: PromotionConfig = PromotionConfig()
+
+    @model_validator(mode="after")
+    def _target_not_excluded(self) -> UseCase:
+        clash = {self.target} & set(self.id_columns + self.exclude_columns)
+        if clash:
+            raise ValueError(f"target {sorted(clash)} is also listed as id or excluded column")
+        return self
+
+    @property
+    def non_features(self) -> set[str]:
+        """Columns that must never reach the model: ids, label, split column, excluded."""
+        return {self.target, self.split.time_column, *self.id_columns, *self.exclude_columns}
+
+    def feature_columns(self, columns: list[str]) -> list[str]:
+        """The table's columns minus everything that must not reach the model, in order."""
+        return [c for c in columns if c not in self.non_features]
+
+    @property
+    def predictions_table(self) -> str:
+        return f"gold.predictions_{self.name}"
+
+    def config_hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def use_case_dir(settings: Settings) -> Path:
+    return Path(settings.config_dir) / "ml"
+
+
+def load_use_case(settings: Settings, name: str) -> UseCase:
+    path = use_case_dir(settings) / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(list_use_cases(settings)) or "none"
+        raise ConfigError(f"{path}: no such use case '{name}' (known: {known})")
+    return parse_use_case(path)
+
+
+def parse_use_case(path: Path) -> UseCase:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data.setdefault("name", path.stem)
+    if data["name"] != path.stem:
+        raise ConfigError(f"{path}: name '{data['name']}' must equal the file name '{path.stem}'")
+    try:
+        return UseCase(**data)
+    except ValidationError as exc:
+        lines = [f"{path}: invalid use case"]
+        lines += [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("\n".join(lines)) from exc
+
+
+def list_use_cases(settings: Settings) -> list[str]:
+    return sorted(p.stem for p in use_case_dir(settings).glob("*.yaml"))
