@@ -25,6 +25,7 @@ from cms_pipeline.quality.sampler import BoundedSampler
 CHECKS_DIR = PROJECT_ROOT / "soda_checks"
 LAYERS = ("bronze", "silver", "gold")
 LEDGER_VIEW = "file_ledger"
+CACHE_MAX_CELLS = 10_000_000  # rows x columns of a table cached while its checks run
 _SQL_DIR = Path(__file__).parent / "sql"
 
 
@@ -84,7 +85,8 @@ def run_checks(
             versions[table] = _table_version(spark, settings, schema, table)
             text = path.read_text()
             wanted = qmetrics.wanted_metrics(text)
-            current = qmetrics.compute(spark.table(table), wanted)
+            frame = spark.table(table)
+            current = qmetrics.compute(frame, wanted)
             measured[table] = {m.key: v for m, v in current.items()}
             variables = {
                 **qmetrics.previous_variables(wanted, previous.get(table, {})),
@@ -92,7 +94,15 @@ def run_checks(
                 "silver_schema": upstream["silver"],
                 "batch_id": batch_id or "",
             }
-            checks.extend(_scan(spark, layer, table, path, variables))
+            # A scan runs a dozen queries: small tables are read once and cached for them.
+            cached = (current[wanted[0]] or 0) * len(frame.columns) <= CACHE_MAX_CELLS
+            if cached:
+                frame.cache()
+            try:
+                checks.extend(_scan(spark, layer, table, path, variables))
+            finally:
+                if cached:
+                    frame.unpersist()
     finally:
         for view in views:
             spark.catalog.dropTempView(view)

@@ -31,12 +31,10 @@ class Metric:
 
 
 def wanted_metrics(sodacl: str) -> list[Metric]:
-    """The previous-scan metrics a check file refers to, in order of first use."""
-    found: dict[Metric, None] = {}
+    """Row count, then the previous-scan metrics a check file refers to, in order of use."""
+    found: dict[Metric, None] = {Metric("row_count"): None}  # always: history and sizing
     for kind, column in _VARIABLE.findall(sodacl):
         found.setdefault(Metric(kind, column or None), None)
-    if found:
-        found.setdefault(Metric("row_count"), None)  # always kept: it makes history readable
     return list(found)
 
 
