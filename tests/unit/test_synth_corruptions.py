@@ -1,0 +1,137 @@
+"""Each corruption breaks a file in exactly the way it says, on real CMS files (CSV and ZIP)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+
+import pytest
+
+from cms_pipeline.synth.corruptions import (
+    BAD_BYTES,
+    BAD_DATE,
+    EXTRA_COLUMN,
+    KINDS,
+    corrupt_file,
+    read_text,
+)
+
+
+@pytest.fixture(params=["csv", "zip"])
+def source(request, sample_data):
+    if request.param == "csv":
+        return sample_data / "sample_1" / "DE1_0_2008_to_2010_Inpatient_Claims_Sample_1.csv"
+    return sample_data / "sample_2" / "DE1_0_2010_Beneficiary_Summary_File_Sample_2.zip"
+
+
+def raw_lines(path) -> list[bytes]:
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            data = zf.read(zf.namelist()[0])
+    else:
+        data = path.read_bytes()
+    return data.split(b"\r\n")[:-1]
+
+
+def rows(path) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(read_text(path), newline="")))
+
+
+def test_output_keeps_the_container(source, tmp_path):
+    out = tmp_path / source.name
+    corrupt_file(source, out, "bad_date", seed=1)
+    if source.suffix == ".zip":
+        with zipfile.ZipFile(out) as zf:
+            assert zf.namelist() == [source.with_suffix(".csv").name]
+    assert raw_lines(out)[0] == raw_lines(source)[0]
+
+
+def test_truncated_line(source, tmp_path):
+    out = tmp_path / source.name
+    report = corrupt_file(source, out, "truncated_line", seed=3)
+    before, after = rows(source), rows(out)
+    row = report["row"]
+    assert len(after) == len(before)
+    assert len(after[row]) == report["fields_kept"] < len(before[0])
+    assert after[row] == before[row][: report["fields_kept"]]
+    assert [r for i, r in enumerate(after) if i != row] == [
+        r for i, r in enumerate(before) if i != row
+    ]
+
+
+def test_extra_column(source, tmp_path):
+    out = tmp_path / source.name
+    corrupt_file(source, out, "extra_column", seed=0)
+    before, after = rows(source), rows(out)
+    assert after[0] == [*before[0], EXTRA_COLUMN]
+    assert all(len(r) == len(before[0]) + 1 for r in after)
+    assert raw_lines(out)[0].endswith(f'"{EXTRA_COLUMN}"'.encode())
+
+
+def test_renamed_column(source, tmp_path):
+    out = tmp_path / source.name
+    report = corrupt_file(source, out, "renamed_column", seed=4)
+    before, after = rows(source), rows(out)
+    col = before[0].index(report["column"])
+    assert after[0][col] == report["renamed_to"] != before[0][col]
+    assert after[0][:col] + after[0][col + 1 :] == before[0][:col] + before[0][col + 1 :]
+    assert after[1:] == before[1:]
+
+
+def test_bad_date(source, tmp_path):
+    out = tmp_path / source.name
+    report = corrupt_file(source, out, "bad_date", seed=5)
+    before, after = rows(source), rows(out)
+    col = before[0].index(report["column"])
+    assert report["column"].endswith("_DT")
+    assert after[report["row"]][col] == BAD_DATE.decode()
+    assert before[report["row"]][col] != BAD_DATE.decode()
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert changed == [report["row"]]
+
+
+def test_wrong_delimiter(source, tmp_path):
+    out = tmp_path / source.name
+    corrupt_file(source, out, "wrong_delimiter", seed=0)
+    lines, original = raw_lines(out), raw_lines(source)
+    assert all(b"," not in line for line in lines)
+    assert [line.replace(b";", b",") for line in lines] == original
+
+
+def test_non_utf8(source, tmp_path):
+    out = tmp_path / source.name
+    report = corrupt_file(source, out, "non_utf8", seed=6)
+    lines = raw_lines(out)
+    bad = [i for i, line in enumerate(lines) if BAD_BYTES in line]
+    assert bad == [report["row"]]
+    with pytest.raises(UnicodeDecodeError):
+        lines[report["row"]].decode("utf-8")
+    header = lines[0].decode().split(",")
+    fields = lines[report["row"]].split(b",")
+    assert fields[header.index(f'"{report["column"]}"')].endswith(BAD_BYTES)
+
+
+def test_duplicate_rows(source, tmp_path):
+    out = tmp_path / source.name
+    report = corrupt_file(source, out, "duplicate_rows", seed=7)
+    before, after = raw_lines(source), raw_lines(out)
+    assert (
+        len(after) - 1 == report["rows_out"] == report["rows_in"] + len(report["duplicated_rows"])
+    )
+    assert len(after) > len(before)
+    for row in report["duplicated_rows"][:5]:
+        assert after.count(before[row]) == 2
+    assert sorted(set(after)) == sorted(set(before))
+
+
+def test_same_seed_same_corruption(source, tmp_path):
+    a = corrupt_file(source, tmp_path / f"a{source.suffix}", "non_utf8", seed=9)
+    b = corrupt_file(source, tmp_path / f"b{source.suffix}", "non_utf8", seed=9)
+    assert a["row"] == b["row"] and a["column"] == b["column"]
+
+
+def test_unknown_kind_is_refused(source, tmp_path):
+    with pytest.raises(ValueError, match="unknown corruption"):
+        corrupt_file(source, tmp_path / "x.csv", "garbled", seed=0)
+    assert len(KINDS) == 7
