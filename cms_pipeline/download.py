@@ -208,7 +208,7 @@ def _fetch_once(
             expected = start + int(length) if length is not None else None
             done = start
             with part.open(mode) as fh:
-                for block in resp.iter_bytes(BLOCK):
+                for block in resp.iter_bytes():  # as it arrives: a cut keeps what came
                     fh.write(block)
                     done += len(block)
                     if progress:
