@@ -41,10 +41,9 @@ class MojoScorer:
     def __init__(self, mojo_path: str | Path, genmodel_jar: str | Path):
         start_jvm(genmodel_jar)
         import jpype
-        from hex.genmodel import MojoModel  # type: ignore[import-not-found]
 
         self.path = str(mojo_path)
-        self._model = MojoModel.load(self.path)
+        self._model = jpype.JClass("hex.genmodel.MojoModel").load(self.path)
         n_features = int(self._model.getNumCols())
         names = [str(n) for n in self._model.getNames()]
         self.features: list[Feature] = []
@@ -64,7 +63,7 @@ class MojoScorer:
             )
         if int(self._model.getNumResponseClasses()) != 2:
             raise ValueError(f"{self.path}: not a binomial model; only binary use cases are served")
-        self.threshold = float(self._model.defaultThreshold())
+        self.threshold = float(self._model._defaultThreshold)
         self.model_id = str(self._model.getUUID())
         self._jdouble_array = jpype.JArray(jpype.JDouble)
         self._preds_size = int(self._model.getPredsSize())

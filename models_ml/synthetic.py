@@ -24,7 +24,8 @@ def readmission_frame(rows: int = 1500, years=(2008, 2009, 2010), seed: int = 7)
     year = rng.choice(list(years), size=rows)
     start = {y: date(int(y), 1, 1) for y in years}
     discharge = [
-        start[y] + timedelta(days=int(d)) for y, d in zip(year, rng.integers(0, 330, rows))
+        start[y] + timedelta(days=int(d))
+        for y, d in zip(year, rng.integers(0, 330, rows), strict=True)
     ]
     age = rng.integers(65, 95, rows)
     los = rng.integers(1, 20, rows)
