@@ -49,6 +49,7 @@ class NodeResult:
     failures: int | None = None
     relation: str | None = None  # model table, or the stored failures of a test
     attached_to: str | None = None  # the model a test checks
+    materialized: str | None = None
     execution_time: float = 0.0
 
     def to_dict(self) -> dict:
@@ -226,6 +227,7 @@ def _node_results(result) -> list[NodeResult]:
                 failures=getattr(r, "failures", None),
                 relation=relation,
                 attached_to=attached.split(".")[-1] if attached else None,
+                materialized=getattr(getattr(node, "config", None), "materialized", None),
                 execution_time=float(getattr(r, "execution_time", 0.0) or 0.0),
             )
         )

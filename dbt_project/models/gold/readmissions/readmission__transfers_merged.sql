@@ -1,3 +1,6 @@
+{{ config(materialized="table") }}
+
+-- A table: every rule below reads it.
 -- Rule: stays of one beneficiary that overlap, or start within `transfer_gap_days` of
 -- the previous discharge, are one hospitalization (a transfer, not a readmission). The
 -- merged admission is named after its first claim, spans first admission to last

@@ -1,0 +1,272 @@
+"""Gated builds: build a layer into its own schema, publish it only after its gate passes.
+
+    build_layer(settings, spark, "silver", build_id)   # dbt build -> silver_build_<id>
+    ... quality gate on result.schema ...
+    promote(settings, spark, "silver", build_id)       # silver.<x> -> views on the build
+
+A failed build or gate never touches the published schema: `promote` refuses a build whose
+run record is not successful. The published build and the one before it are kept (for
+`rollback`); older build schemas are dropped. Each run is recorded as JSON under
+METADATA/dbt_runs and appended to the Delta table LAKE/_meta/dbt_runs, with the bronze
+Delta versions it read.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cms_pipeline.config import Settings
+from cms_pipeline.dbt_runner import DbtError, DbtRun, describe_problems, run_dbt
+from cms_pipeline.lake import meta_uri
+
+LAYERS = ("silver", "gold")
+# what each layer's build selects (seeds are codebook lookups, published with silver)
+_SELECT = {"silver": ["path:models/silver", "path:seeds"], "gold": ["path:models/gold"]}
+_PUBLISHED_MATERIALIZATIONS = ("table", "incremental", "seed")
+
+
+class PublishError(RuntimeError):
+    """A build cannot be published (it failed, or nothing was recorded for it)."""
+
+
+@dataclass
+class BuildResult:
+    layer: str
+    build_id: str
+    schema: str
+    success: bool
+    models: list[str] = field(default_factory=list)  # relations to publish (tables, seeds)
+    tests: list[dict] = field(default_factory=list)  # one dict per data or unit test
+    bronze_versions: dict[str, int] = field(default_factory=dict)
+    upstream_build: str | None = None  # gold: the silver build it read
+    started_at: str = ""
+    elapsed: float = 0.0
+    error: str | None = None
+
+    @property
+    def failed_tests(self) -> list[dict]:
+        return [t for t in self.tests if t["status"] in ("fail", "error")]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def raise_for_failure(self) -> None:
+        if not self.success:
+            raise PublishError(f"{self.layer} build {self.build_id} failed:\n{self.error}")
+
+
+def new_build_id() -> str:
+    """Sortable and unique: UTC time, then a short random suffix."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "_" + uuid.uuid4().hex[:6]
+
+
+def build_schema(layer: str, build_id: str) -> str:
+    return f"{layer}_build_{build_id}"
+
+
+def _check_layer(layer: str) -> None:
+    if layer not in LAYERS:
+        raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
+
+
+def _build_vars(layer: str, build_id: str) -> dict:
+    return {"build_layer": layer, "build_id": build_id}
+
+
+def build_layer(
+    settings: Settings,
+    spark,
+    layer: str,
+    build_id: str,
+    *,
+    bronze_versions: dict[str, int] | None = None,
+    full_refresh: bool = False,
+) -> BuildResult:
+    """`dbt build` of one layer into `<layer>_build_<build_id>`, with its tests.
+
+    Silver first pins `bronze.*` to the latest committed Delta versions (or to
+    `bronze_versions`) and records them. Returns the result; never publishes.
+    """
+    _check_layer(layer)
+    if not build_id.replace("_", "").isalnum():
+        raise ValueError(f"build_id must be letters, digits and _ only, got {build_id!r}")
+    started = datetime.now(UTC)
+    upstream = None
+    if layer == "silver":
+        from cms_pipeline.bronze_catalog import sync_bronze
+
+        bronze_versions = sync_bronze(spark, settings, bronze_versions)
+    else:
+        silver = published_build(settings, "silver")
+        upstream = silver["build_id"] if silver else None
+        bronze_versions = (silver or {}).get("bronze_versions", {})
+    args = ["build", "--select", *_SELECT[layer], "--indirect-selection", "buildable"]
+    if full_refresh:
+        args.append("--full-refresh")
+    error = None
+    try:
+        run = run_dbt(settings, args, spark=spark, vars=_build_vars(layer, build_id))
+    except DbtError as exc:
+        run, error = exc.run, str(exc)
+    result = BuildResult(
+        layer=layer,
+        build_id=build_id,
+        schema=build_schema(layer, build_id),
+        success=error is None,
+        models=_published_relations(run),
+        tests=[n.to_dict() for n in (run.of_type("test", "unit_test") if run else [])],
+        bronze_versions=dict(bronze_versions or {}),
+        upstream_build=upstream,
+        started_at=started.isoformat(),
+        elapsed=run.elapsed if run else 0.0,
+        error=error or (describe_problems(run) or None if run and not run.success else None),
+    )
+    record_run(settings, result, run)
+    return result
+
+
+def _published_relations(run: DbtRun | None) -> list[str]:
+    if run is None:
+        return []
+    return sorted(
+        n.name
+        for n in run.of_type("model", "seed")
+        if n.status == "success" and n.materialized in _PUBLISHED_MATERIALIZATIONS
+    )
+
+
+# --- run records ----------------------------------------------------------------------
+
+
+def runs_dir(settings: Settings) -> Path:
+    path = settings.metadata_path("dbt_runs")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_record_path(settings: Settings, layer: str, build_id: str) -> Path:
+    return runs_dir(settings) / f"{layer}_{build_id}.json"
+
+
+def record_run(settings: Settings, result: BuildResult, run: DbtRun | None) -> Path:
+    """JSON record (full detail) and one row in the Delta table LAKE/_meta/dbt_runs."""
+    path = run_record_path(settings, result.layer, result.build_id)
+    body = {**result.to_dict(), "dbt": run.to_dict() if run else None}
+    path.write_text(json.dumps(body, indent=2, default=str))
+    _append_run_row(settings, result)
+    return path
+
+
+def _append_run_row(settings: Settings, result: BuildResult) -> None:
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from cms_pipeline.storage import delta_storage_options
+
+    row = {
+        "build_id": result.build_id,
+        "layer": result.layer,
+        "schema": result.schema,
+        "success": result.success,
+        "started_at": result.started_at,
+        "elapsed_s": float(result.elapsed),
+        "models": json.dumps(result.models),
+        "tests_failed": len(result.failed_tests),
+        "tests_total": len(result.tests),
+        "bronze_versions": json.dumps(result.bronze_versions, sort_keys=True),
+        "upstream_build": result.upstream_build,
+        "error": result.error,
+    }
+    uri = meta_uri(settings, "dbt_runs")
+    write_deltalake(
+        uri,
+        pa.Table.from_pylist([row]),
+        mode="append",
+        storage_options=delta_storage_options(uri),
+        schema_mode="merge",
+    )
+
+
+def read_run_record(settings: Settings, layer: str, build_id: str) -> dict:
+    path = run_record_path(settings, layer, build_id)
+    if not path.exists():
+        raise PublishError(f"{path}: no run record for {layer} build {build_id}; build it first")
+    return json.loads(path.read_text())
+
+
+# --- publishing -----------------------------------------------------------------------
+
+
+def _publish_state_path(settings: Settings, layer: str) -> Path:
+    path = settings.metadata_path("publish")
+    path.mkdir(parents=True, exist_ok=True)
+    return path / f"{layer}.json"
+
+
+def publish_history(settings: Settings, layer: str) -> list[dict]:
+    """Published builds of a layer, newest first."""
+    path = _publish_state_path(settings, layer)
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def published_build(settings: Settings, layer: str) -> dict | None:
+    history = publish_history(settings, layer)
+    return history[0] if history else None
+
+
+def promote(
+    settings: Settings, spark, layer: str, build_id: str, models: list[str] | None = None
+) -> dict:
+    """Point the published schema `<layer>` at this build (one view per table).
+
+    Refuses a build whose run record says it failed. Keeps the previous build for
+    `rollback` and drops older build schemas. Returns the new publish entry.
+    """
+    _check_layer(layer)
+    record = read_run_record(settings, layer, build_id)
+    if not record["success"]:
+        raise PublishError(
+            f"{layer} build {build_id} failed; the published {layer} schema is unchanged.\n"
+            f"{record.get('error') or ''}"
+        )
+    relations = sorted(models if models is not None else record["models"])
+    if not relations:
+        raise PublishError(f"{layer} build {build_id} made no tables to publish")
+    history = [h for h in publish_history(settings, layer) if h["build_id"] != build_id]
+    keep = [build_id] + [h["build_id"] for h in history[:1]]
+    args = {
+        "layer": layer,
+        "build_schema": build_schema(layer, build_id),
+        "relations": relations,
+        "keep": keep,
+    }
+    run_dbt(
+        settings,
+        ["run-operation", "promote_layer", "--args", json.dumps(args)],
+        spark=spark,
+        vars=_build_vars(layer, build_id),
+    )
+    entry = {
+        "build_id": build_id,
+        "schema": build_schema(layer, build_id),
+        "models": relations,
+        "bronze_versions": record.get("bronze_versions", {}),
+        "upstream_build": record.get("upstream_build"),
+        "published_at": datetime.now(UTC).isoformat(),
+    }
+    new_history = [entry] + history[:1]  # older builds' schemas are gone
+    _publish_state_path(settings, layer).write_text(json.dumps(new_history, indent=2))
+    return entry
+
+
+def rollback(settings: Settings, spark, layer: str) -> dict:
+    """Publish the build before the current one again."""
+    history = publish_history(settings, layer)
+    if len(history) < 2:
+        raise PublishError(f"no previous {layer} build to roll back to")
+    previous = history[1]
+    return promote(settings, spark, layer, previous["build_id"], previous["models"])

@@ -1,0 +1,45 @@
+{#
+  Publish a gated build: `<layer>.<name>` becomes a view on `<build_schema>.<name>` for
+  every relation the build made (one CREATE OR REPLACE VIEW, one metastore update, per
+  table). Views of the published schema that the build no longer has are dropped, and so
+  are build schemas (and their _audit schemas) other than those in `keep`.
+  Called by cms_pipeline.publish.promote through `dbt run-operation`.
+#}
+{% macro promote_layer(layer, build_schema, relations, keep) %}
+    {% do adapter.create_schema(api.Relation.create(schema=layer)) %}
+    {% for name in relations %}
+        {%- set existing = adapter.get_relation(database=none, schema=layer, identifier=name) -%}
+        {% if existing is not none and existing.type != 'view' %}
+            {# a plain `dbt run` outside the gate left a table here: a view replaces it #}
+            {% do adapter.drop_relation(existing) %}
+        {% endif %}
+        {% call statement('publish_' ~ name) %}
+            create or replace view {{ layer }}.{{ name }} as select * from {{ build_schema }}.{{ name }}
+        {% endcall %}
+    {% endfor %}
+    {% for relation in adapter.list_relations_without_caching(api.Relation.create(schema=layer)) %}
+        {% if relation.type == 'view' and relation.identifier not in relations %}
+            {% do adapter.drop_relation(relation) %}
+        {% endif %}
+    {% endfor %}
+    {% do drop_old_builds(layer, keep) %}
+{% endmacro %}
+
+{# Drop build schemas of `layer` whose build id is not in `keep`. #}
+{% macro drop_old_builds(layer, keep) %}
+    {% set prefix = layer ~ '_build_' %}
+    {% set keep_schemas = [] %}
+    {% for build_id in keep %}
+        {% do keep_schemas.append(prefix ~ build_id) %}
+        {% do keep_schemas.append(prefix ~ build_id ~ '_audit') %}
+    {% endfor %}
+    {% for row in run_query('show schemas') %}
+        {% set schema = row[0] %}
+        {% if schema.startswith(prefix) and schema not in keep_schemas %}
+            {% do log("dropping old build schema " ~ schema, info=true) %}
+            {% call statement('drop_' ~ schema) %}
+                drop schema if exists {{ schema }} cascade
+            {% endcall %}
+        {% endif %}
+    {% endfor %}
+{% endmacro %}
