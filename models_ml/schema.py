@@ -34,7 +34,7 @@ def record_model(use_case: str, features: list[Feature]) -> type[BaseModel]:
     title = "".join(part.title() for part in use_case.split("_")) + "Record"
     return create_model(
         title,
-        __config__=ConfigDict(extra="forbid", populate_by_name=True, strict=False),
+        __config__=ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True),
         **fields,
     )
 

@@ -1,0 +1,246 @@
+"""`cms-pipeline train | models | score | serve`: H2O AutoML use cases and their models."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from cms_pipeline.cli.common import (
+    JsonOption,
+    LakeOption,
+    ProfileOption,
+    console,
+    emit,
+    out,
+    settings_for,
+    table,
+)
+from cms_pipeline.config import ConfigError
+
+models_app = typer.Typer(
+    help="Registered models: list, show, promote, roll back.", no_args_is_help=True
+)
+
+UseCaseArg = Annotated[str, typer.Argument(help="Use case = a file config/ml/<USE_CASE>.yaml")]
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[red]{type(exc).__name__}[/red]: {exc}")
+    return typer.Exit(1)
+
+
+def _registry_errors():
+    from models_ml.data import FeatureTableError
+    from models_ml.registry import RegistryError
+
+    return (ConfigError, RegistryError, FeatureTableError)
+
+
+def train(
+    use_case: UseCaseArg,
+    lineage: Annotated[
+        str | None,
+        typer.Option(help="JSON object with input versions to record (e.g. bronze Delta versions)"),
+    ] = None,
+    no_promote: Annotated[
+        bool, typer.Option("--no-promote", help="Register the version but never promote it")
+    ] = False,
+    lake: LakeOption = None,
+    profile: ProfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train USE_CASE with H2O AutoML on its gold feature table, log to MLflow, register,
+    and promote it if it beats the champion by the configured margin."""
+    from models_ml.train import as_dict
+    from models_ml.train import train as run_train
+
+    settings = settings_for(lake, profile)
+    try:
+        result = run_train(
+            settings,
+            use_case,
+            json.loads(lineage) if lineage else None,
+            promote_if_better=not no_promote,
+        )
+    except _registry_errors() as exc:
+        raise _fail(exc) from exc
+    summary = as_dict(result)
+
+    def render(s):
+        out.print(
+            f"[bold]{s['use_case']}[/bold] version {s['model_version']} "
+            f"(leader {s['leader']}), run {s['run_id']}"
+        )
+        out.print(table("Held-out metrics", [{k: f"{v:.4f}" for k, v in s["metrics"].items()}]))
+        out.print(table("Leaderboard (cross-validation)", s["leaderboard"]))
+        out.print(f"Promotion: {s['decision']}; champion is version {s['champion_version']}")
+
+    emit(summary, as_json, render)
+
+
+@models_app.command("list")
+def models_list(
+    lake: LakeOption = None, profile: ProfileOption = None, as_json: JsonOption = False
+) -> None:
+    """Every use case's model: versions, champion and its held-out metrics."""
+    from models_ml.registry import list_models
+
+    rows = list_models(settings_for(lake, profile))
+    flat = [
+        {
+            **{k: v for k, v in r.items() if k != "champion_metrics"},
+            "test_auc": _fmt(r["champion_metrics"].get("test_auc")),
+            "test_aucpr": _fmt(r["champion_metrics"].get("test_aucpr")),
+        }
+        for r in rows
+    ]
+    emit(rows, as_json, lambda _: out.print(table("Models", flat)))
+
+
+@models_app.command("show")
+def models_show(
+    use_case: UseCaseArg,
+    lake: LakeOption = None,
+    profile: ProfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """All versions of USE_CASE with metrics, training data and lineage."""
+    from models_ml.registry import show_model
+
+    try:
+        info = show_model(settings_for(lake, profile), use_case)
+    except _registry_errors() as exc:
+        raise _fail(exc) from exc
+    rows = [
+        {
+            "version": v["version"],
+            "champion": "yes" if v["version"] == info["champion"] else "",
+            "created": v["created"],
+            "test_auc": _fmt(v["metrics"].get("test_auc")),
+            "test_aucpr": _fmt(v["metrics"].get("test_aucpr")),
+            "train_rows": v["train_rows"],
+            "test_rows": v["test_rows"],
+            "leader": v["leader"],
+            "git": (v["git_commit"] or "")[:12],
+        }
+        for v in info["versions"]
+    ]
+    emit(
+        info,
+        as_json,
+        lambda _: out.print(
+            table(f"{use_case} (champion history {info['champion_history']})", rows)
+        ),
+    )
+
+
+@models_app.command("promote")
+def models_promote(
+    use_case: UseCaseArg,
+    version: Annotated[str, typer.Argument()],
+    reason: Annotated[str, typer.Option(help="Why (recorded)")] = "manual",
+    lake: LakeOption = None,
+    profile: ProfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make VERSION the champion of USE_CASE (manual override of the margin rule)."""
+    from models_ml.registry import promote
+
+    try:
+        result = promote(settings_for(lake, profile), use_case, version, reason)
+    except _registry_errors() as exc:
+        raise _fail(exc) from exc
+    emit(
+        result,
+        as_json,
+        lambda r: out.print(
+            f"{use_case}: champion is now version {r['champion']} (was {r['previous']})"
+        ),
+    )
+
+
+@models_app.command("rollback")
+def models_rollback(
+    use_case: UseCaseArg,
+    lake: LakeOption = None,
+    profile: ProfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Restore the previous champion of USE_CASE."""
+    from models_ml.registry import rollback
+
+    try:
+        result = rollback(settings_for(lake, profile), use_case)
+    except _registry_errors() as exc:
+        raise _fail(exc) from exc
+    emit(
+        result,
+        as_json,
+        lambda r: out.print(
+            f"{use_case}: champion is version {r['champion']} "
+            f"again (rolled back {r['rolled_back']})"
+        ),
+    )
+
+
+def score(
+    use_case: UseCaseArg,
+    source: Annotated[
+        str | None,
+        typer.Option("--table", help="Table to score (default: the use case's feature table)"),
+    ] = None,
+    version: Annotated[str | None, typer.Option(help="Model version (default: champion)")] = None,
+    lake: LakeOption = None,
+    profile: ProfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score a gold table with the champion MOJO into gold.predictions_<USE_CASE> and JSON."""
+    from models_ml.batch import as_dict
+    from models_ml.batch import score as run_score
+
+    try:
+        result = run_score(settings_for(lake, profile), use_case, table=source, version=version)
+    except _registry_errors() as exc:
+        raise _fail(exc) from exc
+    emit(
+        as_dict(result),
+        as_json,
+        lambda r: out.print(
+            f"{r['rows']} rows of {r['source_table']} scored by {use_case} v{r['model_version']} "
+            f"-> {r['predictions_table']} and {r['json_path']}"
+        ),
+    )
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    reload_seconds: Annotated[
+        float, typer.Option(help="How often to check the registry for a new champion")
+    ] = 5.0,
+    lake: LakeOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Serve the champions over REST (needs $CMS_PIPELINE_API_KEY; docs at /docs)."""
+    import uvicorn
+
+    from models_ml.api import create_app
+
+    try:
+        app = create_app(settings_for(lake, profile), reload_seconds=reload_seconds)
+    except RuntimeError as exc:
+        raise _fail(exc) from exc
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _fmt(value) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.add_typer(models_app, name="models")
+    app.command("score")(score)
+    app.command("serve")(serve)

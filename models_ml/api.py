@@ -1,0 +1,207 @@
+"""REST scoring: FastAPI over champion MOJOs held in this process's JVM.
+
+    GET  /healthz                          liveness and loaded versions (no key)
+    GET  /v1/models                        champions with versions and metrics
+    GET  /v1/models/{use_case}             one champion, with its record schema
+    POST /v1/models/{use_case}/predict     {"records": [{feature: value, ...}, ...]}
+
+Requests need the header X-API-Key equal to $CMS_PIPELINE_API_KEY. Records are checked
+against a pydantic model derived from the champion's features (unknown fields rejected,
+one message per bad field). A background thread follows the registry: when the
+champion changes, the new MOJO is loaded and swapped in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Body, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ValidationError
+
+from cms_pipeline.config import Settings
+from models_ml import registry
+from models_ml.schema import records_to_columns, request_model
+from models_ml.serving import LoadedModel, load_version
+from models_ml.usecase import list_use_cases
+
+API_KEY_ENV = "CMS_PIPELINE_API_KEY"
+MAX_RECORDS = 10_000
+log = logging.getLogger("models_ml.api")
+
+
+@dataclass
+class Served:
+    model: LoadedModel
+    request: type[BaseModel]
+
+
+class Prediction(BaseModel):
+    score: float
+    label: int
+
+
+class PredictResponse(BaseModel):
+    use_case: str
+    model_version: str
+    threshold: float
+    predictions: list[Prediction]
+
+
+class ModelInfo(BaseModel):
+    use_case: str
+    model_version: str
+    metrics: dict[str, float]
+    features: list[dict[str, Any]]
+
+
+class Champions:
+    """The loaded champion of each use case; swapped atomically on reload."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.models: dict[str, Served] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        for name in list_use_cases(self.settings):
+            champ = registry.champion(self.settings, name)
+            if champ is None:
+                continue
+            current = self.models.get(name)
+            if current is not None and current.model.version == str(champ.version):
+                continue
+            with self._lock:
+                loaded = load_version(self.settings, name, str(champ.version))
+                self.models[name] = Served(
+                    loaded, request_model(name, loaded.features, MAX_RECORDS)
+                )
+            log.info("loaded %s version %s", name, champ.version)
+
+    def get(self, use_case: str) -> Served:
+        served = self.models.get(use_case)
+        if served is None:
+            raise HTTPException(
+                404, f"no champion model for '{use_case}' (served: {sorted(self.models)})"
+            )
+        return served
+
+
+def create_app(
+    settings: Settings, api_key: str | None = None, reload_seconds: float = 5.0
+) -> FastAPI:
+    api_key = api_key or os.environ.get(API_KEY_ENV)
+    if not api_key:
+        raise RuntimeError(f"set {API_KEY_ENV} in the environment: the API refuses to run open")
+    champions = Champions(settings)
+    champions.refresh()
+    stop = threading.Event()
+
+    def follow_registry() -> None:
+        while not stop.wait(reload_seconds):
+            try:
+                champions.refresh()
+            except Exception:  # noqa: BLE001 - keep serving the loaded models
+                log.exception("reloading champions failed; keeping the loaded models")
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        thread = threading.Thread(target=follow_registry, name="champion-reload", daemon=True)
+        thread.start()
+        yield
+        stop.set()
+
+    app = FastAPI(
+        title="CMS pipeline scoring API",
+        description="Scores with the champion H2O MOJO of each use case.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.champions = champions
+    header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+    def check_key(key: str | None = Depends(header)) -> None:
+        if key is None or not secrets.compare_digest(key, api_key):
+            raise HTTPException(401, "missing or wrong X-API-Key header")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError):
+        return JSONResponse(status_code=422, content={"detail": field_errors(exc.errors())})
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok", "models": {k: s.model.version for k, s in champions.models.items()}}
+
+    @app.get("/v1/models", dependencies=[Depends(check_key)])
+    def models() -> list[ModelInfo]:
+        return [info(s) for s in champions.models.values()]
+
+    @app.get("/v1/models/{use_case}", dependencies=[Depends(check_key)])
+    def model(use_case: str) -> dict:
+        served = champions.get(use_case)
+        return {**info(served).model_dump(), "request_schema": served.request.model_json_schema()}
+
+    # async: scoring takes microseconds, a threadpool hop would cost more than the work
+    @app.post("/v1/models/{use_case}/predict", dependencies=[Depends(check_key)])
+    async def predict(
+        use_case: str,
+        body: dict[str, Any] = Body(  # noqa: B008 - FastAPI idiom
+            ...,
+            examples=[{"records": [{"feature_a": 1.0, "feature_b": "level"}]}],
+            description="`records`: 1 to 10,000 records; see GET /v1/models/{use_case} "
+            "for the fields of each record",
+        ),
+    ) -> PredictResponse:
+        served = champions.get(use_case)  # one model for the whole request
+        try:
+            request = served.request.model_validate(body)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            ) from exc
+        scorer = served.model.scorer
+        columns = records_to_columns(request.records, served.model.features)
+        scores = scorer.score_columns(columns, len(request.records))
+        labels = scorer.labels(scores)
+        return PredictResponse(
+            use_case=use_case,
+            model_version=served.model.version,
+            threshold=scorer.threshold,
+            predictions=[
+                Prediction(score=float(s), label=int(v))
+                for s, v in zip(scores, labels, strict=True)
+            ],
+        )
+
+    return app
+
+
+def info(served: Served) -> ModelInfo:
+    m = served.model
+    return ModelInfo(
+        use_case=m.use_case,
+        model_version=m.version,
+        metrics=m.metrics,
+        features=[f.model_dump() for f in m.features],
+    )
+
+
+def field_errors(errors) -> list[dict[str, str]]:
+    """One entry per bad field: where (dotted path), what is wrong, the value given."""
+    out = []
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        item = {"field": ".".join(loc) or "body", "message": e.get("msg", "invalid")}
+        if "input" in e and e.get("type") != "missing":
+            item["input"] = repr(e["input"])[:100]
+        out.append(item)
+    return out
