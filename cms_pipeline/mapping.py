@@ -205,9 +205,7 @@ def load_mappings(settings: Settings) -> dict[str, dict]:
         if mapping.source in result:
             raise ConfigError(f"{path}: bronze.{mapping.source} is mapped twice")
         try:
-            result[mapping.source] = expand_table(
-                mapping, bronze_columns(settings, mapping.source)
-            )
+            result[mapping.source] = expand_table(mapping, bronze_columns(settings, mapping.source))
         except ValueError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
     return result

@@ -1,0 +1,138 @@
+"""`cms-pipeline transform | dbt | docs | export`: dbt silver and gold, docs, exports."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cms_pipeline.cli.common import JsonOption, LakeOption, console, emit, out, settings_for, table
+
+LayerOption = Annotated[
+    list[str] | None,
+    typer.Option("--layer", help="Layer(s) to build: silver, gold (default: both, in order)."),
+]
+
+
+def _spark(settings):
+    from cms_pipeline.spark import get_spark
+
+    return get_spark(settings)
+
+
+def render_builds(summary: dict) -> None:
+    for build in summary["builds"]:
+        status = "[green]ok[/green]" if build["success"] else "[red]FAILED[/red]"
+        out.print(
+            f"{build['layer']} build {build['build_id']} {status} in {build['elapsed']:.0f}s: "
+            f"{len(build['models'])} tables, {len(build['tests'])} tests, "
+            f"{len([t for t in build['tests'] if t['status'] in ('fail', 'error')])} failed"
+        )
+        if build["bronze_versions"]:
+            versions = ", ".join(f"{k}@v{v}" for k, v in sorted(build["bronze_versions"].items()))
+            out.print(f"  bronze read: {versions}")
+        warned = [t for t in build["tests"] if t["status"] == "warn"]
+        if warned:
+            out.print(table("warnings", warned, ["name", "attached_to", "failures", "relation"]))
+        if build["error"]:
+            out.print(f"[red]{build['error']}[/red]")
+    for layer, entry in summary["published"].items():
+        out.print(f"published {layer} -> {entry['schema']}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("transform")
+    def transform_command(
+        lake: LakeOption = None,
+        layer: LayerOption = None,
+        publish: Annotated[
+            bool, typer.Option(help="Publish each layer whose dbt build and tests pass.")
+        ] = True,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Build silver then gold with dbt on Spark (from the exact bronze Delta versions),
+        each into its own build schema, and publish a layer only when its build passes."""
+        from cms_pipeline.publish import build_layer, new_build_id, promote
+
+        settings = settings_for(lake)
+        layers = layer or ["silver", "gold"]
+        spark = _spark(settings)
+        summary = {"builds": [], "published": {}}
+        for name in layers:
+            console.print(f"[bold]dbt build[/bold] {name} ...")
+            result = build_layer(settings, spark, name, new_build_id())
+            summary["builds"].append(result.to_dict())
+            if not result.success:
+                break
+            if publish:
+                summary["published"][name] = promote(
+                    settings, spark, name, result.build_id, result.models
+                )
+        emit(summary, as_json, render_builds)
+        if not all(b["success"] for b in summary["builds"]):
+            raise typer.Exit(1)
+
+    @app.command(
+        "dbt",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def dbt_command(ctx: typer.Context, lake: LakeOption = None) -> None:
+        """Run any dbt command on the pipeline's Spark session, e.g. `cms-pipeline dbt run`,
+        `cms-pipeline dbt test -s beneficiary`, `cms-pipeline dbt docs generate`."""
+        from cms_pipeline.dbt_runner import DbtError, run_dbt
+
+        if not ctx.args:
+            console.print("usage: cms-pipeline dbt <dbt command> [dbt options]")
+            raise typer.Exit(2)
+        settings = settings_for(lake)
+        try:
+            run_dbt(settings, list(ctx.args), quiet=False)
+        except DbtError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+
+    docs = typer.Typer(help="dbt docs site and the source -> target mapping document.")
+    app.add_typer(docs, name="docs")
+
+    @docs.command("generate")
+    def docs_generate(lake: LakeOption = None) -> None:
+        """`dbt docs generate` (catalog of the published schemas) and the mapping document."""
+        from cms_pipeline.dbt_runner import DbtError, dbt_dir, run_dbt
+        from cms_pipeline.mapping_doc import write_mapping_doc
+
+        settings = settings_for(lake)
+        try:
+            run_dbt(settings, ["docs", "generate"])
+        except DbtError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+        out.print(f"dbt docs: {dbt_dir(settings) / 'target' / 'index.html'}")
+        out.print(f"mapping: {write_mapping_doc(settings)}")
+
+    @docs.command("serve")
+    def docs_serve(
+        lake: LakeOption = None,
+        port: Annotated[int, typer.Option(help="Port of the docs site.")] = 8080,
+    ) -> None:
+        """Serve the dbt docs site (run `cms-pipeline docs generate` first)."""
+        from cms_pipeline.dbt_runner import run_dbt
+
+        settings = settings_for(lake)
+        run_dbt(settings, ["docs", "serve", "--port", str(port), "--no-browser"], quiet=False)
+
+    @app.command("export")
+    def export_command(lake: LakeOption = None, as_json: JsonOption = False) -> None:
+        """Write the published gold tables for analytics (Parquet/Delta) and JSON documents
+        for the web, as config/storage.yaml says."""
+        from cms_pipeline.exports import export_all
+
+        settings = settings_for(lake)
+        report = export_all(settings, _spark(settings))
+
+        def render(summary: dict) -> None:
+            rows = [{"table": k, "location": v} for k, v in summary["analytics"].items()]
+            out.print(table("analytics exports", rows))
+            for key, value in summary["web"].items():
+                out.print(f"web {key}: {value}")
+
+        emit(report.to_dict(), as_json, render)
