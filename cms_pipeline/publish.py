@@ -85,11 +85,13 @@ def build_layer(
     *,
     bronze_versions: dict[str, int] | None = None,
     full_refresh: bool = False,
+    vars: dict | None = None,
 ) -> BuildResult:
     """`dbt build` of one layer into `<layer>_build_<build_id>`, with its tests.
 
     Silver first pins `bronze.*` to the latest committed Delta versions (or to
-    `bronze_versions`) and records them. Returns the result; never publishes.
+    `bronze_versions`) and records them. `vars` override dbt vars of dbt_project.yml.
+    Returns the result (check `.success`); never publishes.
     """
     _check_layer(layer)
     if not build_id.replace("_", "").isalnum():
@@ -109,7 +111,9 @@ def build_layer(
         args.append("--full-refresh")
     error = None
     try:
-        run = run_dbt(settings, args, spark=spark, vars=_build_vars(layer, build_id))
+        run = run_dbt(
+            settings, args, spark=spark, vars={**(vars or {}), **_build_vars(layer, build_id)}
+        )
     except DbtError as exc:
         run, error = exc.run, str(exc)
     result = BuildResult(
