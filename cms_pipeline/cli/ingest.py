@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cms_pipeline.cli.common import JsonOption, LakeOption, console, emit, out, settings_for, table
@@ -65,7 +66,23 @@ def render_report(report: IngestReport) -> None:
     )
     for f in report.files:
         for w in f.warnings:
-            out.print(f"[yellow]warning[/yellow] {f.file}: {w}")
+            out.print(f"[yellow]warning[/yellow] {f.file}: {escape(w)}")
+        for e in f.expectation_failures:
+            out.print(f"[red]expectation failed[/red] {f.file}: {escape(e)}")
+    changed = [f for f in report.loaded if f.changes]
+    if changed:
+        out.print("\n[bold]What changed[/bold] (difference from each table's previous state)")
+        for f in changed:
+            flagged = [c for c in f.changes[1:] if c.lstrip().startswith("!")]
+            out.print(
+                f"  {f.changes[0]}"
+                + (f"  [dim]{len(flagged)} columns shifted[/dim]" if flagged else "")
+            )
+            for line in flagged[:3]:
+                out.print(f"    {escape(line.strip())}")
+        out.print(
+            f"[dim]Profiles and full reports: {changed[-1].report_html.rsplit('/', 1)[0]}/[/dim]"
+        )
     for f in report.rejected:
         e = f.error
         where = e["file"] + (f", line {e['line']}" if e.get("line") else "")
@@ -84,11 +101,12 @@ def register(app: typer.Typer) -> None:
 
         Every row read lands in bronze or in quarantine (with file, line, column and
         reason); the same bytes twice are a no-op; a file whose header differs from its
-        contract is handled by the contract's on_schema_change policy. Exits 1 when a
-        file was rejected.
+        contract is handled by the contract's on_schema_change policy. Each batch is
+        profiled and compared with the table's previous state (JSON and HTML reports).
+        Exits 1 when a file was rejected or broke an expectation of its contract.
         """
         settings = settings_for(lake)
         report = run_ingest(settings, source, quiet=as_json)
         emit(report.to_dict(), as_json, lambda _: render_report(report))
-        if report.rejected:
+        if report.rejected or any(f.expectation_failures for f in report.files):
             raise typer.Exit(1)

@@ -61,6 +61,15 @@ def hashes_seen_for(ledger: pa.Table, file_name: str) -> set[str]:
     return set(ledger.filter(mask).column("sha256").to_pylist())
 
 
+def batches_for(ledger: pa.Table, file_name: str) -> list[str]:
+    """Bronze batches of earlier loads of this file name (the previous deliveries)."""
+    mask = pc.and_(
+        pc.equal(ledger.column("file_name"), file_name),
+        pc.is_in(ledger.column("status"), value_set=pa.array(DONE)),
+    )
+    return [b for b in ledger.filter(mask).column("batch_id").to_pylist() if b]
+
+
 def record(settings: Settings, rows: list[dict]) -> None:
     if rows:
         append_rows(ledger_uri(settings), pa.Table.from_pylist(rows, schema=SCHEMA))

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from cms_pipeline.config import Settings, SourceContract
 from cms_pipeline.ingest import ledger
+from cms_pipeline.ingest.batch_report import new_profiler, write_reports
 from cms_pipeline.ingest.claims import claim
 from cms_pipeline.ingest.counting import LineCountingReader
 from cms_pipeline.ingest.delta_writer import (
@@ -78,6 +79,9 @@ class FileResult:
     changed_delivery: bool = False
     warnings: list[str] = field(default_factory=list)
     error: dict | None = None
+    expectation_failures: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)  # difference from the table's previous state
+    report_html: str | None = None
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -121,7 +125,7 @@ def load_delivery(
         recovered = _recover(settings, delivery, result)
         if recovered is None:
             try:
-                _load(settings, delivery, result)
+                _load(settings, delivery, result, ledger.batches_for(current, delivery.name))
             except IngestError as exc:
                 result.status, result.error = "rejected", exc.to_dict()
         result.seconds = round(time.monotonic() - started, 3)
@@ -158,7 +162,9 @@ def _rows_in_batch(dt, batch_id: str) -> int:
     return int(pc.sum(actions.filter(mask).column("num_records")).as_py() or 0)
 
 
-def _load(settings: Settings, delivery: Delivery, result: FileResult) -> None:
+def _load(
+    settings: Settings, delivery: Delivery, result: FileResult, previous_batches: list[str]
+) -> None:
     try:
         attempt = _read(settings, delivery, result, exact=False)
     except NeedsExactPass:
@@ -167,7 +173,7 @@ def _load(settings: Settings, delivery: Delivery, result: FileResult) -> None:
         result.rows_read = 0
         attempt = _read(settings, delivery, result, exact=True)
         result.warnings = list(dict.fromkeys(result.warnings))  # the header was read twice
-    writer, quarantine, physical = attempt
+    writer, quarantine, physical, profiler = attempt
     batch_id = quarantine.batch_id
     contract = delivery.contract
     if physical != result.rows_read:
@@ -178,17 +184,25 @@ def _load(settings: Settings, delivery: Delivery, result: FileResult) -> None:
         )
     result.rows_quarantined = quarantine.rows
     result.rows_bronze = writer.rows if writer else 0
-    _check_expectations(contract, delivery, result)
+    _reject_empty(delivery, result)
     meta = {"batch_id": batch_id, "source_file": delivery.relative, "sha256": result.sha256}
     q_adds = quarantine.finish()
     if q_adds:
         commit_batch(quarantine_uri(settings), QUARANTINE_SCHEMA, q_adds, meta)
+    before = open_table(bronze_uri(settings, contract.table))
     if writer is not None and (adds := writer.finish()):
         result.bronze_version = commit_batch(
             bronze_uri(settings, contract.table), writer.schema, adds, meta
         )
     result.status, result.batch_id = "loaded", batch_id
     assert result.rows_read == result.rows_bronze + result.rows_quarantined
+    if writer is not None:
+        report = write_reports(
+            settings, contract, profiler, before.version() if before else None, previous_batches
+        )
+        result.changes = report["summary"]
+        result.expectation_failures = report["expectation_failures"]
+        result.report_html = report["report_html"]
 
 
 def _read(settings: Settings, delivery: Delivery, result: FileResult, exact: bool):
@@ -216,6 +230,7 @@ def _read(settings: Settings, delivery: Delivery, result: FileResult, exact: boo
                 )
             )
         lineage = _Lineage(delivery, result.sha256, ingested_at)
+        profiler = new_profiler(contract, delivery.relative, batch_id)
         try:
             for lb in stream_batches(stream, header.names, contract.delimiter, failures):
                 result.rows_read += lb.batch.num_rows
@@ -223,7 +238,9 @@ def _read(settings: Settings, delivery: Delivery, result: FileResult, exact: boo
                     _quarantine_all(quarantine, lb, lineage, contract, policy_reason)
                     continue
                 good, bad = _split(lb, contract, check_utf8=exact)
-                writer.write(lineage.bronze(good.batch, good.lines, columns))
+                rows = lineage.bronze(good.batch, good.lines, columns)
+                writer.write(rows)
+                profiler.update(rows)
                 if bad is not None:
                     quarantine.write(lineage.quarantine(*bad))
         finally:
@@ -233,7 +250,7 @@ def _read(settings: Settings, delivery: Delivery, result: FileResult, exact: boo
             result.rows_read += len(failures)
             quarantine.write(lineage.parse_failures(failures))
         physical = stream.lines - 1  # without the header
-    return writer, quarantine, physical
+    return writer, quarantine, physical, profiler
 
 
 def _apply_policy(delivery: Delivery, header: HeaderCheck, result: FileResult):
@@ -282,22 +299,13 @@ def _quarantine_all(writer: BatchWriter, lb: LineBatch, lineage, contract, reaso
     writer.write(lineage.quarantine(lb.batch, lb.lines, [None] * n, [reason] * n))
 
 
-def _check_expectations(contract: SourceContract, delivery: Delivery, result: FileResult) -> None:
-    exp = contract.expectations
+def _reject_empty(delivery: Delivery, result: FileResult) -> None:
     if result.rows_read == 0:
         raise IngestError(
             delivery.relative,
             "the file has a header but no data rows",
             "Land the complete file; an empty delivery is not loaded.",
             line=2,
-        )
-    if exp.min_rows is not None and result.rows_bronze < exp.min_rows:
-        result.warnings.append(
-            f"expectation failed: {result.rows_bronze} rows loaded, at least {exp.min_rows} expected"
-        )
-    if exp.max_rows is not None and result.rows_bronze > exp.max_rows:
-        result.warnings.append(
-            f"expectation failed: {result.rows_bronze} rows loaded, at most {exp.max_rows} expected"
         )
 
 

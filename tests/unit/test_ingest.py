@@ -234,3 +234,31 @@ def test_unknown_files_are_listed_as_ignored(settings, landing):
     (landing / "notes.txt").write_text("hello")
     report = ingest(settings, str(landing))
     assert report.files == [] and report.ignored == ["notes.txt"]
+
+
+def test_duplicate_keys_fail_the_expectation_loudly_with_numbers(settings, sample_data, landing):
+    lines = _bene(sample_data).read_bytes().split(b"\r\n")
+    lines.insert(3, lines[7])  # the beneficiary of line 8 now also stands on line 4
+    (landing / BENE).write_bytes(b"\r\n".join(lines))
+    (result,) = ingest(settings, str(landing)).files
+    assert result.status == "loaded"
+    (failure,) = result.expectation_failures
+    assert "DESYNPUF_ID" in failure and "1" in failure
+    assert Path(result.report_html).read_text().count("DESYNPUF_ID") >= 1
+
+
+def test_each_batch_is_profiled_and_compared_with_the_previous_state(
+    settings, sample_data, landing
+):
+    copy_files(sample_data / "sample_1", landing, "DE1_0_200[89]_Beneficiary*")
+    report = ingest(settings, str(landing))
+    first, second = report.files
+    assert first.changes[0].startswith("beneficiary_summary: +")
+    assert (
+        f"({first.rows_bronze:,} -> {first.rows_bronze + second.rows_bronze:,})"
+        in second.changes[0]
+    )
+    profiles = DeltaTable(f"{settings.lake}/_meta/profiles").to_pyarrow_table()
+    assert set(profiles["batch_id"].to_pylist()) == {first.batch_id, second.batch_id}
+    html = Path(second.report_html).read_text()
+    assert "BENE_BIRTH_DT" in html and "<html" in html.lower()
