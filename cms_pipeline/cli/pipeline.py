@@ -1,0 +1,98 @@
+"""`cms-pipeline run`: the whole gated pipeline as one Prefect flow (ephemeral mode)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from cms_pipeline.cli.common import JsonOption, LakeOption, console, emit, out, table
+
+TrainOption = Annotated[
+    str,
+    typer.Option(
+        "--train",
+        help="Train 'missing' (use cases without a champion), 'always' (challengers), or 'never'.",
+    ),
+]
+
+
+def render_summary(s: dict) -> None:
+    ingest = s.get("ingest") or {}
+    if ingest:
+        t = ingest["totals"]
+        out.print(
+            f"[bold]Ingest[/bold]  {t['files']} files: {t['loaded']} loaded, "
+            f"{t['duplicates']} already loaded, {t['rejected']} rejected; rows "
+            f"{t['rows_read']:,} read = {t['rows_bronze']:,} bronze + "
+            f"{t['rows_quarantined']:,} quarantined"
+        )
+    if s.get("bronze_versions"):
+        versions = ", ".join(f"{k} v{v}" for k, v in sorted(s["bronze_versions"].items()))
+        out.print(f"[bold]Bronze[/bold]  {versions}")
+    for layer, g in s.get("gates", {}).items():
+        counts = ", ".join(f"{n} {o}" for o, n in g["counts"].items() if n)
+        mark = "[green]passed[/green]" if g["passed"] else "[red]FAILED[/red]"
+        out.print(f"[bold]Gate {layer}[/bold]  {mark} ({counts})")
+        for c in g["checks"]:
+            if c["outcome"] in ("warn", "fail", "error"):
+                out.print(f"    {c['outcome']:5s} {c['table']}: {escape(str(c['check']))}")
+    for layer, info in s.get("layers", {}).items():
+        b = info["build"]
+        out.print(
+            f"[bold]{layer.title()}[/bold]  published build {b['build_id']}: "
+            f"{len(b['models'])} tables, {len(b['tests'])} dbt tests"
+        )
+    if s.get("exports"):
+        out.print(f"[bold]Exports[/bold]  {', '.join(s['exports'].get('analytics', {}))}")
+    for name, r in s.get("training", {}).items():
+        m = r.get("metrics", {})
+        out.print(
+            f"[bold]Train {name}[/bold]  leader {r.get('leader')}: AUC {m.get('auc', float('nan')):.3f}"
+            f", AUCPR {m.get('aucpr', float('nan')):.3f}; {escape(str(r.get('decision')))}"
+        )
+        board = r.get("leaderboard", [])[:5]
+        if board:
+            out.print(table(f"Leaderboard {name} (top 5)", board))
+    for name, r in s.get("scoring", {}).items():
+        out.print(
+            f"[bold]Score {name}[/bold]  {r['rows']:,} rows with model v{r['model_version']} "
+            f"-> {r['predictions_table']}"
+        )
+    if s.get("stages"):
+        out.print(table("Stages", s["stages"], ["name", "status", "seconds", "peak_mib"]))
+    if s["ok"]:
+        out.print("[green bold]Pipeline finished: every gate passed.[/green bold]")
+    else:
+        out.print(
+            f"[red bold]Pipeline stopped at {s['stopped_at']}[/red bold]\n{escape(s['reason'])}"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run_command(
+        source: Annotated[
+            str | None,
+            typer.Argument(help="Landing folder or URI (default: the bundled sample data)."),
+        ] = None,
+        lake: LakeOption = None,
+        train: TrainOption = "missing",
+        as_json: JsonOption = False,
+    ):
+        """Run the whole gated pipeline: ingest, bronze gate, silver, gate, gold, gate,
+        exports, training where no champion exists yet, and batch scoring.
+
+        Runs as a Prefect flow in ephemeral mode (no server to start). A failed gate
+        stops what follows, leaves the published layers untouched, and exits 1.
+        """
+        if train not in ("missing", "always", "never"):
+            raise typer.BadParameter("use missing, always or never", param_hint="--train")
+        from flows.pipeline import pipeline_flow
+
+        console.print("[dim]Starting the pipeline flow (Prefect ephemeral mode)...[/dim]")
+        summary = pipeline_flow(source=source, lake=lake, train=train)
+        emit(summary, as_json, render_summary)
+        if not summary["ok"]:
+            raise typer.Exit(1)

@@ -1,0 +1,83 @@
+"""Flows: train (champion/challenger), batch scoring, and exports of published gold."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from prefect import flow, task
+
+from cms_pipeline.config import Settings, load_settings
+from flows import artifacts
+
+
+@task(name="train use case", timeout_seconds=6 * 3600)
+def train_use_case(settings: Settings, use_case: str, lineage: dict | None = None) -> dict:
+    from models_ml.train import as_dict, train
+
+    result = train(settings, use_case, lineage=lineage)
+    board = result.leaderboard[:10]
+    artifacts.markdown(
+        f"leaderboard-{use_case}",
+        f"**{use_case}**: {result.decision}\n\n"
+        + _markdown_table(board)
+        + "\n\nHeld-out: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if isinstance(v, float)),
+    )
+    return as_dict(result)
+
+
+@task(name="score use case", retries=1, retry_delay_seconds=30)
+def score_use_case(settings: Settings, use_case: str) -> dict:
+    from models_ml.batch import score
+
+    return asdict(score(settings, use_case))
+
+
+@task(name="export gold", retries=2, retry_delay_seconds=[10, 60])
+def export_gold(settings: Settings) -> dict:
+    from cms_pipeline.exports import export_all
+    from cms_pipeline.spark import get_spark
+
+    return export_all(settings, get_spark(settings)).to_dict()
+
+
+def use_cases(settings: Settings) -> list[str]:
+    from models_ml.usecase import list_use_cases
+
+    return list_use_cases(settings)
+
+
+def has_champion(settings: Settings, use_case: str) -> bool:
+    from models_ml.registry import champion
+
+    return champion(settings, use_case) is not None
+
+
+def _markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(empty leaderboard)"
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+@flow(name="train", log_prints=True)
+def train_flow(use_case: str | None = None, lake: str | None = None) -> dict:
+    """Retrain (all use cases by default); a challenger replaces the champion only when
+    it beats it on the same held-out data by the configured margin."""
+    settings = load_settings(lake=lake)
+    names = [use_case] if use_case else use_cases(settings)
+    return {name: train_use_case(settings, name) for name in names}
+
+
+@flow(name="score", log_prints=True)
+def score_flow(use_case: str | None = None, lake: str | None = None) -> dict:
+    settings = load_settings(lake=lake)
+    names = [use_case] if use_case else use_cases(settings)
+    return {n: score_use_case(settings, n) for n in names if has_champion(settings, n)}
+
+
+@flow(name="export", log_prints=True)
+def export_flow(lake: str | None = None) -> dict:
+    return export_gold(load_settings(lake=lake))

@@ -1,0 +1,101 @@
+"""The whole gated pipeline: ingest -> bronze gate -> silver -> gate -> gold -> gate ->
+exports -> training where no champion exists yet -> scoring.
+
+A failed gate stops everything after it and leaves the published layers untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prefect import flow
+
+from cms_pipeline.config import load_settings
+from cms_pipeline.stages import StageLog
+from flows.ingest import ingest_files, sync_bronze_tables
+from flows.models import (
+    export_gold,
+    has_champion,
+    score_use_case,
+    train_use_case,
+    use_cases,
+)
+from flows.quality import gate
+from flows.transform import LayerNotPublished, build_gate_publish
+
+
+@dataclass
+class PipelineSummary:
+    ok: bool = True
+    stopped_at: str | None = None
+    reason: str | None = None
+    ingest: dict = field(default_factory=dict)
+    bronze_versions: dict = field(default_factory=dict)
+    gates: dict = field(default_factory=dict)
+    layers: dict = field(default_factory=dict)
+    exports: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    scoring: dict = field(default_factory=dict)
+    stages: list = field(default_factory=list)
+
+    def stop(self, stage: str, reason: str) -> PipelineSummary:
+        self.ok, self.stopped_at, self.reason = False, stage, reason
+        return self
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline_flow(
+    source: str | None = None, lake: str | None = None, train: str = "missing"
+) -> dict:
+    """`train`: 'missing' (only use cases without a champion), 'always' or 'never'."""
+    from cms_pipeline.publish import new_build_id
+
+    settings = load_settings(lake=lake)
+    log = StageLog()
+    summary = PipelineSummary()
+    try:
+        _run(settings, source, train, log, summary, new_build_id())
+    finally:
+        summary.stages = log.to_list()
+    return summary.__dict__
+
+
+def _run(settings, source, train, log: StageLog, summary: PipelineSummary, build_id: str):
+    with log.stage("ingest"):
+        report = ingest_files(settings, source)
+    summary.ingest = report.to_dict()
+    if report.rejected:
+        names = ", ".join(f.file for f in report.rejected)
+        return summary.stop("ingest", f"rejected files: {names} (see the ingest summary)")
+    if any(f.expectation_failures for f in report.files):
+        return summary.stop("ingest", "a file broke its contract's expectations")
+    with log.stage("bronze sync"):
+        summary.bronze_versions = sync_bronze_tables(settings)
+    with log.stage("bronze gate"):
+        bronze = gate(settings, "bronze", batch_id=build_id)
+    summary.gates["bronze"] = bronze.to_dict()
+    if not bronze.passed:
+        return summary.stop("bronze gate", bronze.explain())
+    for layer in ("silver", "gold"):
+        try:
+            summary.layers[layer] = build_gate_publish(settings, layer, build_id, log)
+        except LayerNotPublished as exc:
+            return summary.stop(layer, str(exc))
+        summary.gates[layer] = summary.layers[layer]["gate"]
+    with log.stage("export"):
+        summary.exports = export_gold(settings)
+    names = use_cases(settings)
+    wanted = {
+        "always": names,
+        "never": [],
+        "missing": [n for n in names if not has_champion(settings, n)],
+    }[train]
+    lineage = {"bronze_versions": summary.bronze_versions, "build_id": build_id}
+    for name in wanted:
+        with log.stage(f"train {name}"):
+            summary.training[name] = train_use_case(settings, name, lineage)
+    for name in names:
+        if has_champion(settings, name):
+            with log.stage(f"score {name}"):
+                summary.scoring[name] = score_use_case(settings, name)
+    return summary

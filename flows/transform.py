@@ -1,0 +1,72 @@
+"""Flow: build silver then gold with dbt, each gated by Soda before it is published."""
+
+from __future__ import annotations
+
+from prefect import flow, task
+
+from cms_pipeline.config import Settings, load_settings
+from flows import artifacts
+from flows.quality import gate
+
+
+class LayerNotPublished(RuntimeError):
+    """A build or its gate failed; the published layer is unchanged."""
+
+
+@task(name="dbt build layer", timeout_seconds=4 * 3600)
+def build(settings: Settings, layer: str, build_id: str):
+    from cms_pipeline.publish import build_layer
+    from cms_pipeline.spark import get_spark
+
+    return build_layer(settings, get_spark(settings), layer, build_id)
+
+
+@task(name="publish layer")
+def publish(settings: Settings, layer: str, build_id: str, models: list[str]) -> dict:
+    from cms_pipeline.publish import promote
+    from cms_pipeline.spark import get_spark
+
+    return promote(settings, get_spark(settings), layer, build_id, models)
+
+
+def build_gate_publish(settings: Settings, layer: str, build_id: str, log=None) -> dict:
+    """dbt build into `<layer>_build_<id>`, Soda gate on it, publish only if both pass."""
+    stage = log.stage if log else _no_stage
+    with stage(layer):
+        result = build(settings, layer, build_id)
+    if not result.success:
+        raise LayerNotPublished(
+            f"{layer} build failed; published {layer} unchanged.\n{result.error}"
+        )
+    with stage(f"{layer} gate"):
+        checked = gate(settings, layer, schema=result.schema, batch_id=build_id)
+    if not checked.passed:
+        raise LayerNotPublished(checked.explain())
+    entry = publish(settings, layer, build_id, result.models)
+    artifacts.markdown(
+        f"{layer}-published",
+        f"**{layer}** build `{build_id}` published: {len(result.models)} tables, "
+        f"{len(result.tests)} dbt tests ({len(result.failed_tests)} failed), "
+        f"bronze versions {result.bronze_versions}.",
+    )
+    return {"build": result.to_dict(), "gate": checked.to_dict(), "published": entry}
+
+
+class _no_stage:  # noqa: N801 - used like the StageLog.stage context manager
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@flow(name="transform", log_prints=True)
+def transform_flow(lake: str | None = None, build_id: str | None = None) -> dict:
+    from cms_pipeline.publish import new_build_id
+
+    settings = load_settings(lake=lake)
+    build_id = build_id or new_build_id()
+    return {layer: build_gate_publish(settings, layer, build_id) for layer in ("silver", "gold")}
