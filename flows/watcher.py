@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from cms_pipeline.config import Settings, load_settings
+from cms_pipeline.config import load_settings
 from cms_pipeline.ingest.discovery import discover
 from cms_pipeline.ingest.ledger import done_hashes, hashes_seen_for, read_ledger
 from cms_pipeline.ingest.reader import sha256_of
@@ -71,8 +71,11 @@ def load_target(target: str):
     return getattr(importlib.import_module(module), name)
 
 
+# Takes the lake, not Settings: Prefect walks task arguments, and a pydantic model with a
+# field named `keys` (SourceContract.keys) breaks that walk.
 @task(name="look for arrivals", retries=2, retry_delay_seconds=[5, 30])
-def look_for_arrivals(settings: Settings, landing: str) -> list[Arrival]:
+def look_for_arrivals(landing: str, lake: str | None) -> list[Arrival]:
+    settings = load_settings(lake=lake)
     deliveries, _ignored = discover(settings, landing)
     files = [(d.relative, *sha256_of(d.uri)) for d in deliveries]
     arrivals = new_arrivals(files, read_ledger(settings))
@@ -125,9 +128,8 @@ def watcher_flow(
     landing: str | None = None, lake: str | None = None, then: Target = "pipeline"
 ) -> dict:
     """Start `then` (the whole pipeline, or only ingestion) when new files have arrived."""
-    settings = load_settings(lake=lake)
-    landing = landing or settings.landing
-    arrivals = look_for_arrivals(settings, landing)
+    landing = landing or load_settings(lake=lake).landing
+    arrivals = look_for_arrivals(landing, lake)
     logger = get_run_logger()
     if not arrivals:
         logger.info("No new or changed files in %s; nothing to start.", landing)

@@ -1,0 +1,76 @@
+"""`cms-pipeline up` / `down`: the local Prefect server, worker and deployments."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cms_pipeline.cli.common import JsonOption, LakeOption, console, emit, out, settings_for
+
+PortOption = Annotated[int, typer.Option("--port", help="Port of the Prefect server and UI.")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for the server to answer.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("up")
+    def up_command(
+        lake: LakeOption = None,
+        port: PortOption = 4200,
+        timeout: TimeoutOption = 120.0,
+        schedules: Annotated[
+            bool,
+            typer.Option(
+                "--schedules/--no-schedules",
+                help="Apply config/schedules.yaml (or create every deployment on demand only).",
+            ),
+        ] = True,
+        as_json: JsonOption = False,
+    ):
+        """Start a local Prefect server (SQLite), a worker and every deployment.
+
+        The deployments are those of prefect.yaml with the schedules of
+        config/schedules.yaml; the server's database and logs live under the metadata
+        folder (prefect/). Running it again while the stack is up refreshes the
+        deployments. Stop everything with `cms-pipeline down`.
+        """
+        from cms_pipeline import stack
+
+        settings = settings_for(lake)
+        with console.status("starting the Prefect server, work pool, deployments and worker"):
+            try:
+                state, report = stack.up(
+                    settings, port=port, timeout=timeout, with_schedules=schedules
+                )
+            except (RuntimeError, TimeoutError) as exc:
+                console.print(f"[red]cms-pipeline up failed[/red]: {exc}")
+                raise typer.Exit(1) from exc
+        summary = {**state.to_dict(), **report}
+
+        def render(_):
+            out.print(f"Prefect UI: [bold]{state.ui_url}[/bold]  (API {state.api_url})")
+            for name in report["deployed"]:
+                out.print(f"  deployed {name}")
+            for name, why in report["skipped"].items():
+                out.print(f"  [yellow]not deployed[/yellow] {name}: {why}")
+            for p in state.processes:
+                out.print(f"  {p.name}: pid {p.pid}, log {p.log}")
+            out.print("Stop with: cms-pipeline down" + (f" --lake {lake}" if lake else ""))
+
+        emit(summary, as_json, render)
+
+    @app.command("down")
+    def down_command(lake: LakeOption = None, as_json: JsonOption = False):
+        """Stop the server and worker that `cms-pipeline up` started (nothing else)."""
+        from cms_pipeline import stack
+
+        stopped = stack.down(settings_for(lake))
+        emit(
+            {"stopped": stopped},
+            as_json,
+            lambda s: out.print(
+                "stopped " + ", ".join(s["stopped"]) if s["stopped"] else "nothing to stop"
+            ),
+        )
