@@ -50,6 +50,7 @@ class NodeResult:
     relation: str | None = None  # model table, or the stored failures of a test
     attached_to: str | None = None  # the model a test checks
     materialized: str | None = None
+    publish: bool = True  # config meta `publish: false` keeps a table out of the layer
     execution_time: float = 0.0
 
     def to_dict(self) -> dict:
@@ -214,6 +215,7 @@ def _node_results(result) -> list[NodeResult]:
             continue
         status = str(getattr(r.status, "value", r.status))
         attached = getattr(node, "attached_node", None)
+        config = getattr(node, "config", None)
         relation = getattr(node, "relation_name", None)
         if relation:
             relation = relation.replace("`", "")
@@ -227,7 +229,8 @@ def _node_results(result) -> list[NodeResult]:
                 failures=getattr(r, "failures", None),
                 relation=relation,
                 attached_to=attached.split(".")[-1] if attached else None,
-                materialized=getattr(getattr(node, "config", None), "materialized", None),
+                materialized=getattr(config, "materialized", None),
+                publish=bool((getattr(config, "meta", None) or {}).get("publish", True)),
                 execution_time=float(getattr(r, "execution_time", 0.0) or 0.0),
             )
         )

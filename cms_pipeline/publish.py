@@ -85,6 +85,7 @@ def build_layer(
     *,
     bronze_versions: dict[str, int] | None = None,
     full_refresh: bool = False,
+    fail_fast: bool = False,
     vars: dict | None = None,
 ) -> BuildResult:
     """`dbt build` of one layer into `<layer>_build_<build_id>`, with its tests.
@@ -109,6 +110,8 @@ def build_layer(
     args = ["build", "--select", *_SELECT[layer], "--indirect-selection", "buildable"]
     if full_refresh:
         args.append("--full-refresh")
+    if fail_fast:
+        args.append("--fail-fast")
     error = None
     try:
         run = run_dbt(
@@ -139,7 +142,7 @@ def _published_relations(run: DbtRun | None) -> list[str]:
     return sorted(
         n.name
         for n in run.of_type("model", "seed")
-        if n.status == "success" and n.materialized in _PUBLISHED_MATERIALIZATIONS
+        if n.status == "success" and n.materialized in _PUBLISHED_MATERIALIZATIONS and n.publish
     )
 
 
