@@ -205,6 +205,13 @@ def deploy_all(api_url: str, specs: list[DeploymentSpec], schedules: ScheduleCon
     return {"deployed": deployed, "skipped": skipped}
 
 
+def deploy_to(api_url: str, with_schedules: bool = True) -> dict:
+    """Create pools, queues and deployments on a running server (compose's worker does this)."""
+    config = load_schedules()
+    specs = load_deployment_specs(schedules=config)
+    return deploy_all(api_url, specs, config if with_schedules else None)
+
+
 def _ensure_pools(specs: list[DeploymentSpec]) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
@@ -368,7 +375,7 @@ def up(
     """
     config = load_schedules()
     specs = load_deployment_specs(schedules=config)
-    schedules = config if with_schedules else None
+    schedules = config if with_schedules else None  # validated either way
     home = prefect_home(settings)
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""`cms-pipeline up` / `down`: the local Prefect server, worker and deployments."""
+"""`cms-pipeline up` / `down` (the local Prefect stack) and `deploy` (to any Prefect server)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,20 @@ PortOption = Annotated[int, typer.Option("--port", help="Port of the Prefect ser
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for the server to answer.")
 ]
+SchedulesOption = Annotated[
+    bool,
+    typer.Option(
+        "--schedules/--no-schedules",
+        help="Apply config/schedules.yaml (or create every deployment on demand only).",
+    ),
+]
+
+
+def _render_deployed(report: dict) -> None:
+    for name in report["deployed"]:
+        out.print(f"  deployed {name}")
+    for name, why in report["skipped"].items():
+        out.print(f"  [yellow]not deployed[/yellow] {name}: {why}")
 
 
 def register(app: typer.Typer) -> None:
@@ -20,13 +34,7 @@ def register(app: typer.Typer) -> None:
         lake: LakeOption = None,
         port: PortOption = 4200,
         timeout: TimeoutOption = 120.0,
-        schedules: Annotated[
-            bool,
-            typer.Option(
-                "--schedules/--no-schedules",
-                help="Apply config/schedules.yaml (or create every deployment on demand only).",
-            ),
-        ] = True,
+        schedules: SchedulesOption = True,
         as_json: JsonOption = False,
     ):
         """Start a local Prefect server (SQLite), a worker and every deployment.
@@ -51,15 +59,40 @@ def register(app: typer.Typer) -> None:
 
         def render(_):
             out.print(f"Prefect UI: [bold]{state.ui_url}[/bold]  (API {state.api_url})")
-            for name in report["deployed"]:
-                out.print(f"  deployed {name}")
-            for name, why in report["skipped"].items():
-                out.print(f"  [yellow]not deployed[/yellow] {name}: {why}")
+            _render_deployed(report)
             for p in state.processes:
                 out.print(f"  {p.name}: pid {p.pid}, log {p.log}")
             out.print("Stop with: cms-pipeline down" + (f" --lake {lake}" if lake else ""))
 
         emit(summary, as_json, render)
+
+    @app.command("deploy")
+    def deploy_command(
+        api_url: Annotated[
+            str | None,
+            typer.Option(
+                "--api-url",
+                envvar="PREFECT_API_URL",
+                help="Prefect API of a running server (default: $PREFECT_API_URL).",
+            ),
+        ] = None,
+        schedules: SchedulesOption = True,
+        as_json: JsonOption = False,
+    ):
+        """Create the work pool, queues and deployments on a running Prefect server.
+
+        For a server that `cms-pipeline up` did not start (the containers of
+        docker/compose.yaml, a shared server); `up` does this itself.
+        """
+        from cms_pipeline import stack
+
+        if not api_url:
+            console.print("[red]No Prefect server[/red]: pass --api-url or set PREFECT_API_URL.")
+            raise typer.Exit(2)
+        report = stack.deploy_to(api_url, with_schedules=schedules)
+        emit(report, as_json, lambda r: _render_deployed(r))
+        if report["skipped"]:
+            raise typer.Exit(1)
 
     @app.command("down")
     def down_command(lake: LakeOption = None, as_json: JsonOption = False):
