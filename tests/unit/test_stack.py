@@ -1,0 +1,55 @@
+"""`down` stops exactly the processes `up` recorded (and their children), nothing else."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import psutil
+
+from cms_pipeline import stack
+
+# A parent that starts a child in its own session, as Prefect's worker does for flow runs.
+PARENT = (
+    "import subprocess, sys, time;"
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'],"
+    " start_new_session=True); time.sleep(300)"
+)
+
+
+def test_down_stops_recorded_processes_and_children_only(settings):
+    logs = stack.prefect_home(settings) / "logs"
+    logs.mkdir(parents=True)
+    env = {"PATH": "/usr/bin:/bin"}
+    ours = stack._spawn("worker-process", [sys.executable, "-c", PARENT], env, logs)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        state = stack.StackState("http://x/api", "http://x", "", settings.lake, [ours])
+        stack._write_state(settings, state)
+        assert stack.read_state(settings) == state
+        root = psutil.Process(ours.pid)
+        deadline = time.monotonic() + 30
+        while not root.children(recursive=True) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the parent starts its child
+        family = [root, *root.children(recursive=True)]
+        assert len(family) == 2
+
+        stopped = stack.down(settings)
+
+        assert stopped == [f"worker-process (pid {ours.pid})"]
+        _gone, alive = psutil.wait_procs(family, timeout=10)
+        assert not alive
+        assert bystander.poll() is None  # not ours: still running
+        assert not stack.state_file(settings).exists()
+        assert stack.down(settings) == []  # nothing left to stop
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_reused_pid_is_not_ours(settings):
+    me = psutil.Process()
+    recorded = stack.Started("server", me.pid, me.create_time() - 1000, "")
+    assert not stack.is_ours(recorded)
+    assert stack.is_ours(stack.Started("server", me.pid, me.create_time(), ""))
