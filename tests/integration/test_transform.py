@@ -137,7 +137,10 @@ def test_docs_catalog_shows_every_documented_column(lake, spark, spark_settings)
     catalog = json.loads((target / "catalog.json").read_text())["nodes"]
     manifest = json.loads((target / "manifest.json").read_text())["nodes"]
     for uid, node in manifest.items():
+        published = node["config"]["meta"].get("publish", True)
         if node["resource_type"] != "model" or node["config"]["materialized"] != "table":
+            continue
+        if not published:  # staging tables stay in their build schema
             continue
         assert uid in catalog, f"{node['name']} missing from the docs catalog"
         have = set(catalog[uid]["columns"])
