@@ -79,18 +79,35 @@ def test_schedules_name_deployments_of_prefect_yaml():
     for target, entry in TARGETS.items():
         module, function = entry.split(":")
         assert by_name[target].module_and_function == (module, function)
-    # Prefect schedule objects carry the timezone and the per-schedule parameters.
-    built = schedules.for_deployment("weekly-retrain")
-    assert built and all(s.timezone == schedules.timezone for s in built)
-    assert {s.parameters["use_case"] for s in built} == {
-        s.parameters["use_case"] for s in schedules.schedules["weekly-retrain"]
-    }
+
+
+def test_schedules_become_prefect_schedules_with_timezone_and_parameters(tmp_path):
+    path = tmp_path / "schedules.yaml"
+    path.write_text(
+        "timezone: Europe/Paris\n"
+        "schedules:\n"
+        "  weekly-retrain:\n"
+        "    - {cron: '0 3 * * 0', parameters: {use_case: readmission_30d}}\n"
+        "    - {interval_seconds: 3600, active: false}\n"
+    )
+    cron, interval = stack.load_schedules(path).for_deployment("weekly-retrain")
+    assert cron.cron == "0 3 * * 0" and cron.timezone == "Europe/Paris"
+    assert cron.parameters == {"use_case": "readmission_30d"}
+    assert interval.interval.total_seconds() == 3600 and interval.active is False
 
 
 def test_writers_share_the_one_at_a_time_queue():
     specs = {s.name: s for s in stack.load_deployment_specs()}
     assert specs["watch-landing"].work_queue != stack.WRITERS_QUEUE
-    for name in ("pipeline", "ingest", "nightly-transform", "weekly-retrain", "daily-scoring"):
+    writers = [
+        "pipeline",
+        "ingest",
+        "nightly-transform",
+        "weekly-retrain",
+        "daily-scoring",
+        "export",
+    ]
+    for name in writers:
         assert specs[name].work_queue == stack.WRITERS_QUEUE, name
         assert specs[name].work_pool == "process"
 
