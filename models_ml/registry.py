@@ -128,7 +128,7 @@ def version_summary(c, version) -> dict:
     run = c.get_run(version.run_id) if version.run_id else None
     metrics = {k: v for k, v in (run.data.metrics if run else {}).items() if k.startswith("test_")}
     return {
-        "version": version.version,
+        "version": str(version.version),
         "run_id": version.run_id,
         "created": _ts(version.creation_timestamp),
         "aliases": list(getattr(version, "aliases", []) or []),
@@ -173,7 +173,7 @@ def show_model(settings: Settings, use_case: str) -> dict:
     champ = champion(settings, use_case)
     return {
         "use_case": use_case,
-        "champion": champ.version if champ else None,
+        "champion": str(champ.version) if champ else None,
         "champion_history": _history(c, use_case),
         "versions": [
             version_summary(c, c.get_model_version(use_case, v.version)) for v in versions

@@ -1,0 +1,210 @@
+"""Batch rows/s and REST latency of MOJO scoring, against h2o.mojo_predict_pandas."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from cms_pipeline.config import PROJECT_ROOT, load_settings
+from cms_pipeline.runtime import prepare_environment
+from models_ml import registry
+from models_ml.schema import Feature
+from models_ml.synthetic import readmission_frame
+
+RESULTS = PROJECT_ROOT / "bench" / "results" / "scoring.json"
+FEATURES = [
+    "age_at_admission",
+    "sex_code",
+    "state_code",
+    "length_of_stay_days",
+    "prior_admissions_12m",
+    "chronic_condition_count",
+    "prior_year_total_cost",
+]
+CATEGORICAL = {"sex_code", "state_code"}
+TARGET = "is_readmitted_30d"
+
+
+def build_champion(settings, work: Path) -> tuple[Path, Path]:
+    """Train a GBM on generated rows, register its MOJO and make it the champion."""
+    import h2o
+    from h2o.estimators import H2OGradientBoostingEstimator
+
+    from models_ml.h2o_cluster import ensure_h2o
+
+    ensure_h2o(max_mem="2g", nthreads=2)
+    frame = readmission_frame(rows=5000)
+    frame[FEATURES + [TARGET]].to_parquet(work / "train.parquet", index=False)
+    hf = h2o.import_file(str(work / "train.parquet"))
+    for col in [*CATEGORICAL, TARGET]:
+        hf[col] = hf[col].asfactor()
+    gbm = H2OGradientBoostingEstimator(ntrees=50, max_depth=5, seed=1)
+    gbm.train(x=FEATURES, y=TARGET, training_frame=hf)
+    art = work / "artifacts" / registry.MOJO_DIR
+    art.mkdir(parents=True)
+    mojo = Path(
+        gbm.download_mojo(path=str(art), get_genmodel_jar=True, genmodel_name=registry.GENMODEL_JAR)
+    )
+    mojo = mojo.rename(art / registry.MOJO_FILE)
+    features = [
+        Feature(name=f, type="categorical" if f in CATEGORICAL else "numeric") for f in FEATURES
+    ]
+    (art / registry.FEATURES_FILE).write_text(
+        json.dumps({"features": [f.model_dump() for f in features], "id_columns": []})
+    )
+    h2o.cluster().shutdown()
+    c = registry.client(settings)
+    run = c.create_run(registry.experiment_id(settings, "readmission_30d"))
+    c.log_metric(run.info.run_id, "test_auc", 0.0)
+    c.log_artifacts(run.info.run_id, str(work / "artifacts"))
+    c.set_terminated(run.info.run_id)
+    version = registry.register_version(settings, "readmission_30d", run.info.run_id, {})
+    registry.promote(settings, "readmission_30d", version.version, "benchmark")
+    return mojo, art / registry.GENMODEL_JAR
+
+
+def bench_batch(mojo: Path, jar: Path, rows: int) -> dict:
+    import h2o
+
+    from models_ml.mojo import MojoScorer
+
+    data = readmission_frame(rows=rows, seed=3)[FEATURES]
+    scorer = MojoScorer(mojo, jar)
+    scorer.score_frame(data.head(1000))  # JIT warm-up
+    t = time.perf_counter()
+    ours = scorer.score_frame(data)
+    ours_s = time.perf_counter() - t
+    t = time.perf_counter()
+    base = h2o.mojo_predict_pandas(data, str(mojo), genmodel_jar_path=str(jar))
+    base_s = time.perf_counter() - t
+    diff = float(np.abs(base["p1"].to_numpy() - ours).max())
+    return {
+        "rows": rows,
+        "jpype_rows_per_s": rows / ours_s,
+        "baseline_rows_per_s": rows / base_s,
+        "speedup": base_s / ours_s,
+        "max_abs_diff_vs_baseline": diff,
+    }
+
+
+def bench_single_baseline(mojo: Path, jar: Path, calls: int) -> list[float]:
+    import h2o
+
+    one = readmission_frame(rows=1, seed=5)[FEATURES]
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        h2o.mojo_predict_pandas(one, str(mojo), genmodel_jar_path=str(jar))
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def bench_rest(settings, requests: int) -> list[float]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CMS_PIPELINE_API_KEY": "bench"}
+    cli = Path(sys.executable).parent / "cms-pipeline"
+    proc = subprocess.Popen(
+        [str(cli), "serve", "--lake", settings.lake, "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": "bench"})
+        for _ in range(600):
+            try:
+                if client.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        rows = readmission_frame(rows=requests, seed=9)[FEATURES]
+        records = [
+            {
+                k: (None if pd.isna(v) else (str(v) if k in CATEGORICAL else float(v)))
+                for k, v in row.items()
+            }
+            for row in rows.to_dict(orient="records")
+        ]
+        for rec in records[:200]:  # warm-up
+            client.post("/v1/models/readmission_30d/predict", json={"records": [rec]})
+        times = []
+        for rec in records:
+            t = time.perf_counter()
+            r = client.post("/v1/models/readmission_30d/predict", json={"records": [rec]})
+            times.append(time.perf_counter() - t)
+            r.raise_for_status()
+        return times
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def pct(times: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(times) * 1000, q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--baseline-calls", type=int, default=20)
+    args = parser.parse_args()
+    prepare_environment()
+    with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmp:
+        work = Path(tmp)
+        settings = load_settings(lake=str(work / "lake"))
+        mojo, jar = build_champion(settings, work)
+        batch = bench_batch(mojo, jar, args.rows)
+        base_single = bench_single_baseline(mojo, jar, args.baseline_calls)
+        rest = bench_rest(settings, args.requests)
+    result = {
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_1m": os.getloadavg()[0],
+        },
+        "model": "GBM 50 trees depth 5, 7 features (2 categorical)",
+        "batch": batch,
+        "single_record_ms": {
+            "rest_p50": pct(rest, 50),
+            "rest_p99": pct(rest, 99),
+            "rest_requests": len(rest),
+            "baseline_mojo_predict_pandas_p50": pct(base_single, 50),
+            "baseline_calls": len(base_single),
+            "p50_speedup": statistics.median(base_single) / statistics.median(rest),
+        },
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2))
+    b, s = result["batch"], result["single_record_ms"]
+    print(
+        f"batch  : {b['jpype_rows_per_s']:,.0f} rows/s (JPype MOJO) vs "
+        f"{b['baseline_rows_per_s']:,.0f} rows/s (mojo_predict_pandas): x{b['speedup']:.1f}; "
+        f"max |diff| {b['max_abs_diff_vs_baseline']:.1e}"
+    )
+    print(
+        f"single : REST p50 {s['rest_p50']:.2f} ms, p99 {s['rest_p99']:.2f} ms vs "
+        f"mojo_predict_pandas p50 {s['baseline_mojo_predict_pandas_p50']:.0f} ms: "
+        f"x{s['p50_speedup']:.0f}"
+    )
+    print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

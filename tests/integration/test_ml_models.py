@@ -1,0 +1,330 @@
+"""H2O AutoML end to end on small generated feature tables with a real signal.
+
+One module on purpose: H2O is started once, the JPype JVM (MOJO scoring) lives in this
+test process once, and the REST API runs in its own process (`cms-pipeline serve`) so it
+is called over real HTTP. h2o.init's JVM is a separate process, like Spark's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from cms_pipeline.config import load_settings
+from models_ml import registry
+from models_ml.synthetic import high_cost_frame, readmission_frame, write_table
+from models_ml.usecase import load_use_case
+
+pytestmark = pytest.mark.integration
+
+DB = "ml_test_gold"  # own database: the session metastore is shared with dbt's gold
+LINEAGE = {
+    "bronze_versions": {"inpatient_claims": 4, "beneficiary_summary": 2},
+    "dbt_manifest_sha256": "abc123",
+}
+
+
+def small(settings, name):
+    """The shipped use case with a tiny budget, on this module's table (no ensembles: a
+    stacked ensemble of two models only adds time here)."""
+    uc = load_use_case(settings, name)
+    table = f"{DB}.{uc.table.split('.')[1]}"
+    return uc.model_copy(
+        update={
+            "table": table,
+            "automl": uc.automl.model_copy(
+                update={
+                    "max_models": 2,
+                    "nfolds": 2,
+                    "max_runtime_secs": 300,
+                    "exclude_algos": ["DeepLearning", "StackedEnsemble"],
+                }
+            ),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def ml_settings(tmp_path_factory):
+    return load_settings(lake=str(tmp_path_factory.mktemp("ml") / "lake"))
+
+
+@pytest.fixture(scope="module")
+def h2o_cluster():
+    from models_ml.h2o_cluster import ensure_h2o
+
+    h2o = ensure_h2o(max_mem="2g", nthreads=2)
+    yield h2o
+    h2o.cluster().shutdown()
+
+
+@pytest.fixture(scope="module")
+def tables(spark):
+    frames = {
+        "readmission_30d": readmission_frame(rows=1200),
+        "high_cost_next_year": high_cost_frame(rows=1200),
+    }
+    write_table(spark, frames["readmission_30d"], f"{DB}.features_readmission")
+    write_table(spark, frames["high_cost_next_year"], f"{DB}.features_high_cost")
+    return frames
+
+
+@pytest.fixture(scope="module")
+def first_runs(ml_settings, spark, h2o_cluster, tables):
+    from models_ml.train import train
+
+    return {
+        name: train(ml_settings, small(ml_settings, name), LINEAGE, spark=spark) for name in tables
+    }
+
+
+def test_training_logs_metrics_lineage_and_artifacts(ml_settings, first_runs, tables):
+    for name, result in first_runs.items():
+        uc = small(ml_settings, name)
+        frame = tables[name]
+        last = frame[uc.split.time_column].max()
+        assert result.model_version == "1" and result.promoted
+        assert result.champion_version == "1"
+        assert 0.55 < result.metrics["auc"] < 0.95, result.metrics  # real signal, no leak
+        run = registry.client(ml_settings).get_run(result.run_id)
+        assert int(run.data.params["rows_test"]) == int((frame[uc.split.time_column] == last).sum())
+        assert int(run.data.params["rows_train"]) == int((frame[uc.split.time_column] < last).sum())
+        for key in (
+            "test_auc",
+            "test_aucpr",
+            "test_logloss",
+            "test_calibration_ece",
+            "test_lift_top_decile",
+            "test_capture_top_decile",
+        ):
+            assert key in run.data.metrics
+        assert run.data.tags["config_hash"] == uc.config_hash()
+        assert run.data.tags["git_commit"]
+        art = Path(run.info.artifact_uri.removeprefix("file://"))
+        for rel in (
+            "plots/roc.png",
+            "plots/pr.png",
+            "plots/calibration.png",
+            "mojo/model.zip",
+            "mojo/h2o-genmodel.jar",
+            "mojo/features.json",
+            "evaluation/leaderboard.json",
+            "evaluation/test_predictions.parquet",
+        ):
+            assert (art / rel).stat().st_size > 0, rel
+        lineage = json.loads((art / "lineage.json").read_text())
+        assert lineage["bronze_versions"] == LINEAGE["bronze_versions"]
+        assert lineage["dbt_manifest_sha256"] == "abc123"
+        assert lineage["snapshot"]["rows_table"] == len(frame)
+        assert lineage["table"] == uc.table
+
+
+def test_ids_label_and_excluded_columns_never_reach_the_model(ml_settings, first_runs):
+    for name, result in first_runs.items():
+        uc = small(ml_settings, name)
+        paths = registry.download_version(
+            ml_settings, name, result.model_version, ml_settings.metadata_path("check")
+        )
+        used = {f["name"] for f in json.loads(paths["features"].read_text())["features"]}
+        assert used and not used & uc.non_features
+
+
+def test_same_seed_and_budget_give_the_same_leaderboard(ml_settings, spark, first_runs):
+    from models_ml.train import train
+
+    again = train(ml_settings, small(ml_settings, "readmission_30d"), LINEAGE, spark=spark)
+
+    def board(result):
+        return [(r["algo"], round(r["auc"], 9), round(r["logloss"], 9)) for r in result.leaderboard]
+
+    assert board(again) == board(first_runs["readmission_30d"])
+    assert again.metrics["auc"] == pytest.approx(first_runs["readmission_30d"].metrics["auc"])
+    # equal on the same test data: not better by the margin, so the champion stays
+    assert again.model_version == "2" and not again.promoted
+    assert again.champion_version == "1" and "kept champion" in again.decision
+
+
+def test_mojo_scores_equal_in_cluster_predictions(ml_settings, first_runs):
+    from models_ml.serving import load_version
+
+    for name, result in first_runs.items():
+        uc = small(ml_settings, name)
+        loaded = load_version(ml_settings, name, result.model_version)
+        run = registry.client(ml_settings).get_run(result.run_id)
+        art = Path(run.info.artifact_uri.removeprefix("file://"))
+        in_cluster = pd.read_parquet(art / "evaluation" / "test_predictions.parquet")
+        test_rows = pd.read_parquet(Path(result.snapshot_dir) / "test")
+        joined = test_rows.merge(in_cluster[[*uc.id_columns, "p1"]], on=uc.id_columns)
+        assert len(joined) == len(test_rows) == len(in_cluster)
+        mojo = loaded.scorer.score_frame(joined)
+        np.testing.assert_allclose(mojo, joined["p1"].to_numpy(), rtol=0, atol=1e-6)
+
+
+def test_promote_and_rollback(ml_settings, first_runs):
+    name = "readmission_30d"
+    assert registry.champion(ml_settings, name).version in ("1", 1)
+    registry.promote(ml_settings, name, "2", "test")
+    assert str(registry.champion(ml_settings, name).version) == "2"
+    assert registry.show_model(ml_settings, name)["champion_history"] == ["1", "2"]
+    back = registry.rollback(ml_settings, name)
+    assert back == {"use_case": name, "champion": "1", "rolled_back": "2"}
+    assert str(registry.champion(ml_settings, name).version) == "1"
+    with pytest.raises(registry.RegistryError, match="no earlier champion"):
+        registry.rollback(ml_settings, name)
+    with pytest.raises(registry.RegistryError, match="no version 99"):
+        registry.promote(ml_settings, name, "99", "test")
+    listed = {r["use_case"]: r for r in registry.list_models(ml_settings)}
+    assert listed[name]["champion"] == "1" and listed[name]["versions"] == 2
+    assert "test_auc" in listed[name]["champion_metrics"]
+
+
+def test_batch_scoring_writes_predictions_table_and_json(ml_settings, spark, first_runs, tables):
+    from models_ml.batch import score
+
+    for name in first_runs:
+        uc = small(ml_settings, name)
+        result = score(ml_settings, uc, spark=spark)
+        champion = str(registry.champion(ml_settings, name).version)
+        out = spark.table(uc.predictions_table).toPandas()
+        assert len(out) == result.rows == len(tables[name])
+        assert set(out["model_version"]) == {champion} and out["scored_at"].notna().all()
+        assert out["score"].between(0, 1).all()
+        assert set(out[uc.id_columns[0]]) == set(tables[name][uc.id_columns[0]])
+        exported = json.loads(Path(result.json_path).read_text())
+        assert exported["rows"] == len(out) and exported["model_version"] == champion
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def api(ml_settings, first_runs):
+    port = _free_port()
+    env = {**os.environ, "CMS_PIPELINE_API_KEY": "test-key"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cms_pipeline.cli",
+            "serve",
+            "--lake",
+            ml_settings.lake,
+            "--port",
+            str(port),
+            "--reload-seconds",
+            "0.5",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    client = httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": "test-key"}, timeout=30
+    )
+    deadline = time.time() + 180
+    while True:
+        try:
+            if client.get("/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"API did not start: {proc.stdout.read()}")
+        time.sleep(0.5)
+    yield client
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _record(frame: pd.DataFrame, features: list[dict]) -> dict:
+    row = frame.iloc[0]
+    return {
+        f["name"]: (
+            None
+            if pd.isna(row[f["name"]])
+            else (float(row[f["name"]]) if f["type"] == "numeric" else str(row[f["name"]]))
+        )
+        for f in features
+    }
+
+
+def test_rest_api_over_http(api, ml_settings, tables):
+    models = {m["use_case"]: m for m in api.get("/v1/models").json()}
+    assert set(models) == set(tables)
+    readm = models["readmission_30d"]
+    assert readm["model_version"] == "1" and "test_auc" in readm["metrics"]
+    rec = _record(tables["readmission_30d"], readm["features"])
+
+    one = api.post("/v1/models/readmission_30d/predict", json={"records": [rec]})
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert body["model_version"] == "1" and 0 <= body["predictions"][0]["score"] <= 1
+
+    # many records, one unseen category (scored as missing, as H2O does)
+    cat = next(f["name"] for f in readm["features"] if f["type"] == "categorical")
+    many = api.post(
+        "/v1/models/readmission_30d/predict",
+        json={"records": [rec, {**rec, cat: "never-seen"}, rec]},
+    )
+    assert many.status_code == 200 and len(many.json()["predictions"]) == 3
+    scores = [p["score"] for p in many.json()["predictions"]]
+    assert scores[0] == scores[2] == body["predictions"][0]["score"]
+
+    num = next(f["name"] for f in readm["features"] if f["type"] == "numeric")
+    bad = api.post(
+        "/v1/models/readmission_30d/predict",
+        json={"records": [{**rec, num: "lots", "admission_id": "A1"}]},
+    )
+    assert bad.status_code == 422
+    fields = {e["field"]: e["message"] for e in bad.json()["detail"]}
+    assert set(fields) == {f"records.0.{num}", "records.0.admission_id"}
+
+    missing = {k: v for k, v in rec.items() if k != num}
+    r = api.post("/v1/models/readmission_30d/predict", json={"records": [missing]})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == f"records.0.{num}"
+    assert api.post("/v1/models/readmission_30d/predict", json={"records": []}).status_code == 422
+    assert api.post("/v1/models/unknown/predict", json={"records": [rec]}).status_code == 404
+    assert (
+        api.post(
+            "/v1/models/readmission_30d/predict",
+            json={"records": [rec]},
+            headers={"X-API-Key": "wrong"},
+        ).status_code
+        == 401
+    )
+    assert httpx.get(f"{api.base_url}/v1/models").status_code == 401
+    assert api.get("/healthz").json()["models"]["readmission_30d"] == "1"
+    assert api.get("/docs").status_code == 200
+    assert "/v1/models/{use_case}/predict" in api.get("/openapi.json").json()["paths"]
+
+
+def test_rest_api_follows_the_champion(api, ml_settings, tables):
+    readm = api.get("/v1/models/readmission_30d").json()
+    rec = _record(tables["readmission_30d"], readm["features"])
+    registry.promote(ml_settings, "readmission_30d", "2", "test reload")
+    try:
+        deadline = time.time() + 60
+        version = None
+        while time.time() < deadline and version != "2":
+            time.sleep(0.5)
+            version = api.post(
+                "/v1/models/readmission_30d/predict", json={"records": [rec]}
+            ).json()["model_version"]
+        assert version == "2"
+    finally:
+        registry.rollback(ml_settings, "readmission_30d")
