@@ -424,7 +424,8 @@ class SampleWriter:
         m, cal = self.m, self.m.calib
         ip = cal["inpatient"]
         per_year = cal["full_sample"]["inpatient"] / sum(cal["full_sample"]["beneficiary"].values())
-        readmit_target = 0.8 * ip["readmit_30d_rate"]
+        # planned readmissions; frequent admitters add chance ones on top (about as many)
+        readmit_target = 0.4 * ip["readmit_30d_rate"]
         base = per_year / (1 + readmit_target)
         prior = np.zeros(p.n)
         who_l, adm_l, los_l, t_l = [], [], [], []
@@ -433,7 +434,14 @@ class SampleWriter:
         alive_end = p.alive_end()
         for t in range(3):
             listed, start, end, frac = _year_window(p, t)
-            lin = 0.6 * (p.cond[t] @ m.ip_log_rr) + 0.5 * p.frailty + 0.35 * np.minimum(prior, 3)
+            # admissions: this year's conditions, last year's signal conditions, frailty, prior stays
+            before = p.cond[max(t - 1, 0)][:, sig].sum(axis=1)
+            lin = (
+                0.6 * (p.cond[t] @ m.ip_log_rr)
+                + 0.25 * before
+                + 0.6 * p.frailty
+                + 0.45 * np.minimum(prior, 3)
+            )
             n_adm = _counts(rng, np.exp(lin), frac, base, None)
             who, adm = _spread(rng, n_adm, start, end)
             if t == 0:  # the real files' few stays admitted in late 2007
