@@ -84,7 +84,10 @@ def synth(
     def render(s: dict) -> None:
         out.print(table(f"Generated in {s['out']} ({s['seconds']} s)", s["files"]))
         if s["corrupt"]:
-            out.print(table("Broken copies", s["corrupt"], ["kind", "file", "row", "column"]))
+            kinds = sorted({c["kind"] for c in s["corrupt"]})
+            counts = [{"kind": k, "files": sum(c["kind"] == k for c in s["corrupt"]),
+                       "folder": f"{s['out']}/corrupt/{k}"} for k in kinds]  # fmt: skip
+            out.print(table("Broken copies (details with --json)", counts))
 
     emit(summary, as_json, render)
 
