@@ -11,10 +11,12 @@ from pathlib import Path
 _TELEMETRY_OFF = {
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     "MLFLOW_DISABLE_TELEMETRY": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
     "SPARK_LOCAL_IP": "127.0.0.1",
     "PYARROW_IGNORE_TIMEZONE": "1",
+    # Prefect's ephemeral server needs 15-20 s on 2 idle cores; far more on busy ones.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
 }
 
 

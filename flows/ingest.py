@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from prefect import flow, task
 
-from cms_pipeline.config import Settings, load_settings
+from cms_pipeline.config import load_settings
 from cms_pipeline.ingest import IngestReport, ingest
 from flows import artifacts
 
 
 @task(name="ingest files", retries=2, retry_delay_seconds=[5, 30], timeout_seconds=6 * 3600)
-def ingest_files(settings: Settings, source: str | None) -> IngestReport:
+def ingest_files(lake: str | None, source: str | None) -> IngestReport:
+    settings = load_settings(lake=lake)
     # Safe to retry: the ledger makes a reloaded file a no-op.
     report = ingest(settings, source)
     artifacts.row_accounting(report)
@@ -18,7 +19,8 @@ def ingest_files(settings: Settings, source: str | None) -> IngestReport:
 
 
 @task(name="sync bronze tables", retries=1, retry_delay_seconds=10)
-def sync_bronze_tables(settings: Settings) -> dict[str, int]:
+def sync_bronze_tables(lake: str | None) -> dict[str, int]:
+    settings = load_settings(lake=lake)
     from cms_pipeline.bronze_catalog import sync_bronze
     from cms_pipeline.spark import get_spark
 
@@ -28,6 +30,6 @@ def sync_bronze_tables(settings: Settings) -> dict[str, int]:
 @flow(name="ingest", log_prints=True)
 def ingest_flow(source: str | None = None, lake: str | None = None) -> dict:
     settings = load_settings(lake=lake)
-    report = ingest_files(settings, source)
-    versions = sync_bronze_tables(settings)
+    report = ingest_files(settings.lake, source)
+    versions = sync_bronze_tables(settings.lake)
     return {"ingest": report.to_dict(), "bronze_versions": versions}

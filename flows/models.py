@@ -11,7 +11,8 @@ from flows import artifacts
 
 
 @task(name="train use case", timeout_seconds=6 * 3600)
-def train_use_case(settings: Settings, use_case: str, lineage: dict | None = None) -> dict:
+def train_use_case(lake: str | None, use_case: str, lineage: dict | None = None) -> dict:
+    settings = load_settings(lake=lake)
     from models_ml.train import as_dict, train
 
     result = train(settings, use_case, lineage=lineage)
@@ -27,14 +28,16 @@ def train_use_case(settings: Settings, use_case: str, lineage: dict | None = Non
 
 
 @task(name="score use case", retries=1, retry_delay_seconds=30)
-def score_use_case(settings: Settings, use_case: str) -> dict:
+def score_use_case(lake: str | None, use_case: str) -> dict:
+    settings = load_settings(lake=lake)
     from models_ml.batch import score
 
     return asdict(score(settings, use_case))
 
 
 @task(name="export gold", retries=2, retry_delay_seconds=[10, 60])
-def export_gold(settings: Settings) -> dict:
+def export_gold(lake: str | None) -> dict:
+    settings = load_settings(lake=lake)
     from cms_pipeline.exports import export_all
     from cms_pipeline.spark import get_spark
 
@@ -68,16 +71,16 @@ def train_flow(use_case: str | None = None, lake: str | None = None) -> dict:
     it beats it on the same held-out data by the configured margin."""
     settings = load_settings(lake=lake)
     names = [use_case] if use_case else use_cases(settings)
-    return {name: train_use_case(settings, name) for name in names}
+    return {name: train_use_case(settings.lake, name) for name in names}
 
 
 @flow(name="score", log_prints=True)
 def score_flow(use_case: str | None = None, lake: str | None = None) -> dict:
     settings = load_settings(lake=lake)
     names = [use_case] if use_case else use_cases(settings)
-    return {n: score_use_case(settings, n) for n in names if has_champion(settings, n)}
+    return {n: score_use_case(settings.lake, n) for n in names if has_champion(settings, n)}
 
 
 @flow(name="export", log_prints=True)
 def export_flow(lake: str | None = None) -> dict:
-    return export_gold(load_settings(lake=lake))
+    return export_gold(lake)

@@ -62,7 +62,7 @@ def pipeline_flow(
 
 def _run(settings, source, train, log: StageLog, summary: PipelineSummary, build_id: str):
     with log.stage("ingest"):
-        report = ingest_files(settings, source)
+        report = ingest_files(settings.lake, source)
     summary.ingest = report.to_dict()
     if report.rejected:
         names = ", ".join(f.file for f in report.rejected)
@@ -70,9 +70,9 @@ def _run(settings, source, train, log: StageLog, summary: PipelineSummary, build
     if any(f.expectation_failures for f in report.files):
         return summary.stop("ingest", "a file broke its contract's expectations")
     with log.stage("bronze sync"):
-        summary.bronze_versions = sync_bronze_tables(settings)
+        summary.bronze_versions = sync_bronze_tables(settings.lake)
     with log.stage("bronze gate"):
-        bronze = gate(settings, "bronze", batch_id=build_id)
+        bronze = gate(settings.lake, "bronze", batch_id=build_id)
     summary.gates["bronze"] = bronze.to_dict()
     if not bronze.passed:
         return summary.stop("bronze gate", bronze.explain())
@@ -83,7 +83,7 @@ def _run(settings, source, train, log: StageLog, summary: PipelineSummary, build
             return summary.stop(layer, str(exc))
         summary.gates[layer] = summary.layers[layer]["gate"]
     with log.stage("export"):
-        summary.exports = export_gold(settings)
+        summary.exports = export_gold(settings.lake)
     names = use_cases(settings)
     wanted = {
         "always": names,
@@ -93,9 +93,9 @@ def _run(settings, source, train, log: StageLog, summary: PipelineSummary, build
     lineage = {"bronze_versions": summary.bronze_versions, "build_id": build_id}
     for name in wanted:
         with log.stage(f"train {name}"):
-            summary.training[name] = train_use_case(settings, name, lineage)
+            summary.training[name] = train_use_case(settings.lake, name, lineage)
     for name in names:
         if has_champion(settings, name):
             with log.stage(f"score {name}"):
-                summary.scoring[name] = score_use_case(settings, name)
+                summary.scoring[name] = score_use_case(settings.lake, name)
     return summary

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from prefect import flow, task
 
-from cms_pipeline.config import Settings, load_settings
+from cms_pipeline.config import load_settings
 from flows import artifacts
 
 
 @task(name="quality gate")
-def gate(settings: Settings, layer: str, schema: str | None = None, batch_id: str | None = None):
+def gate(lake: str | None, layer: str, schema: str | None = None, batch_id: str | None = None):
+    settings = load_settings(lake=lake)
     from cms_pipeline.quality.gate import run_checks
     from cms_pipeline.spark import get_spark
 
@@ -22,6 +23,6 @@ def gate(settings: Settings, layer: str, schema: str | None = None, batch_id: st
 def quality_flow(layer: str, lake: str | None = None) -> dict:
     from cms_pipeline.quality.results import require_pass
 
-    result = gate(load_settings(lake=lake), layer)
+    result = gate(lake, layer)
     require_pass(result)
     return result.to_dict()

@@ -14,7 +14,8 @@ class LayerNotPublished(RuntimeError):
 
 
 @task(name="dbt build layer", timeout_seconds=4 * 3600)
-def build(settings: Settings, layer: str, build_id: str):
+def build(lake: str | None, layer: str, build_id: str):
+    settings = load_settings(lake=lake)
     from cms_pipeline.publish import build_layer
     from cms_pipeline.spark import get_spark
 
@@ -22,7 +23,8 @@ def build(settings: Settings, layer: str, build_id: str):
 
 
 @task(name="publish layer")
-def publish(settings: Settings, layer: str, build_id: str, models: list[str]) -> dict:
+def publish(lake: str | None, layer: str, build_id: str, models: list[str]) -> dict:
+    settings = load_settings(lake=lake)
     from cms_pipeline.publish import promote
     from cms_pipeline.spark import get_spark
 
@@ -33,16 +35,16 @@ def build_gate_publish(settings: Settings, layer: str, build_id: str, log=None) 
     """dbt build into `<layer>_build_<id>`, Soda gate on it, publish only if both pass."""
     stage = log.stage if log else _no_stage
     with stage(layer):
-        result = build(settings, layer, build_id)
+        result = build(settings.lake, layer, build_id)
     if not result.success:
         raise LayerNotPublished(
             f"{layer} build failed; published {layer} unchanged.\n{result.error}"
         )
     with stage(f"{layer} gate"):
-        checked = gate(settings, layer, schema=result.schema, batch_id=build_id)
+        checked = gate(settings.lake, layer, schema=result.schema, batch_id=build_id)
     if not checked.passed:
         raise LayerNotPublished(checked.explain())
-    entry = publish(settings, layer, build_id, result.models)
+    entry = publish(settings.lake, layer, build_id, result.models)
     artifacts.markdown(
         f"{layer}-published",
         f"**{layer}** build `{build_id}` published: {len(result.models)} tables, "

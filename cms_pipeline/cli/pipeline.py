@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from cms_pipeline.cli.common import JsonOption, LakeOption, console, emit, out, table
+from cms_pipeline.cli.common import (
+    JsonOption,
+    LakeOption,
+    console,
+    emit,
+    out,
+    settings_for,
+    table,
+)
 
 TrainOption = Annotated[
     str,
@@ -89,6 +98,11 @@ def register(app: typer.Typer) -> None:
         """
         if train not in ("missing", "always", "never"):
             raise typer.BadParameter("use missing, always or never", param_hint="--train")
+        settings = settings_for(lake)
+        # Prefect's own state (the ephemeral server's SQLite) lives with the lake's metadata.
+        prefect_home = settings.metadata_path("prefect")
+        prefect_home.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("PREFECT_HOME", str(prefect_home))
         from flows.pipeline import pipeline_flow
 
         console.print("[dim]Starting the pipeline flow (Prefect ephemeral mode)...[/dim]")
