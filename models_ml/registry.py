@@ -209,3 +209,45 @@ def _ts(ms: int | None) -> str | None:
     return (
         None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
     )
+
+
+def model_catalog(settings: Settings) -> list[dict]:
+    """One entry per registered version for `cms-pipeline catalog`: metrics and the
+    data it was trained on (table, rows, periods, recorded input versions)."""
+    c = client(settings)
+    entries = []
+    for rm in c.search_registered_models():
+        champ = champion(settings, rm.name)
+        for v in sorted(c.search_model_versions(f"name='{rm.name}'"), key=lambda v: int(v.version)):
+            run = c.get_run(v.run_id)
+            params, tags = run.data.params, run.data.tags
+            entries.append(
+                {
+                    "use_case": rm.name,
+                    "version": str(v.version),
+                    "is_champion": champ is not None and str(champ.version) == str(v.version),
+                    "created": _ts(v.creation_timestamp),
+                    "table": tags.get("table"),
+                    "rows_train": params.get("rows_train"),
+                    "rows_test": params.get("rows_test"),
+                    "train_periods": params.get("train_periods"),
+                    "test_periods": params.get("test_periods"),
+                    "snapshot_sha256": tags.get("snapshot_sha256"),
+                    "input_versions": {
+                        k.removeprefix("lineage."): _json(val)
+                        for k, val in tags.items()
+                        if k.startswith("lineage.")
+                    },
+                    "metrics": {
+                        k: val for k, val in run.data.metrics.items() if k.startswith("test_")
+                    },
+                }
+            )
+    return entries
+
+
+def _json(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # cut at the tag length limit

@@ -24,6 +24,9 @@ from models_ml.plots import evaluation_plots
 from models_ml.schema import Feature
 from models_ml.usecase import UseCase, load_use_case
 
+# lineage keys this module adds itself; the caller's keys are also tagged `lineage.<key>`
+OWN_LINEAGE_KEYS = {"table", "snapshot", "git_commit", "config_hash", "h2o_version"}
+
 
 @dataclass
 class TrainResult:
@@ -282,7 +285,7 @@ def _log_run(c, run_id, uc: UseCase, snap: Snapshot, leader, aml, test_metrics, 
         **{
             f"lineage.{k}": json.dumps(v, default=str)[:5000]
             for k, v in lineage.items()
-            if k not in ("snapshot",)
+            if k not in OWN_LINEAGE_KEYS
         },
     }
     ts = _millis()
