@@ -56,7 +56,7 @@ def sync_table(spark, settings: Settings, table: str, version: int | None = None
         spark.sql(statement("create_bronze_table_delta", **names))
     else:
         schema = pa.schema(dt.schema().to_arrow())
-        _recreate_if_schema_changed(spark, table, schema)
+        _recreate_if_changed(spark, table, schema, location)
         spark.sql(statement("create_bronze_table", columns=_columns_ddl(schema), **names))
         wanted = batches_in_table(dt)
         present = _registered_batches(spark, table)
@@ -80,12 +80,16 @@ def _registered_batches(spark, table: str) -> set[str]:
     return {r[0].split("=", 1)[1] for r in rows}
 
 
-def _recreate_if_schema_changed(spark, table: str, schema: pa.Schema) -> None:
-    if not spark.catalog.tableExists(f"{DATABASE}.{table}"):
+def _recreate_if_changed(spark, table: str, schema: pa.Schema, location: str) -> None:
+    """Drop the (external) table definition when the schema evolved or the lake moved;
+    dropping an external table keeps its data."""
+    name = f"{DATABASE}.{table}"
+    if not spark.catalog.tableExists(name):
         return
-    have = [c.name for c in spark.catalog.listColumns(f"{DATABASE}.{table}")]
-    if have != schema.names:  # schema evolved: external table, so dropping keeps the data
-        spark.sql(f"DROP TABLE {DATABASE}.{table}")
+    have = [c.name for c in spark.catalog.listColumns(name)]
+    props = {r.key: r.value for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    if have != schema.names or props.get("cms.delta_uri") != location:
+        spark.sql(f"DROP TABLE {name}")
 
 
 def sync_bronze(

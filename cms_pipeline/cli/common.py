@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -12,7 +13,8 @@ from rich.table import Table
 from cms_pipeline.config import ConfigError, Settings, load_settings
 
 console = Console(stderr=True)
-out = Console()
+# Wide enough for tables when output goes to a file or a CI log.
+out = Console(width=None if sys.stdout.isatty() else 160)
 
 LakeOption = Annotated[
     str | None,

@@ -1,0 +1,34 @@
+"""`cms-pipeline catalog`: every table and model the lake holds."""
+
+from __future__ import annotations
+
+import typer
+
+from cms_pipeline.cli.common import JsonOption, LakeOption, emit, out, settings_for, table
+
+
+def _render(c: dict) -> None:
+    out.print(
+        table("Tables", c["tables"], ["layer", "table", "format", "version", "rows", "updated"])
+    )
+    rows = [
+        {
+            "use case": m["use_case"],
+            "champion": m["champion"],
+            "versions": m["versions"],
+            "champion AUC": m["champion_metrics"].get("auc"),
+            "champion AUCPR": m["champion_metrics"].get("aucpr"),
+        }
+        for m in c["models"]
+    ]
+    out.print(table("Models", rows) if rows else "No models registered yet (cms-pipeline train).")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("catalog")
+    def catalog_command(lake: LakeOption = None, as_json: JsonOption = False):
+        """List every table (layer, version, rows, last update) and every model (champion,
+        metrics). Reads the Delta logs, the publish records and the model registry."""
+        from cms_pipeline.catalog import catalog
+
+        emit(catalog(settings_for(lake)), as_json, _render)
