@@ -353,3 +353,28 @@ def test_cli_writes_cms_zips(tmp_path):
             head = io.BytesIO(zf.read(inner)).readline()
             assert re.fullmatch(rb'("[A-Z0-9_]+",)*"[A-Z0-9_]+"\r\n', head)
     assert not list(tmp_path.glob("*.csv"))
+
+
+def test_ingestion_checks_accept_the_generated_files(generated, contracts):
+    """The pipeline's own header and row checks (cms_pipeline.ingest) find nothing wrong."""
+    import pyarrow.csv as pacsv
+
+    from cms_pipeline.ingest.header import check_header
+    from cms_pipeline.ingest.validation import find_violations
+
+    for kind, path in generated.items():
+        contract = contracts[KINDS[kind].contract]
+        header = check_header(
+            path.open("rb").readline(), contract.column_names, contract.delimiter, "utf-8"
+        )
+        assert header.matches, (kind, header.describe())
+        table = pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(contract.column_names, pa.string()),
+                strings_can_be_null=True,
+            ),
+        )
+        for batch in table.to_batches():
+            found = find_violations(batch, contract)
+            assert len(found) == 0, (kind, found.columns[:3], found.reasons[:3])

@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 
+from cms_pipeline.config import load_settings
 from cms_pipeline.synth.corruptions import (
     BAD_BYTES,
     BAD_DATE,
@@ -135,3 +136,19 @@ def test_unknown_kind_is_refused(source, tmp_path):
     with pytest.raises(ValueError, match="unknown corruption"):
         corrupt_file(source, tmp_path / "x.csv", "garbled", seed=0)
     assert len(KINDS) == 7
+
+
+def test_ingestion_header_check_sees_the_header_corruptions(source, tmp_path):
+    from cms_pipeline.ingest.header import check_header
+
+    name = source.with_suffix(".csv").name
+    contract, _ = load_settings().contract_for(name)
+    for kind in ("extra_column", "renamed_column", "wrong_delimiter"):
+        out = tmp_path / f"{kind}{source.suffix}"
+        report = corrupt_file(source, out, kind, seed=2)
+        check = check_header(raw_lines(out)[0], contract.column_names, ",", "utf-8")
+        assert not check.matches, kind
+        if kind == "extra_column":
+            assert check.extra == [EXTRA_COLUMN]
+        if kind == "renamed_column":
+            assert report["column"] in check.renamed or report["column"] in check.missing
