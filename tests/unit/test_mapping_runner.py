@@ -117,3 +117,16 @@ def test_year_documents_hold_states_and_prevalence():
     assert [s["state_code"] for s in docs[2008]["states"]] == ["05", "10"]
     assert docs[2008]["chronic_conditions"][0]["condition_code"] == "CHF"
     assert docs[2009]["chronic_conditions"] == []
+
+
+def test_cli_registers_transform_commands():
+    from typer.testing import CliRunner
+
+    from cms_pipeline.cli import app
+
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("transform", "dbt", "docs", "export"):
+        assert command in result.output
+    docs = CliRunner().invoke(app, ["docs", "--help"])
+    assert "generate" in docs.output and "serve" in docs.output
