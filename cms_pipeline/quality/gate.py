@@ -127,7 +127,10 @@ def _scan(
     scan.sampler = sampler
     scan.execute()
     errors = scan.get_error_logs_text() if scan.has_error_logs() else ""
-    return from_scan(layer, table, scan.get_scan_results(), sampler.samples, errors or "")
+    results = from_scan(layer, table, scan.get_scan_results(), sampler.samples, errors or "")
+    for r in results:  # soda_checks/... reads better than an absolute path
+        r.location = r.location.replace(f"{PROJECT_ROOT}/", "")
+    return results
 
 
 def _tables_in(spark, schema: str) -> set[str]:

@@ -22,6 +22,7 @@ class CheckResult:
     check: str
     outcome: str  # pass | warn | fail | error
     value: float | None = None
+    severity: str = "fail"  # declared: "warn" when the check can at worst warn
     location: str = ""  # check file and line, so a reader can open the definition
     message: str = ""
     failed_rows: list[dict] = field(default_factory=list)  # bounded sample
@@ -117,6 +118,11 @@ def measured_value(check: dict) -> float | None:
     return float(value)
 
 
+def declared_severity(definition: str) -> str:
+    """A check whose thresholds say only `warn:` can at worst warn; any other can fail."""
+    return "warn" if "warn:" in definition and "fail:" not in definition else "fail"
+
+
 def _message(check: dict) -> str:
     diag = check.get("diagnostics") or {}
     parts = []
@@ -154,6 +160,7 @@ def from_scan(
                 check=check.get("name") or check.get("definition", ""),
                 outcome=outcome,
                 value=measured_value(check),
+                severity=declared_severity(check.get("definition") or ""),
                 location=f"{loc.get('filePath', '')}:{loc.get('line', '')}",
                 message=message,
                 failed_rows=samples.get(check.get("name"), []) if outcome != PASS else [],

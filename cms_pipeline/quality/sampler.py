@@ -54,9 +54,13 @@ class BoundedSampler(Sampler):
     def store_sample(self, sample_context: SampleContext) -> SampleRef:
         sample = sample_context.sample
         limit = min(sample_context.samples_limit or self.limit, self.limit)
-        cursor = sample.cursor
-        rows = cursor.fetchmany(limit) if limit > 0 else []
-        total = len(rows) if len(rows) < limit else _count(cursor)
+        fetched = getattr(getattr(sample, "safe_fetcher", None), "rows", None)
+        if fetched is not None:
+            # Soda already read this result to count it (`fail query` checks): reuse it.
+            rows, total = list(fetched[:limit]), sample.get_rows_count()
+        else:
+            rows = sample.cursor.fetchmany(limit) if limit > 0 else []
+            total = len(rows) if len(rows) < limit else _count(sample.cursor)
         schema = sample.get_schema()
         names = [c.name for c in schema.columns]
         kept = keep_columns(names, sample_context.query or "", self.max_columns)

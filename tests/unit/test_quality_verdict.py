@@ -13,10 +13,11 @@ from cms_pipeline.quality.results import GateFailed, GateResult, from_scan, requ
 from cms_pipeline.quality.sampler import keep_columns
 
 
-def soda_check(name, outcome, value=None, line=1, **diagnostics):
+def soda_check(name, outcome, value=None, line=1, definition="", **diagnostics):
     """A check as it appears in Soda's `get_scan_results()['checks']`."""
     return {
         "name": name,
+        "definition": definition,
         "table": "inpatient_claims",
         "outcome": outcome,
         "location": {"filePath": "soda_checks/bronze/inpatient_claims.yml", "line": line},
@@ -36,6 +37,15 @@ def test_only_warnings_pass_the_gate_and_are_kept():
     assert gate.passed
     assert [c.check for c in gate.warnings] == ["negatives"]
     assert require_pass(gate) is gate
+
+
+def test_severity_is_what_the_thresholds_declare():
+    gate = gate_of(
+        soda_check("negatives", "warn", 1, definition="- failed rows:\n    warn: when > 0\n"),
+        soda_check("shift", "warn", 12, definition="warn: when > 10\n  fail: when > 50\n"),
+        soda_check("dupes", "pass", 0, definition="- duplicate_count(a) = 0\n"),
+    )
+    assert [c.severity for c in gate.checks] == ["warn", "fail", "fail"]
 
 
 def test_a_failure_stops_the_gate_and_explains_value_and_location():
