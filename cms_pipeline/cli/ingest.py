@@ -110,3 +110,22 @@ def register(app: typer.Typer) -> None:
         emit(report.to_dict(), as_json, lambda _: render_report(report))
         if report.rejected or any(f.expectation_failures for f in report.files):
             raise typer.Exit(1)
+
+    @app.command("compact")
+    def compact_command(
+        tables: Annotated[
+            list[str] | None, typer.Argument(help="Bronze tables (default: all).")
+        ] = None,
+        lake: LakeOption = None,
+        as_json: JsonOption = False,
+    ):
+        """Rewrite small bronze files into one new batch per table (older versions stay
+        readable; Spark picks up the change at the next sync)."""
+        from dataclasses import asdict
+
+        from cms_pipeline.bronze_catalog import bronze_tables
+        from cms_pipeline.ingest.maintenance import compact
+
+        settings = settings_for(lake)
+        results = [asdict(compact(settings, t)) for t in tables or bronze_tables(settings)]
+        emit(results, as_json, lambda rows: out.print(table("Compaction", rows)))

@@ -175,7 +175,20 @@ def commit_batch(
         commit_properties=props,
     )
     dt.update_incremental()
+    checkpoint_if_due(dt)
     return dt.version()
+
+
+CHECKPOINT_EVERY = 10
+
+
+def checkpoint_if_due(dt: DeltaTable) -> bool:
+    """A checkpoint every CHECKPOINT_EVERY commits: opening reads one Parquet file
+    instead of every JSON commit since the start."""
+    if dt.version() > 0 and dt.version() % CHECKPOINT_EVERY == 0:
+        dt.create_checkpoint()
+        return True
+    return False
 
 
 def _current_schema(dt: DeltaTable) -> pa.Schema:

@@ -38,8 +38,11 @@ def bronze_table(settings):
 def test_kill_mid_write_leaves_nothing_visible_and_rerun_completes(settings, landing):
     _, rows = big_file(landing, 30)
     lake_bronze = Path(settings.lake) / "bronze" / "beneficiary_summary"
-    proc = subprocess.Popen([*INGEST, str(landing), "--lake", settings.lake, "--json"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*INGEST, str(landing), "--lake", settings.lake, "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not list(lake_bronze.glob("_batch_id=*/*.parquet")):
         assert proc.poll() is None, "ingest finished before it could be killed: use a bigger file"
@@ -83,8 +86,11 @@ def test_crash_between_bronze_commit_and_ledger_is_recovered_without_duplicates(
 def test_two_ingests_at_once_load_each_file_exactly_once(settings, landing):
     copy_files(SAMPLE_DATA / "sample_1", landing)
     procs = [
-        subprocess.Popen([*INGEST, str(landing), "--lake", settings.lake, "--json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [*INGEST, str(landing), "--lake", settings.lake, "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(2)
     ]
     for p in procs:
@@ -98,3 +104,39 @@ def test_two_ingests_at_once_load_each_file_exactly_once(settings, landing):
         expected = pc.sum(loaded.filter(pc.equal(loaded["table"], table))["rows_bronze"]).as_py()
         actual = DeltaTable(bronze_uri(settings, table)).to_pyarrow_dataset().count_rows()
         assert actual == expected
+
+
+def test_compaction_keeps_every_row_and_older_versions_readable(settings, landing):
+    from cms_pipeline.ingest.maintenance import compact
+
+    for year in ("2008", "2009", "2010"):
+        copy_files(SAMPLE_DATA / "sample_1", landing, f"DE1_0_{year}_Beneficiary*")
+    ingest(settings, str(landing))
+    uri = bronze_uri(settings, "beneficiary_summary")
+    before = DeltaTable(uri)
+    old_version, old_rows = before.version(), before.to_pyarrow_table()
+    result = compact(settings, "beneficiary_summary")
+    assert result.files_compacted == 3 and result.rows == old_rows.num_rows
+    after = DeltaTable(uri)
+    assert len(after.file_uris()) == 1
+    key = ["_source_file", "_source_line"]
+    assert (
+        after.to_pyarrow_table()
+        .sort_by([(k, "ascending") for k in key])
+        .drop_columns(["_batch_id"])
+        .equals(old_rows.sort_by([(k, "ascending") for k in key]).drop_columns(["_batch_id"]))
+    )
+    assert DeltaTable(uri, version=old_version).to_pyarrow_table().num_rows == old_rows.num_rows
+
+
+def test_checkpoints_are_written_as_the_table_grows(settings, tmp_path):
+    from cms_pipeline.ingest.delta_writer import CHECKPOINT_EVERY
+
+    src = (SAMPLE_DATA / "sample_1" / BENE).read_bytes().split(b"\r\n")
+    for i in range(CHECKPOINT_EVERY + 1):
+        folder = tmp_path / f"d{i}"
+        folder.mkdir()
+        (folder / BENE).write_bytes(b"\r\n".join(src[: 2 + i]) + b"\r\n")  # new bytes each time
+        ingest(settings, str(folder))
+    log = Path(bronze_uri(settings, "beneficiary_summary")) / "_delta_log"
+    assert list(log.glob("*.checkpoint.parquet"))

@@ -1,0 +1,86 @@
+"""Keep bronze fast to open and read as it grows, without breaking old versions.
+
+- Checkpoints: a Delta checkpoint every `CHECKPOINT_EVERY` commits, so opening a table
+  reads one Parquet checkpoint instead of every JSON commit.
+- Compaction: small batch files are rewritten into a NEW batch folder, and one commit
+  adds the new files and removes the old ones. Nothing inside a committed batch folder
+  changes (the Spark tables list folders), and the old files stay on disk, so every
+  older version still reads exactly as it did.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from deltalake.transaction import CommitProperties, RemoveAction
+
+from cms_pipeline.config import Settings
+from cms_pipeline.ingest.delta_writer import PARTITION, BatchWriter, checkpoint_if_due, open_table
+from cms_pipeline.lake import bronze_uri
+from cms_pipeline.storage import filesystem, join
+
+
+@dataclass
+class CompactionResult:
+    table: str
+    files_before: int
+    files_compacted: int
+    rows: int
+    new_batch: str | None
+    version: int | None
+
+
+def compact(settings: Settings, table: str, small_bytes: int = 32 << 20) -> CompactionResult:
+    """Rewrite the table's files smaller than `small_bytes` into one new batch."""
+    uri = bronze_uri(settings, table)
+    dt = open_table(uri)
+    if dt is None:
+        return CompactionResult(table, 0, 0, 0, None, None)
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    small = actions.filter(pc.less(actions["size_bytes"], small_bytes))
+    if small.num_rows < 2:
+        return CompactionResult(table, actions.num_rows, 0, 0, None, dt.version())
+    fs, base = filesystem(uri)
+    paths = [join(base, p) for p in small["path"].to_pylist()]
+    data_schema = pa.schema([f for f in pa.schema(dt.schema().to_arrow()) if f.name != PARTITION])
+    batch_id = f"compact-{uuid.uuid4().hex[:12]}"
+    writer = BatchWriter(uri, batch_id, data_schema, settings.ingest.target_file_rows)
+    source = ds.dataset(paths, schema=data_schema, format="parquet", filesystem=fs)
+    for batch in source.to_batches():
+        writer.write(batch)
+    adds = writer.finish()
+    now = int(time.time() * 1000)
+    removes = [
+        RemoveAction(
+            path=p,
+            data_change=False,
+            deletion_timestamp=now,
+            size=s,
+            partition_values={PARTITION: b},
+        )
+        for p, s, b in zip(
+            small["path"].to_pylist(),
+            small["size_bytes"].to_pylist(),
+            small[f"partition.{PARTITION}"].to_pylist(),
+            strict=True,
+        )
+    ]
+    dt.create_write_transaction(
+        adds + removes,
+        mode="append",
+        schema=dt.schema(),
+        partition_by=[PARTITION],
+        commit_properties=CommitProperties(
+            custom_metadata={"cms.operation": "compaction", "batch_id": batch_id}
+        ),
+    )
+    dt.update_incremental()
+    checkpoint_if_due(dt)
+    return CompactionResult(
+        table, actions.num_rows, small.num_rows, writer.rows, batch_id, dt.version()
+    )
