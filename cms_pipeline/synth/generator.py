@@ -28,7 +28,7 @@ from cms_pipeline.synth.calibration import Categorical, from_quantiles, load_cal
 from cms_pipeline.synth.layout import FILE_KINDS, KINDS, header_bytes, rows_bytes, zip_file
 
 YEARS = (2008, 2009, 2010)
-CHUNK_BENES = 10_000  # fixed: changing it changes the bytes for a seed
+CHUNK_BENES = 5_000  # fixed: changing it changes the bytes for a seed
 MIN_SCALE, MAX_SCALE = 0.001, 20.0
 DAY0 = np.datetime64("2007-01-01", "D")
 LAST_DAY = int((np.datetime64("2010-12-31", "D") - DAY0).astype(int))

@@ -52,11 +52,17 @@ def header_bytes(contract: SourceContract) -> bytes:
     return (",".join(f'"{c}"' for c in contract.column_names) + "\r\n").encode()
 
 
-def rows_bytes(table: pa.Table) -> bytes:
-    """Rows as CMS writes them: no quotes, empty for null, CRLF (Arrow writes LF)."""
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf, _WRITE_OPTIONS)
-    return buf.getvalue().replace(b"\n", b"\r\n")
+def rows_bytes(table: pa.Table, slice_rows: int = 50_000) -> bytes:
+    """Rows as CMS writes them: no quotes, empty for null, CRLF (Arrow writes LF).
+
+    Written in slices so the text of a large table is not held in three copies at once.
+    """
+    pieces = []
+    for start in range(0, table.num_rows, slice_rows):
+        buf = io.BytesIO()
+        pacsv.write_csv(table.slice(start, slice_rows), buf, _WRITE_OPTIONS)
+        pieces.append(buf.getbuffer().tobytes().replace(b"\n", b"\r\n"))
+    return b"".join(pieces)
 
 
 def zip_file(csv_path: Path, zip_path: Path) -> None:
