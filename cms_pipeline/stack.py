@@ -301,6 +301,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def running_api_url(settings: Settings) -> str | None:
+    """The API of the stack `up` started for this lake, if it still runs."""
+    state = read_state(settings)
+    if state and state.processes and all(is_ours(p) for p in state.processes):
+        return state.api_url
+    return None
+
+
 def stack_environment(settings: Settings, api_url: str) -> dict[str, str]:
     """The environment of the server and the worker (and so of every flow run)."""
     prepare_environment()  # Java, telemetry off
@@ -386,6 +403,9 @@ def up(
     if state:
         down(settings)  # a half-dead stack from before: stop what is left of it
 
+    if not port_is_free(host, port):
+        # Else the health check could answer for another server on that port.
+        raise RuntimeError(f"port {port} on {host} is in use; pass another (--port)")
     api_url = f"http://{host}:{port}/api"
     env = stack_environment(settings, api_url)
     prefect = [sys.executable, "-m", "prefect"]

@@ -7,6 +7,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from cms_pipeline import stack
 
@@ -53,3 +54,16 @@ def test_a_reused_pid_is_not_ours(settings):
     recorded = stack.Started("server", me.pid, me.create_time() - 1000, "")
     assert not stack.is_ours(recorded)
     assert stack.is_ours(stack.Started("server", me.pid, me.create_time(), ""))
+
+
+def test_up_refuses_a_port_in_use(settings):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert not stack.port_is_free("127.0.0.1", port)
+        with pytest.raises(RuntimeError, match=f"port {port}"):
+            stack.up(settings, port=port)
+    assert stack.read_state(settings) is None  # nothing was started

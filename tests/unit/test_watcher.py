@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
+import yaml
 
 from cms_pipeline import stack
 from cms_pipeline.config import ConfigError
@@ -94,6 +95,14 @@ def test_schedules_become_prefect_schedules_with_timezone_and_parameters(tmp_pat
     assert cron.cron == "0 3 * * 0" and cron.timezone == "Europe/Paris"
     assert cron.parameters == {"use_case": "readmission_30d"}
     assert interval.interval.total_seconds() == 3600 and interval.active is False
+
+
+def test_prefect_yaml_is_valid_for_prefect():
+    from prefect.cli.deploy._models import PrefectYamlModel
+
+    data = yaml.safe_load(stack.PREFECT_YAML.read_text())
+    model = PrefectYamlModel.model_validate(data)
+    assert [d.name for d in model.deployments] == [s.name for s in stack.load_deployment_specs()]
 
 
 def test_writers_share_the_one_at_a_time_queue():
