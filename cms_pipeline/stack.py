@@ -33,8 +33,8 @@ from cms_pipeline.runtime import prepare_environment
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
 SCHEDULES_YAML = PROJECT_ROOT / "config" / "schedules.yaml"
 WRITERS_QUEUE = "lake-writers"  # one run at a time: two runs never write the same table
-# A Prefect server starts in ~8 s on an idle machine; leave room for 2 busy cores.
-STARTUP_TIMEOUT_S = 120.0
+# A Prefect server starts in ~8 s on an idle machine; 100 s was seen on 2 busy cores.
+STARTUP_TIMEOUT_S = 300.0
 
 
 # --- schedules (config/schedules.yaml) ------------------------------------------------

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
     def up_command(
         lake: LakeOption = None,
         port: PortOption = 4200,
-        timeout: TimeoutOption = 120.0,
+        timeout: TimeoutOption = 300.0,
         schedules: SchedulesOption = True,
         as_json: JsonOption = False,
     ):
