@@ -1,0 +1,78 @@
+"""Benchmark: wall time and peak memory of each stage of `cms-pipeline run` on generated
+SynPUF data at several scales (1.0 = one full CMS sample, about 11 million rows).
+
+    python -m bench.pipeline.run --scales 0.01 0.1 [1.0]
+
+Each scale: `cms-pipeline synth` writes the eight files, then `cms-pipeline run --json`
+runs the gated pipeline on a fresh lake. Results: bench/results/pipeline.{json,md}.
+The cost of a stage per million input rows shows how it grows with size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+
+from bench.common import machine, run_measured, write_results
+from cms_pipeline.config import PROJECT_ROOT
+
+WORK = PROJECT_ROOT / "bench" / "work" / "pipeline"
+CLI = [sys.executable, "-m", "cms_pipeline"]
+
+
+def run_scale(scale: float, seed: int) -> dict:
+    landing, lake = WORK / f"landing_{scale}", WORK / f"lake_{scale}"
+    shutil.rmtree(landing, ignore_errors=True)
+    shutil.rmtree(lake, ignore_errors=True)
+    synth = run_measured(
+        [*CLI, "synth", "--scale", str(scale), "--seed", str(seed), "--out", str(landing), "--json"]
+    )
+    rows = (
+        sum(f["rows"] for f in json.loads(synth["stdout"])["files"].values())
+        if synth["stdout"].strip().startswith("{")
+        else None
+    )
+    run = run_measured([*CLI, "run", str(landing), "--lake", str(lake), "--json"], timeout=4 * 3600)
+    summary = json.loads(run["stdout"][run["stdout"].index("{") :])
+    return {
+        "scale": scale,
+        "input_rows": rows or summary["ingest"]["totals"]["rows_read"],
+        "synth_seconds": synth["seconds"],
+        "run_seconds": run["seconds"],
+        "run_peak_mib": run["peak_mib"],
+        "ok": summary["ok"],
+        "stages": summary["stages"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scales", type=float, nargs="+", default=[0.01, 0.1])
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    results = [run_scale(s, args.seed) for s in args.scales]
+    lines = ["# Pipeline benchmark", "", f"Machine: {machine()}", ""]
+    for r in results:
+        lines += [
+            f"## scale {r['scale']}: {r['input_rows']:,} input rows, run {r['run_seconds']} s, "
+            f"peak {r['run_peak_mib']} MiB, gates {'passed' if r['ok'] else 'FAILED'}",
+            "",
+            "| stage | seconds | s per million rows | peak MiB |",
+            "|---|---:|---:|---:|",
+            *[
+                f"| {s['name']} | {s['seconds']} | {s['seconds'] / r['input_rows'] * 1e6:.1f} | {s['peak_mib']} |"
+                for s in r["stages"]
+            ],
+            "",
+        ]
+    lines += [
+        "Command: `python -m bench.pipeline.run --scales " + " ".join(map(str, args.scales)) + "`",
+        "",
+    ]
+    write_results("pipeline", {"machine": machine(), "results": results}, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
