@@ -51,7 +51,7 @@ def sync_table(spark, settings: Settings, table: str, version: int | None = None
         return None
     location = _spark_location(uri)
     names = {"database": DATABASE, "table": table, "location": location}
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+    spark.sql(statement("create_database", database=DATABASE))
     if settings.spark.native_delta:
         spark.sql(statement("create_bronze_table_delta", **names))
     else:
@@ -76,7 +76,7 @@ def sync_table(spark, settings: Settings, table: str, version: int | None = None
 
 
 def _registered_batches(spark, table: str) -> set[str]:
-    rows = spark.sql(f"SHOW PARTITIONS {DATABASE}.{table}").collect()
+    rows = spark.sql(statement("show_partitions", database=DATABASE, table=table)).collect()
     return {r[0].split("=", 1)[1] for r in rows}
 
 
@@ -87,9 +87,12 @@ def _recreate_if_changed(spark, table: str, schema: pa.Schema, location: str) ->
     if not spark.catalog.tableExists(name):
         return
     have = [c.name for c in spark.catalog.listColumns(name)]
-    props = {r.key: r.value for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    names = {"database": DATABASE, "table": table}
+    props = {
+        r.key: r.value for r in spark.sql(statement("show_table_properties", **names)).collect()
+    }
     if have != schema.names or props.get("cms.delta_uri") != location:
-        spark.sql(f"DROP TABLE {name}")
+        spark.sql(statement("drop_table", **names))
 
 
 def sync_bronze(
