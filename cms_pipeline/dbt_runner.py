@@ -214,7 +214,12 @@ def _node_results(result) -> list[NodeResult]:
         if node is None:
             continue
         status = str(getattr(r.status, "value", r.status))
-        attached = getattr(node, "attached_node", None)
+        # the model a data test or unit test checks
+        attached = (
+            getattr(node, "attached_node", None)
+            or getattr(node, "tested_node_unique_id", None)
+            or getattr(node, "model", None)
+        )
         config = getattr(node, "config", None)
         relation = getattr(node, "relation_name", None)
         if relation:
@@ -246,7 +251,8 @@ def describe_problems(run: DbtRun) -> str:
             stored = f"; rows to look at: select * from {n.relation}" if n.relation else ""
             lines.append(f"test {n.name}{where}: {rows}{stored}")
         elif n.resource_type == "unit_test":
-            lines.append(f"unit test {n.name}: {n.message}")
+            where = f" on model {n.attached_to}" if n.attached_to else ""
+            lines.append(f"unit test {n.name}{where}: {n.message}")
         else:
             where = f" ({n.relation})" if n.relation else ""
             lines.append(f"{n.resource_type} {n.name}{where} failed: {n.message}")
@@ -274,10 +280,13 @@ def run_dbt(
         merged = dbt_vars(settings, **(vars or {}))
         full_args += ["--vars", yaml.safe_dump(merged, default_flow_style=True, width=10**9)]
     current: dict[str, str] = {}
+    errors: list[str] = []
 
-    def _track(event) -> None:  # which node is running, to name it if dbt itself crashes
+    def _track(event) -> None:  # which node runs, and error events outside any node
         if event.info.name == "NodeStart":
             current["node"] = event.data.node_info.unique_id
+        elif str(event.info.level) in ("error", "EventLevel.ERROR") and event.info.msg:
+            errors.append(str(event.info.msg))
 
     started = time.monotonic()
     with _dbt_environment(settings, quiet):
@@ -293,6 +302,8 @@ def run_dbt(
         run = DbtRun(args, bool(res.success), elapsed, _node_results(res.result))
         if res.exception is not None:
             run.error = short_error(str(res.exception))
+        elif not run.success and not run.problems() and errors:
+            run.error = short_error("\n".join(errors))
     if not run.success and raise_on_failure:
         raise DbtError(_failure_message(run, current.get("node")), run)
     return run

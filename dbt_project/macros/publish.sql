@@ -17,9 +17,11 @@
             create or replace view {{ layer }}.{{ name }} as select * from {{ build_schema }}.{{ name }}
         {% endcall %}
     {% endfor %}
-    {% for relation in adapter.list_relations_without_caching(api.Relation.create(schema=layer)) %}
-        {% if relation.type == 'view' and relation.identifier not in relations %}
-            {% do adapter.drop_relation(relation) %}
+    {% for row in run_query('show views in ' ~ layer) %}
+        {% if not row[2] and row[1] not in relations %}
+            {% call statement('unpublish_' ~ row[1]) %}
+                drop view if exists {{ layer }}.{{ row[1] }}
+            {% endcall %}
         {% endif %}
     {% endfor %}
     {% do drop_old_builds(layer, keep) %}
