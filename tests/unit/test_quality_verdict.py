@@ -193,3 +193,17 @@ def test_samples_of_wide_rows_keep_locators_and_mentioned_columns_only():
     assert kept == ["DESYNPUF_ID", "CLM_ID", "_source_file", "_source_line", "CLM_PMT_AMT"]
     assert keep_columns(columns[:5], "anything", 16) == columns[:5]
     assert len(keep_columns(columns, " ".join(columns), 16)) == 16
+
+
+def test_a_missing_table_stops_the_gate_unless_no_file_of_its_kind_was_ever_loaded(settings):
+    from cms_pipeline.quality.gate import _ledger_tables, _missing_table, check_files
+
+    path = check_files("bronze")["carrier_claims"]
+    assert "carrier_claims" not in _ledger_tables(settings)  # empty lake: nothing loaded
+    never_loaded = _missing_table("bronze", "carrier_claims", "bronze", path, delivered=False)
+    assert (never_loaded.outcome, never_loaded.location) == (
+        "warn",
+        "soda_checks/bronze/carrier_claims.yml:1",
+    )
+    lost = _missing_table("silver", "carrier_claims", "silver_build_x", path, delivered=True)
+    assert lost.stops and "silver_build_x.carrier_claims not found" in lost.message
