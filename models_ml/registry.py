@@ -156,7 +156,7 @@ def list_models(settings: Settings) -> list[dict]:
                 "use_case": rm.name,
                 "versions": len(versions),
                 "latest": latest,
-                "champion": champ.version if champ else None,
+                "champion": str(champ.version) if champ else None,
                 "champion_metrics": version_summary(c, champ)["metrics"] if champ else {},
             }
         )

@@ -47,7 +47,7 @@ def small(settings, name):
                     "max_models": 2,
                     "nfolds": 2,
                     "max_runtime_secs": 300,
-                    "exclude_algos": ["DeepLearning", "StackedEnsemble"],
+                    "exclude_algos": ["DeepLearning", "XGBoost", "StackedEnsemble"],
                 }
             ),
         }
