@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -76,9 +77,10 @@ def _train_run(settings, uc: UseCase, lineage, spark, h2o, c, run_id, promote_if
     test_fr = import_h2o(h2o, snap, uc, "test")
 
     a = uc.automl
+    # Only seed + max_models go to H2O: any time limit inside H2O makes runs differ, so
+    # max_runtime_secs is a safety cap enforced from outside (the job is cancelled).
     aml = H2OAutoML(
         max_models=a.max_models,
-        max_runtime_secs=a.max_runtime_secs,
         seed=a.seed,
         nfolds=a.nfolds,
         exclude_algos=a.exclude_algos or None,
@@ -86,7 +88,9 @@ def _train_run(settings, uc: UseCase, lineage, spark, h2o, c, run_id, promote_if
         project_name=f"{uc.name}_{run_id[:12]}",
         verbosity=None,
     )
-    aml.train(x=snap.features, y=uc.target, training_frame=train_fr)
+    run_capped(
+        aml, a.max_runtime_secs, uc.name, x=snap.features, y=uc.target, training_frame=train_fr
+    )
     leader = aml.leader
     used = _model_features(leader)
     leaked = sorted(set(used) & uc.non_features)
@@ -178,6 +182,44 @@ def _train_run(settings, uc: UseCase, lineage, spark, h2o, c, run_id, promote_if
         decision=decision,
         snapshot_dir=str(work),
         leaderboard=leaderboard,
+    )
+
+
+class AutoMLTimeout(RuntimeError):
+    """AutoML ran past its safety cap (max_runtime_secs) and was cancelled."""
+
+
+def run_capped(aml, cap_secs: int, use_case: str, **train_args) -> None:
+    """`aml.train(...)`, cancelled after `cap_secs` (0 = no cap)."""
+    hit = threading.Event()
+
+    def cancel() -> None:
+        job = getattr(aml, "_job", None)
+        if job is not None:
+            hit.set()
+            job.cancel()
+
+    timer = threading.Timer(cap_secs, cancel) if cap_secs else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        aml.train(**train_args)
+    except Exception as exc:
+        if hit.is_set():
+            raise AutoMLTimeout(_cap_message(use_case, cap_secs)) from exc
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if hit.is_set():  # cancelled after the last model: the leaderboard may be partial
+        raise AutoMLTimeout(_cap_message(use_case, cap_secs))
+
+
+def _cap_message(use_case: str, cap_secs: int) -> str:
+    return (
+        f"AutoML for {use_case} ran longer than max_runtime_secs={cap_secs} and was cancelled; "
+        f"raise automl.max_runtime_secs or lower automl.max_models in config/ml/{use_case}.yaml"
     )
 
 
