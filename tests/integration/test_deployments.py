@@ -59,6 +59,8 @@ def test_up_deploys_runs_through_the_worker_and_down_stops_it(tmp_path, sample_d
             assert ingest_run.parameters["source"] == str(landing)
             assert ingest_run.work_queue_name == stack.WRITERS_QUEUE
             assert queue.concurrency_limit == 1
+            assert ingest.global_concurrency_limit.limit == 1
+            assert ingest.concurrency_options.collision_strategy == "ENQUEUE"
         assert sha in done_hashes(read_ledger(settings))
     finally:
         recorded = stack.read_state(settings)
