@@ -99,13 +99,20 @@ def register(app: typer.Typer) -> None:
         if train not in ("missing", "always", "never"):
             raise typer.BadParameter("use missing, always or never", param_hint="--train")
         settings = settings_for(lake)
-        # Prefect's own state (the ephemeral server's SQLite) lives with the lake's metadata.
-        prefect_home = settings.metadata_path("prefect")
-        prefect_home.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("PREFECT_HOME", str(prefect_home))
+        from cms_pipeline.stack import running_api_url
+
+        api_url = running_api_url(settings)
+        if api_url:  # `cms-pipeline up` runs for this lake: the run shows in its UI
+            os.environ["PREFECT_API_URL"] = api_url
+        else:  # ephemeral mode, with a home of its own (never the `up` server's database)
+            prefect_home = settings.metadata_path("prefect-ephemeral")
+            prefect_home.mkdir(parents=True, exist_ok=True)
+            os.environ.setdefault("PREFECT_HOME", str(prefect_home))
         from flows.pipeline import pipeline_flow
 
-        console.print("[dim]Starting the pipeline flow (Prefect ephemeral mode)...[/dim]")
+        console.print(
+            f"[dim]Starting the pipeline flow ({'Prefect server ' + api_url if api_url else 'Prefect ephemeral mode'})...[/dim]"
+        )
         summary = pipeline_flow(source=source, lake=lake, train=train)
         emit(summary, as_json, render_summary)
         if not summary["ok"]:
