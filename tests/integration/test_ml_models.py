@@ -216,9 +216,7 @@ def api(ml_settings, first_runs):
     env = {**os.environ, "CMS_PIPELINE_API_KEY": "test-key"}
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "cms_pipeline.cli",
+            str(Path(sys.executable).parent / "cms-pipeline"),
             "serve",
             "--lake",
             ml_settings.lake,
