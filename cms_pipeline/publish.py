@@ -60,8 +60,9 @@ class BuildResult:
 
 
 def new_build_id() -> str:
-    """Sortable and unique: UTC time, then a short random suffix."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "_" + uuid.uuid4().hex[:6]
+    """Sortable and unique: UTC time, then a short random suffix. Lower case, as the
+    metastore stores schema names in lower case."""
+    return datetime.now(UTC).strftime("%Y%m%dt%H%M%S") + "_" + uuid.uuid4().hex[:6]
 
 
 def build_schema(layer: str, build_id: str) -> str:
@@ -95,8 +96,8 @@ def build_layer(
     Returns the result (check `.success`); never publishes.
     """
     _check_layer(layer)
-    if not build_id.replace("_", "").isalnum():
-        raise ValueError(f"build_id must be letters, digits and _ only, got {build_id!r}")
+    if not build_id.replace("_", "").isalnum() or build_id != build_id.lower():
+        raise ValueError(f"build_id must be lower-case letters, digits and _, got {build_id!r}")
     started = datetime.now(UTC)
     upstream = None
     if layer == "silver":

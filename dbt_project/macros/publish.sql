@@ -32,11 +32,12 @@
     {% set prefix = layer ~ '_build_' %}
     {% set keep_schemas = [] %}
     {% for build_id in keep %}
-        {% do keep_schemas.append(prefix ~ build_id) %}
-        {% do keep_schemas.append(prefix ~ build_id ~ '_audit') %}
+        {# the metastore keeps schema names in lower case #}
+        {% do keep_schemas.append((prefix ~ build_id) | lower) %}
+        {% do keep_schemas.append((prefix ~ build_id ~ '_audit') | lower) %}
     {% endfor %}
     {% for row in run_query('show schemas') %}
-        {% set schema = row[0] %}
+        {% set schema = row[0] | lower %}
         {% if schema.startswith(prefix) and schema not in keep_schemas %}
             {% do log("dropping old build schema " ~ schema, info=true) %}
             {% call statement('drop_' ~ schema) %}
