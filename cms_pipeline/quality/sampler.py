@@ -21,7 +21,8 @@ DEFAULT_LIMIT = 10
 MAX_COLUMNS = 16
 # Columns that locate a row: CMS ids and the lineage columns written by ingestion.
 _LOCATOR = re.compile(
-    r"^(desynpuf_id|clm_id|segment|pde_id|line_num|year|_source_file|_source_line|_batch_id)$",
+    r"^(desynpuf_id|clm_id|claim_id|claim_key|segment|pde_id|admission_id|line_num|year|beneficiary_year|"
+    r"_source_file|_source_line|_batch_id)$",
     re.IGNORECASE,
 )
 
