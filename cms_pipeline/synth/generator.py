@@ -38,7 +38,7 @@ YMD = np.array([int(str(d).replace("-", "")) for d in _DAYS], dtype=np.int32)
 YEAR_START = {y: int((np.datetime64(f"{y}-01-01", "D") - DAY0).astype(int)) for y in YEARS}
 # condition columns that carry the built-in risk signal, and the codes they add to claims
 SIGNAL = {"SP_CHF": "4280", "SP_CHRNKIDN": "5859", "SP_COPD": "496", "SP_DIABETES": "25000"}
-READMIT_WEIGHTS = {"SP_CHF": 0.55, "SP_CHRNKIDN": 0.45, "SP_COPD": 0.45, "SP_DIABETES": 0.3}
+READMIT_WEIGHTS = {"SP_CHF": 0.8, "SP_CHRNKIDN": 0.65, "SP_COPD": 0.65, "SP_DIABETES": 0.45}
 
 
 _MONEY_LOW, _MONEY_HIGH = -100_000, 1_000_000
@@ -337,11 +337,19 @@ def _counts(rng, weight: np.ndarray, frac: np.ndarray, per_bene_year: float, sha
     return rng.poisson(lam)
 
 
-def _spread(rng, counts: np.ndarray, start: np.ndarray, end: np.ndarray):
-    """Person index and a uniform start day within [start, end] for each claim."""
+def _spread(rng, counts: np.ndarray, start: np.ndarray, end: np.ndarray, strata: bool = False):
+    """Person index and a uniform start day within [start, end] for each claim.
+
+    With `strata`, a person's k events fall one in each k-th of the window, so that
+    closely spaced events (readmissions) come from the readmission model, not by chance.
+    """
     who = np.repeat(np.arange(len(counts)), counts)
     width = np.maximum(end[who] - start[who] + 1, 1)
-    return who, start[who] + np.floor(rng.random(len(who)) * width).astype(np.int64)
+    u = rng.random(len(who))
+    if strata:
+        rank = np.arange(len(who)) - np.repeat(np.cumsum(counts) - counts, counts)
+        u = (rank + u) / counts[who]
+    return who, start[who] + np.floor(u * width).astype(np.int64)
 
 
 class ClaimIds:
@@ -424,8 +432,8 @@ class SampleWriter:
         m, cal = self.m, self.m.calib
         ip = cal["inpatient"]
         per_year = cal["full_sample"]["inpatient"] / sum(cal["full_sample"]["beneficiary"].values())
-        # planned readmissions; frequent admitters add chance ones on top (about as many)
-        readmit_target = 0.4 * ip["readmit_30d_rate"]
+        # modelled readmissions; frequent admitters add a few chance ones on top
+        readmit_target = 0.85 * ip["readmit_30d_rate"]
         base = per_year / (1 + readmit_target)
         prior = np.zeros(p.n)
         who_l, adm_l, los_l, t_l = [], [], [], []
@@ -437,13 +445,13 @@ class SampleWriter:
             # admissions: this year's conditions, last year's signal conditions, frailty, prior stays
             before = p.cond[max(t - 1, 0)][:, sig].sum(axis=1)
             lin = (
-                0.6 * (p.cond[t] @ m.ip_log_rr)
-                + 0.25 * before
-                + 0.6 * p.frailty
-                + 0.45 * np.minimum(prior, 3)
+                0.35 * (p.cond[t] @ m.ip_log_rr)
+                + 0.2 * before
+                + 0.45 * p.frailty
+                + 0.35 * np.minimum(prior, 3)
             )
             n_adm = _counts(rng, np.exp(lin), frac, base, None)
-            who, adm = _spread(rng, n_adm, start, end)
+            who, adm = _spread(rng, n_adm, start, end, strata=True)
             if t == 0:  # the real files' few stays admitted in late 2007
                 early = rng.random(len(who)) < ip["from_2007_rate"]
                 adm[early] = YEAR_START[2008] - rng.integers(1, 25, early.sum())
@@ -451,8 +459,8 @@ class SampleWriter:
             # readmission within 30 days: risk from signal conditions, prior stays, frailty
             r_lin = (
                 p.cond[t][who][:, sig] @ w_sig
-                + 0.3 * np.minimum(prior[who], 3)
-                + 0.35 * p.frailty[who]
+                + 0.4 * np.minimum(prior[who], 3)
+                + 0.5 * p.frailty[who]
                 + 0.2 * (los > 7)
             )
             a = _intercept_for_mean(r_lin, readmit_target) if len(who) else 0.0

