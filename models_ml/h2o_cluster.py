@@ -2,7 +2,8 @@
 
 Environment: CMS_PIPELINE_H2O_URL (connect, e.g. http://h2o:54321), otherwise a local
 JVM with CMS_PIPELINE_H2O_MEM (default 4g) and CMS_PIPELINE_H2O_THREADS (default -1 =
-all cores). h2o.init's JVM is a separate process from any JPype JVM here.
+all cores), on CMS_PIPELINE_H2O_PORT (default 54321; h2o.init joins any cluster already
+on that port, so tests and benchmarks pick a free port). h2o.init's JVM is a separate process from any JPype JVM here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 
 
-def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None):
+def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: int | None = None):
     import h2o
 
     from cms_pipeline.runtime import prepare_environment
@@ -29,6 +30,7 @@ def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None):
         h2o.init(
             nthreads=nthreads or int(os.environ.get("CMS_PIPELINE_H2O_THREADS", "-1")),
             max_mem_size=max_mem or os.environ.get("CMS_PIPELINE_H2O_MEM", "4g"),
+            port=port or int(os.environ.get("CMS_PIPELINE_H2O_PORT", "54321")),
             verbose=False,
         )
     h2o.no_progress()

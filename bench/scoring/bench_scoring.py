@@ -45,7 +45,10 @@ def build_champion(settings, work: Path) -> tuple[Path, Path]:
 
     from models_ml.h2o_cluster import ensure_h2o
 
-    ensure_h2o(max_mem="2g", nthreads=2)
+    with socket.socket() as s:  # own cluster: h2o.init would join one already on 54321
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ensure_h2o(max_mem="2g", nthreads=2, port=port)
     frame = readmission_frame(rows=5000)
     frame[FEATURES + [TARGET]].to_parquet(work / "train.parquet", index=False)
     hf = h2o.import_file(str(work / "train.parquet"))

@@ -63,7 +63,7 @@ def ml_settings(tmp_path_factory):
 def h2o_cluster():
     from models_ml.h2o_cluster import ensure_h2o
 
-    h2o = ensure_h2o(max_mem="2g", nthreads=2)
+    h2o = ensure_h2o(max_mem="2g", nthreads=2, port=_free_port())  # never join another's
     yield h2o
     h2o.cluster().shutdown()
 
