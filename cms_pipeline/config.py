@@ -225,7 +225,11 @@ def load_settings(
     lake_override = lake or os.environ.get(LAKE_ENV_VAR)
     lake_uri = _resolve(lake_override or prof.lake)
     metadata = _resolve(prof.metadata)
-    if lake_override and prof.metadata.startswith(prof.lake.rstrip("/") + "/") and "://" not in lake_uri:
+    if (
+        lake_override
+        and prof.metadata.startswith(prof.lake.rstrip("/") + "/")
+        and "://" not in lake_uri
+    ):
         # metadata lives inside the lake by default: follow the lake when it is moved
         metadata = str(Path(lake_uri) / prof.metadata[len(prof.lake.rstrip("/")) + 1 :])
     return Settings(

@@ -1,11 +1,11 @@
 """Where each table lives in the lake. Every module asks here, never builds paths itself.
 
-    LAKE/bronze/<table>          Delta, append-only, partitioned by _batch_id
-    LAKE/quarantine/rows         Delta, rejected rows with file, line, column, reason
-    LAKE/_meta/<name>            Delta, pipeline metadata (file ledger, batch reports,
-                                 profiles, check results)
-    METADATA/...                 local-only state: Derby metastore, Spark warehouse,
-                                 MLflow store, HTML/JSON reports
+LAKE/bronze/<table>          Delta, append-only, partitioned by _batch_id
+LAKE/quarantine/rows         Delta, rejected rows with file, line, column, reason
+LAKE/_meta/<name>            Delta, pipeline metadata (file ledger, batch reports,
+                             profiles, check results)
+METADATA/...                 local-only state: Derby metastore, Spark warehouse,
+                             MLflow store, HTML/JSON reports
 """
 
 from __future__ import annotations

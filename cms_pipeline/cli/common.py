@@ -18,7 +18,9 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 
 LakeOption = Annotated[
     str | None,
-    typer.Option("--lake", help="Where the lake lives (path or s3://, gs://, abfs:// URI); overrides config."),
+    typer.Option(
+        "--lake", help="Where the lake lives (path or s3://, gs://, abfs:// URI); overrides config."
+    ),
 ]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print a machine-readable JSON summary on stdout.")
