@@ -119,8 +119,11 @@ def snapshot(spark, use_case: UseCase, out_dir: Path) -> Snapshot:
     train_p, test_p = split_periods(
         periods, use_case.split.test_periods, use_case.table, use_case.split.time_column
     )
-    snap.filter(period.isin(train_p)).write.parquet(str(train_dir))
-    snap.filter(period.isin(test_p)).write.parquet(str(test_dir))
+    # one file in id order: H2O lists a folder's files in no fixed order, and row order
+    # changes GBM's row sampling, so several files would break reproducibility
+    ordered = [F.col(c) for c in use_case.id_columns]
+    snap.filter(period.isin(train_p)).orderBy(*ordered).coalesce(1).write.parquet(str(train_dir))
+    snap.filter(period.isin(test_p)).orderBy(*ordered).coalesce(1).write.parquet(str(test_dir))
 
     counts = {
         r[0]: (r[1], r[2])
