@@ -80,9 +80,9 @@ def published_tables(settings: Settings) -> list[dict]:
 
 
 def models(settings: Settings) -> list[dict]:
-    from models_ml.registry import list_models
+    from models_ml.registry import model_catalog
 
-    return list_models(settings)
+    return model_catalog(settings)
 
 
 def catalog(settings: Settings) -> dict:

@@ -44,6 +44,26 @@ def export_gold(lake: str | None) -> dict:
     return export_all(settings, get_spark(settings)).to_dict()
 
 
+def lineage(settings: Settings, **extra) -> dict:
+    """What a training run read: the published gold build, the bronze Delta versions
+    behind it, and the dbt manifest that built it."""
+    import hashlib
+
+    from cms_pipeline.dbt_runner import dbt_dir
+    from cms_pipeline.publish import published_build
+
+    gold = published_build(settings, "gold") or {}
+    manifest = dbt_dir(settings) / "target" / "manifest.json"
+    return {
+        "gold_build": gold.get("build_id"),
+        "bronze_versions": gold.get("bronze_versions", {}),
+        "dbt_manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest()
+        if manifest.exists()
+        else None,
+        **extra,
+    }
+
+
 def use_cases(settings: Settings) -> list[str]:
     from models_ml.usecase import list_use_cases
 
@@ -71,7 +91,7 @@ def train_flow(use_case: str | None = None, lake: str | None = None) -> dict:
     it beats it on the same held-out data by the configured margin."""
     settings = load_settings(lake=lake)
     names = [use_case] if use_case else use_cases(settings)
-    return {name: train_use_case(settings.lake, name) for name in names}
+    return {name: train_use_case(settings.lake, name, lineage(settings)) for name in names}
 
 
 @flow(name="score", log_prints=True)

@@ -16,6 +16,7 @@ from flows.ingest import ingest_files, sync_bronze_tables
 from flows.models import (
     export_gold,
     has_champion,
+    lineage,
     score_use_case,
     train_use_case,
     use_cases,
@@ -90,10 +91,10 @@ def _run(settings, source, train, log: StageLog, summary: PipelineSummary, build
         "never": [],
         "missing": [n for n in names if not has_champion(settings, n)],
     }[train]
-    lineage = {"bronze_versions": summary.bronze_versions, "build_id": build_id}
+    inputs = lineage(settings, build_id=build_id)
     for name in wanted:
         with log.stage(f"train {name}"):
-            summary.training[name] = train_use_case(settings.lake, name, lineage)
+            summary.training[name] = train_use_case(settings.lake, name, inputs)
     for name in names:
         if has_champion(settings, name):
             with log.stage(f"score {name}"):

@@ -14,14 +14,19 @@ def _render(c: dict) -> None:
     rows = [
         {
             "use case": m["use_case"],
-            "champion": m["champion"],
-            "versions": m["versions"],
-            "champion AUC": m["champion_metrics"].get("auc"),
-            "champion AUCPR": m["champion_metrics"].get("aucpr"),
+            "version": m["version"] + (" (champion)" if m["is_champion"] else ""),
+            "test AUC": _round(m["metrics"].get("test_auc")),
+            "test AUCPR": _round(m["metrics"].get("test_aucpr")),
+            "trained on": f"{m['table']} ({m['rows_train']} rows, periods {m['train_periods']})",
+            "inputs": ", ".join(f"{k}={v}" for k, v in m["input_versions"].items()),
         }
         for m in c["models"]
     ]
     out.print(table("Models", rows) if rows else "No models registered yet (cms-pipeline train).")
+
+
+def _round(value) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 def register(app: typer.Typer) -> None:
