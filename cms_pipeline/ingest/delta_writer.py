@@ -93,11 +93,13 @@ class BatchWriter:
 
 
 class BackgroundWriter:
-    """Runs a BatchWriter's Parquet encoding in a thread, overlapping it with parsing
-    (pyarrow releases the GIL); at most `depth` batches wait in between."""
+    """Runs a BatchWriter's Parquet encoding (and `on_batch`, e.g. profiling) in a
+    thread, overlapping it with parsing (pyarrow releases the GIL); at most `depth`
+    batches wait in between."""
 
-    def __init__(self, writer: BatchWriter, depth: int = 2):
+    def __init__(self, writer: BatchWriter, depth: int = 2, on_batch=None):
         self.writer = writer
+        self._on_batch = on_batch
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -108,6 +110,8 @@ class BackgroundWriter:
             if self._error is None:
                 try:
                     self.writer.write(item)
+                    if self._on_batch is not None:
+                        self._on_batch(item)
                 except BaseException as exc:  # re-raised in the caller's thread
                     self._error = exc
 

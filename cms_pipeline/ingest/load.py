@@ -219,6 +219,7 @@ def _read(settings: Settings, delivery: Delivery, result: FileResult, exact: boo
         )
         columns, policy_reason = _apply_policy(delivery, header, result)
         writer = None
+        profiler = new_profiler(contract, delivery.relative, batch_id)
         if policy_reason is None:
             columns = _output_columns(contract, header)
             writer = BackgroundWriter(
@@ -227,10 +228,10 @@ def _read(settings: Settings, delivery: Delivery, result: FileResult, exact: boo
                     batch_id,
                     bronze_schema(columns),
                     target_file_rows=settings.ingest.target_file_rows,
-                )
+                ),
+                on_batch=profiler.update,  # profiled in the writer's thread, off the parse path
             )
         lineage = _Lineage(delivery, result.sha256, ingested_at)
-        profiler = new_profiler(contract, delivery.relative, batch_id)
         try:
             for lb in stream_batches(stream, header.names, contract.delimiter, failures):
                 result.rows_read += lb.batch.num_rows
@@ -238,9 +239,7 @@ def _read(settings: Settings, delivery: Delivery, result: FileResult, exact: boo
                     _quarantine_all(quarantine, lb, lineage, contract, policy_reason)
                     continue
                 good, bad = _split(lb, contract, check_utf8=exact)
-                rows = lineage.bronze(good.batch, good.lines, columns)
-                writer.write(rows)
-                profiler.update(rows)
+                writer.write(lineage.bronze(good.batch, good.lines, columns))
                 if bad is not None:
                     quarantine.write(lineage.quarantine(*bad))
         finally:
