@@ -8,6 +8,7 @@ import shutil
 import pytest
 from deltalake import DeltaTable
 
+from cms_pipeline.config import CONFIG_DIR
 from cms_pipeline.ingest import ledger
 from cms_pipeline.lake import bronze_uri
 from tests.conftest import SAMPLE_DATA
@@ -24,7 +25,29 @@ def landing(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def first_run(prefect_harness, spark, spark_settings, landing):
+def small_budget(tmp_path_factory):
+    """The real config with a small AutoML budget (2 models, 2 folds), to stay fast in CI."""
+    import os
+
+    import yaml
+
+    config = tmp_path_factory.mktemp("config") / "config"
+    shutil.copytree(CONFIG_DIR, config)
+    for path in (config / "ml").glob("*.yaml"):
+        spec = yaml.safe_load(path.read_text())
+        spec["automl"].update(max_models=2, nfolds=2)
+        path.write_text(yaml.safe_dump(spec))
+    saved = os.environ.get("CMS_PIPELINE_CONFIG")
+    os.environ["CMS_PIPELINE_CONFIG"] = str(config)
+    yield config
+    if saved is None:
+        os.environ.pop("CMS_PIPELINE_CONFIG")
+    else:
+        os.environ["CMS_PIPELINE_CONFIG"] = saved
+
+
+@pytest.fixture(scope="module")
+def first_run(prefect_harness, spark, spark_settings, landing, small_budget):
     from flows.pipeline import pipeline_flow
 
     return pipeline_flow(source=str(landing), lake=spark_settings.lake, train="missing")
