@@ -93,8 +93,11 @@ def _run(settings, source, train, log: StageLog, summary: PipelineSummary, build
     }[train]
     inputs = lineage(settings, build_id=build_id)
     for name in wanted:
-        with log.stage(f"train {name}"):
-            summary.training[name] = train_use_case(settings.lake, name, inputs)
+        try:
+            with log.stage(f"train {name}"):
+                summary.training[name] = train_use_case(settings.lake, name, inputs)
+        except Exception as exc:  # published data is fine; say which use case failed and why
+            return summary.stop(f"train {name}", f"{type(exc).__name__}: {exc}")
     for name in names:
         if has_champion(settings, name):
             with log.stage(f"score {name}"):
