@@ -52,22 +52,22 @@ def done_hashes(ledger: pa.Table) -> set[str]:
     return set(ledger.filter(mask).column("sha256").to_pylist())
 
 
-def hashes_seen_for(ledger: pa.Table, file_name: str) -> set[str]:
-    """Hashes already loaded under this file name (a different one means a changed delivery)."""
+def _done_under_name(ledger: pa.Table, file_name: str) -> pa.Table:
     mask = pc.and_(
         pc.equal(ledger.column("file_name"), file_name),
         pc.is_in(ledger.column("status"), value_set=pa.array(DONE)),
     )
-    return set(ledger.filter(mask).column("sha256").to_pylist())
+    return ledger.filter(mask)
+
+
+def hashes_seen_for(ledger: pa.Table, file_name: str) -> set[str]:
+    """Hashes already loaded under this file name (a different one means a changed delivery)."""
+    return set(_done_under_name(ledger, file_name).column("sha256").to_pylist())
 
 
 def batches_for(ledger: pa.Table, file_name: str) -> list[str]:
     """Bronze batches of earlier loads of this file name (the previous deliveries)."""
-    mask = pc.and_(
-        pc.equal(ledger.column("file_name"), file_name),
-        pc.is_in(ledger.column("status"), value_set=pa.array(DONE)),
-    )
-    return [b for b in ledger.filter(mask).column("batch_id").to_pylist() if b]
+    return [b for b in _done_under_name(ledger, file_name).column("batch_id").to_pylist() if b]
 
 
 def record(settings: Settings, rows: list[dict]) -> None:
