@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import fsspec
-from fsspec.implementations.local import LocalFileSystem
 
 # Environment variables passed to delta-rs when present (endpoint for S3-compatible stores).
 _DELTA_ENV = {
@@ -58,7 +57,3 @@ def delta_storage_options(uri: str) -> dict[str, str] | None:
         if opts.get("AWS_ENDPOINT_URL", "").startswith("http://"):
             opts["AWS_ALLOW_HTTP"] = "true"
     return opts
-
-
-def local_fs() -> LocalFileSystem:
-    return LocalFileSystem()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow, task
 
 from cms_pipeline.config import Settings, load_settings
+from cms_pipeline.stages import StageLog
 from flows import artifacts
 from flows.quality import gate
 
@@ -33,7 +34,7 @@ def publish(lake: str | None, layer: str, build_id: str, models: list[str]) -> d
 
 def build_gate_publish(settings: Settings, layer: str, build_id: str, log=None) -> dict:
     """dbt build into `<layer>_build_<id>`, Soda gate on it, publish only if both pass."""
-    stage = log.stage if log else _no_stage
+    stage = (log or StageLog()).stage  # a throwaway log when the caller keeps none
     with stage(layer):
         result = build(settings.lake, layer, build_id)
     if not result.success:
@@ -52,17 +53,6 @@ def build_gate_publish(settings: Settings, layer: str, build_id: str, log=None) 
         f"bronze versions {result.bronze_versions}.",
     )
     return {"build": result.to_dict(), "gate": checked.to_dict(), "published": entry}
-
-
-class _no_stage:  # noqa: N801 - used like the StageLog.stage context manager
-    def __init__(self, name: str):
-        self.name = name
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 @flow(name="transform", log_prints=True)
