@@ -5,13 +5,10 @@ from __future__ import annotations
 from prefect import flow, task
 
 from cms_pipeline.config import Settings, load_settings
+from cms_pipeline.quality.promotion import LayerNotPublished  # noqa: F401 (flows.pipeline catches it)
 from cms_pipeline.stages import StageLog
 from flows import artifacts
 from flows.quality import gate
-
-
-class LayerNotPublished(RuntimeError):
-    """A build or its gate failed; the published layer is unchanged."""
 
 
 @task(name="dbt build layer", timeout_seconds=4 * 3600)
@@ -24,12 +21,13 @@ def build(lake: str | None, layer: str, build_id: str):
 
 
 @task(name="publish layer")
-def publish(lake: str | None, layer: str, build_id: str, models: list[str]) -> dict:
+def publish(lake: str | None, result, checked) -> dict:
+    """Promote the build only if it succeeded and its gate passed (else LayerNotPublished)."""
     settings = load_settings(lake=lake)
-    from cms_pipeline.publish import promote
+    from cms_pipeline.quality.promotion import promote_if_passed
     from cms_pipeline.spark import get_spark
 
-    return promote(settings, get_spark(settings), layer, build_id, models)
+    return promote_if_passed(settings, get_spark(settings), result, checked)
 
 
 def build_gate_publish(settings: Settings, layer: str, build_id: str, log=None) -> dict:
@@ -37,15 +35,11 @@ def build_gate_publish(settings: Settings, layer: str, build_id: str, log=None) 
     stage = (log or StageLog()).stage  # a throwaway log when the caller keeps none
     with stage(layer):
         result = build(settings.lake, layer, build_id)
-    if not result.success:
-        raise LayerNotPublished(
-            f"{layer} build failed; published {layer} unchanged.\n{result.error}"
-        )
-    with stage(f"{layer} gate"):
-        checked = gate(settings.lake, layer, schema=result.schema, batch_id=build_id)
-    if not checked.passed:
-        raise LayerNotPublished(checked.explain())
-    entry = publish(settings.lake, layer, build_id, result.models)
+    checked = None
+    if result.success:
+        with stage(f"{layer} gate"):
+            checked = gate(settings.lake, layer, schema=result.schema, batch_id=build_id)
+    entry = publish(settings.lake, result, checked)
     artifacts.markdown(
         f"{layer}-published",
         f"**{layer}** build `{build_id}` published: {len(result.models)} tables, "

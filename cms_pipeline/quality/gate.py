@@ -6,6 +6,10 @@ previous-scan metrics of its own table as variables. The tables of the scanned s
 temp views named like the table, so the same check files serve any schema; checks that
 look upstream use `${bronze_schema}.<table>` / `${silver_schema}.<table>`. Bronze scans
 also see the ingestion file ledger as the view `file_ledger`.
+
+Distribution checks (soda_checks/README.md): silver and gold builds compare the whole
+table with the last passing scan; bronze compares its newest arrival of `_batch_id`s with
+the arrival before it (`batches`), through `${newest_batch_ids}` and `${prev_batch_*}`.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from pathlib import Path
 
 from cms_pipeline.config import PROJECT_ROOT, Settings
 from cms_pipeline.ingest.delta_writer import open_table
+from cms_pipeline.quality import batches, store
 from cms_pipeline.quality import metrics as qmetrics
-from cms_pipeline.quality import store
 from cms_pipeline.quality.results import ERROR, WARN, CheckResult, GateResult, from_scan
 from cms_pipeline.quality.sampler import BoundedSampler
 
@@ -70,12 +74,14 @@ def run_checks(
     upstream = {"bronze": "bronze", "silver": "silver", **(upstream or {})}
     run_id = uuid.uuid4().hex[:12]
     checked_at = datetime.now(UTC)
-    previous = store.previous_metrics(settings, layer)
+    stored = store.read_metrics(settings, layer)
+    previous = store.latest_passing(stored, layer)
     present = _tables_in(spark, schema)
     views = _register_views(spark, settings, layer, schema, present)
     present |= set(views)
     checks: list[CheckResult] = []
     measured: dict[str, dict[str, float | None]] = {}
+    arrivals: dict[str, str] = {}  # table -> label of the newest arrival measured
     versions: dict[str, str] = {}
     try:
         for table, path in files.items():
@@ -88,9 +94,19 @@ def run_checks(
             wanted = qmetrics.wanted_metrics(text)
             frame = spark.table(table)
             current = qmetrics.compute(frame, wanted)
+            earlier = dict(previous.get(table, {}))
+            newest: frozenset[str] = frozenset()
+            if qmetrics.uses_batches(wanted) and qmetrics.BATCH_COLUMN in frame.columns:
+                newest, batch_now, batch_before = _newest_arrival(
+                    frame, wanted, stored, layer, table
+                )
+                current |= batch_now
+                earlier |= batch_before
+                arrivals[table] = batches.label(newest)
             measured[table] = {m.key: v for m, v in current.items()}
             variables = {
-                **qmetrics.previous_variables(wanted, previous.get(table, {})),
+                **qmetrics.previous_variables(wanted, earlier),
+                "newest_batch_ids": batches.sql_list(newest),
                 "bronze_schema": upstream["bronze"],
                 "silver_schema": upstream["silver"],
                 "batch_id": batch_id or "",
@@ -109,8 +125,19 @@ def run_checks(
             spark.catalog.dropTempView(view)
     gate = GateResult(layer, schema, run_id, batch_id, checked_at, checks, versions)
     if save:
-        store.save(settings, gate, measured)
+        store.save(settings, gate, measured, arrivals)
     return gate
+
+
+def _newest_arrival(frame, wanted, stored: list[dict], layer: str, table: str):
+    """The newest arrival's batch ids, its metrics, and the previous arrival's metrics."""
+    partials = batches.batch_partials(frame, wanted)
+    past = batches.passing_arrivals(stored, layer, table)
+    newest = batches.newest_arrival(partials, past)
+    now = batches.combine(partials, newest)
+    batch_metrics = [m for m in wanted if m.scope == qmetrics.BATCH]
+    current = {m: now.get(m) for m in batch_metrics}
+    return newest, current, batches.previous_arrival(past, newest)
 
 
 def _scan(

@@ -1,11 +1,19 @@
-"""Metrics compared with the previous scan (row count, missing share, mean).
+"""Metrics compared with an earlier scan (row count, missing share, mean).
 
-Soda Core keeps no history, so a check file names the previous values it needs as scan
-variables: `${prev_row_count}`, `${prev_missing_pct__COLUMN}`, `${prev_avg__COLUMN}`.
-This module finds those names, computes the current values of the same metrics (one
-Spark aggregation per table, a single row back), and turns the stored values of the last
-passing scan into variables. A metric with no previous value becomes SQL NULL, which the
-checks treat as "no change".
+Soda Core keeps no history, so a check file names the earlier values it needs as scan
+variables, and this module computes the current values of the same metrics (one Spark
+aggregation per table, a single row back) so that they can be stored for the next scan.
+
+Two scopes:
+
+* `${prev_row_count}`, `${prev_missing_pct__COLUMN}`, `${prev_avg__COLUMN}`: the whole
+  table, compared with the last passing scan of that table (silver and gold builds, and
+  bronze's "never shrinks").
+* `${prev_batch_row_count}`, `${prev_batch_missing_pct__COLUMN}`, `${prev_batch_avg__COLUMN}`:
+  bronze's newest arrival only (the rows of its newest `_batch_id`s, see `batches`),
+  compared with the arrival before it.
+
+A metric with no earlier value becomes SQL NULL, which the checks treat as "no change".
 """
 
 from __future__ import annotations
@@ -13,33 +21,47 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_VARIABLE = re.compile(r"\$\{\s*prev_(row_count|missing_pct|avg)(?:__([A-Za-z0-9_]+))?\s*\}")
+_VARIABLE = re.compile(
+    r"\$\{\s*prev_(batch_)?(row_count|missing_pct|avg)(?:__([A-Za-z0-9_]+))?\s*\}"
+)
+TABLE, BATCH = "table", "batch"
+BATCH_COLUMN = "_batch_id"  # written by ingestion on every bronze row
 
 
 @dataclass(frozen=True)
 class Metric:
     kind: str  # row_count | missing_pct | avg
     column: str | None = None
+    scope: str = TABLE  # table | batch (the newest arrival's rows)
 
     @property
     def variable(self) -> str:
-        return f"prev_{self.kind}" + (f"__{self.column}" if self.column else "")
+        scope = "batch_" if self.scope == BATCH else ""
+        return f"prev_{scope}{self.kind}" + (f"__{self.column}" if self.column else "")
 
     @property
     def key(self) -> str:
-        return self.kind + (f"({self.column})" if self.column else "")
+        """Name in the stored metrics: `avg(CLM_PMT_AMT)`, `batch_avg(CLM_PMT_AMT)`."""
+        scope = "batch_" if self.scope == BATCH else ""
+        return scope + self.kind + (f"({self.column})" if self.column else "")
 
 
 def wanted_metrics(sodacl: str) -> list[Metric]:
-    """Row count, then the previous-scan metrics a check file refers to, in order of use."""
+    """Row count, then the earlier-scan metrics a check file refers to, in order of use."""
     found: dict[Metric, None] = {Metric("row_count"): None}  # always: history and sizing
-    for kind, column in _VARIABLE.findall(sodacl):
-        found.setdefault(Metric(kind, column or None), None)
+    for batch, kind, column in _VARIABLE.findall(sodacl):
+        found.setdefault(Metric(kind, column or None, BATCH if batch else TABLE), None)
     return list(found)
 
 
+def uses_batches(metrics: list[Metric]) -> bool:
+    return any(m.scope == BATCH for m in metrics)
+
+
 def compute(df, metrics: list[Metric]) -> dict[Metric, float | None]:
-    """Current values of `metrics` on a Spark DataFrame (one aggregation, one row)."""
+    """Current values of the table-scope `metrics` on a Spark DataFrame (one aggregation,
+    one row). Batch-scope metrics come from `batches.batch_partials`."""
+    metrics = [m for m in metrics if m.scope == TABLE]
     if not metrics:
         return {}
     from pyspark.sql import functions as F

@@ -8,6 +8,7 @@ never published.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -61,13 +62,15 @@ class GateResult:
         return {o: sum(c.outcome == o for c in self.checks) for o in (PASS, WARN, FAIL, ERROR)}
 
     def explain(self) -> str:
-        """What stopped the gate, one line per failing check with its measured value."""
+        """What stopped the gate: per failing check its measured value and a failing row."""
         if self.passed:
             return f"{self.layer} gate passed ({self._count_text()})"
         lines = [f"{self.layer} gate failed on {self.schema} ({self._count_text()}):"]
         for c in self.failures:
             value = "" if c.value is None else f" (measured {format_value(c.value)})"
             detail = f": {c.message}" if c.message else ""
+            if c.failed_rows:
+                detail += f"; e.g. {json.dumps(c.failed_rows[0], default=str)}"
             lines.append(f"  {c.table}: {c.check}{value}{detail} [{c.location}]")
         return "\n".join(lines)
 

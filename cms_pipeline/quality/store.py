@@ -2,7 +2,9 @@
 
 check_results   one row per check per run: layer, table, table version checked,
                 check, outcome, measured value, time, and the run's verdict
-check_metrics   the metrics later scans compare with (row count, missing %, mean)
+check_metrics   the metrics later scans compare with (row count, missing %, mean): of the
+                whole table, and for bronze of the newest arrival (`batch` = its
+                `_batch_id`s, see quality.batches)
 failed_rows     a bounded sample of failing rows per check per run, as JSON
 """
 
@@ -48,6 +50,7 @@ METRICS_SCHEMA = pa.schema(
         ("value", pa.float64()),
         ("gate_passed", pa.bool_()),
         ("checked_at", _TS),
+        ("batch", pa.string()),  # batch_* metrics: the arrival's batch ids, comma-separated
     ]
 )
 FAILED_ROWS_SCHEMA = pa.schema(
@@ -95,7 +98,13 @@ def result_rows(gate: GateResult) -> list[dict]:
     ]
 
 
-def metric_rows(gate: GateResult, metrics: dict[str, dict[str, float | None]]) -> list[dict]:
+def metric_rows(
+    gate: GateResult,
+    metrics: dict[str, dict[str, float | None]],
+    arrivals: dict[str, str] | None = None,
+) -> list[dict]:
+    """One row per table and metric; batch_* metrics carry the arrival label of the table."""
+    arrivals = arrivals or {}
     return [
         {
             "run_id": gate.run_id,
@@ -106,6 +115,7 @@ def metric_rows(gate: GateResult, metrics: dict[str, dict[str, float | None]]) -
             "value": value,
             "gate_passed": gate.passed,
             "checked_at": gate.checked_at,
+            "batch": arrivals.get(table) if key.startswith("batch_") else None,
         }
         for table, values in metrics.items()
         for key, value in values.items()
@@ -129,11 +139,16 @@ def failed_row_rows(gate: GateResult) -> list[dict]:
     ]
 
 
-def save(settings: Settings, gate: GateResult, metrics: dict[str, dict[str, float | None]]) -> None:
+def save(
+    settings: Settings,
+    gate: GateResult,
+    metrics: dict[str, dict[str, float | None]],
+    arrivals: dict[str, str] | None = None,
+) -> None:
     """Append this run's results, metrics and failed-row samples."""
     for uri, rows, schema in (
         (results_uri(settings), result_rows(gate), RESULTS_SCHEMA),
-        (metrics_uri(settings), metric_rows(gate, metrics), METRICS_SCHEMA),
+        (metrics_uri(settings), metric_rows(gate, metrics, arrivals), METRICS_SCHEMA),
         (failed_rows_uri(settings), failed_row_rows(gate), FAILED_ROWS_SCHEMA),
     ):
         if rows:
@@ -155,13 +170,21 @@ def read_failed_rows(settings: Settings, run_id: str | None = None) -> pa.Table:
     return table if run_id is None else table.filter(pc.equal(table["run_id"], run_id))
 
 
-def previous_metrics(settings: Settings, layer: str) -> dict[str, dict[str, float | None]]:
-    """Per table, the metrics of its latest scan in a passing run of this layer."""
+def read_metrics(settings: Settings, layer: str) -> list[dict]:
+    """Stored metric rows of a layer (tables written before `batch` existed read it as None)."""
     table = _read(metrics_uri(settings), METRICS_SCHEMA)
-    return latest_passing(table.to_pylist(), layer)
+    rows = table.filter(pc.equal(table["layer"], layer)).to_pylist()
+    return [{"batch": None, **r} for r in rows]
+
+
+def previous_metrics(settings: Settings, layer: str) -> dict[str, dict[str, float | None]]:
+    """Per table, the whole-table metrics of its latest scan in a passing run of this layer."""
+    return latest_passing(read_metrics(settings, layer), layer)
 
 
 def latest_passing(rows: list[dict], layer: str) -> dict[str, dict[str, float | None]]:
+    """Whole-table metrics only: batch_* metrics are compared arrival to arrival (batches)."""
+    rows = [r for r in rows if not r["metric"].startswith("batch_")]
     latest: dict[str, tuple] = {}
     for r in rows:
         if r["layer"] != layer or not r["gate_passed"]:

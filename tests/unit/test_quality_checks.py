@@ -13,14 +13,19 @@ from cms_pipeline.quality.metrics import wanted_metrics
 ALL_FILES = sorted(p for layer in LAYERS for p in (CHECKS_DIR / layer).glob("*.yml"))
 # Variables the gate passes to every scan (cms_pipeline.quality.gate.run_checks).
 GATE_VARIABLES = re.compile(
-    r"^(prev_(row_count|missing_pct__\w+|avg__\w+)|bronze_schema|silver_schema|batch_id)$"
+    r"^(prev_(batch_)?(row_count|missing_pct__\w+|avg__\w+)|newest_batch_ids"
+    r"|bronze_schema|silver_schema|batch_id)$"
 )
 
 
+def _sections(path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
 def _checks(path):
-    data = yaml.safe_load(path.read_text())
-    (section,) = data
-    return section, data[section]
+    """The checks of the file's main section `checks for <table>`."""
+    section = f"checks for {path.stem}"
+    return section, _sections(path)[section]
 
 
 def _name(check) -> str:
@@ -43,10 +48,14 @@ def test_soda_parses_every_check_file(path):
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_one_section_per_file_named_after_the_table_with_unique_check_names(path):
-    section, checks = _checks(path)
-    assert section == f"checks for {path.stem}"
-    names = [_name(c) for c in checks]
+def test_sections_are_named_after_the_table_with_unique_check_names(path):
+    t = path.stem
+    sections = _sections(path)
+    allowed = {f"checks for {t}", f"checks for {t} [newest_batch]", f"filter {t} [newest_batch]"}
+    assert f"checks for {t}" in sections and set(sections) <= allowed, set(sections)
+    names = [
+        _name(c) for key, checks in sections.items() if key.startswith("checks") for c in checks
+    ]
     assert len(names) == len(set(names)), "failed-row samples are matched to checks by name"
 
 
@@ -68,11 +77,22 @@ def test_bronze_schema_checks_cover_every_contract_column(settings):
         assert sorted(required) == sorted(expected), contract.table
 
 
-def test_every_bronze_table_has_distribution_checks_against_the_previous_scan(settings):
+def test_every_bronze_table_compares_its_newest_batch_with_the_previous_batch(settings):
     files = check_files("bronze")
     for contract in settings.sources.values():
-        kinds = {m.kind for m in wanted_metrics(files[contract.table].read_text())}
-        assert kinds == {"row_count", "missing_pct", "avg"}, contract.table
+        path = files[contract.table]
+        wanted = {(m.scope, m.kind) for m in wanted_metrics(path.read_text())}
+        assert wanted == {
+            ("table", "row_count"),  # the whole table never shrinks
+            ("batch", "row_count"),
+            ("batch", "missing_pct"),
+            ("batch", "avg"),
+        }, contract.table
+        sections = _sections(path)
+        where = sections[f"filter {path.stem} [newest_batch]"]["where"]
+        assert where == "_batch_id IN (${newest_batch_ids})"
+        batch_checks = yaml.safe_dump(sections[f"checks for {path.stem} [newest_batch]"])
+        assert "prev_batch_avg__" in batch_checks and "prev_batch_missing_pct__" in batch_checks
 
 
 def test_unknown_layer_or_table_is_refused_with_the_choices():
