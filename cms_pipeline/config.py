@@ -119,7 +119,11 @@ class SparkSettings(_Strict):
 
 
 class DbtSettings(_Strict):
-    target: str = "local"
+    target: str = "local"  # local: session mode on the pipeline's SparkSession; cluster: thrift
+    thrift_host: str = "localhost"  # Spark Thrift Server of the `cluster` target
+    thrift_port: int = 10000
+    thrift_user: str = "cms"
+    threads: int = 4  # dbt threads on the cluster target (session mode runs one)
 
 
 class Profile(_Strict):
@@ -178,6 +182,31 @@ def _explain(path: Path, exc: ValidationError, prefix: str = "") -> ConfigError:
     return ConfigError("\n".join(lines))
 
 
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def _expand_env(value, path: Path, key: str = ""):
+    """`${NAME}` and `${NAME:-default}` in string values, from the environment: a
+    cluster's endpoints are deployment facts, set where the pipeline runs."""
+    if isinstance(value, dict):
+        return {k: _expand_env(v, path, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, path, f"{key}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def _sub(m: re.Match) -> str:
+        found = os.environ.get(m["name"])
+        if found is None and m["default"] is None:
+            raise ConfigError(
+                f"{path}: {key}: environment variable {m['name']} is not set; "
+                f"set it or write ${{{m['name']}:-default}}"
+            )
+        return found if found is not None else m["default"]
+
+    return _ENV_REF.sub(_sub, value)
+
+
 def _resolve(location: str) -> str:
     """Relative local paths are taken from the project root; URIs are kept as they are."""
     if "://" in location or Path(location).is_absolute():
@@ -207,7 +236,8 @@ def load_settings(
     profile: str | None = None,
     lake: str | None = None,
 ) -> Settings:
-    """Read `pipeline.yaml` and the contracts; `lake` (or $CMS_PIPELINE_LAKE) overrides."""
+    """Read `pipeline.yaml` and the contracts; `lake` (or $CMS_PIPELINE_LAKE) overrides.
+    `${NAME:-default}` in the chosen profile is taken from the environment."""
     config_dir = Path(config_dir or os.environ.get("CMS_PIPELINE_CONFIG", CONFIG_DIR))
     path = config_dir / "pipeline.yaml"
     data = _read_yaml(path)
@@ -219,7 +249,7 @@ def load_settings(
             f"expected one of {sorted(profiles)}"
         )
     try:
-        prof = Profile(**profiles[name])
+        prof = Profile(**_expand_env(profiles[name], path, f"profiles.{name}"))
     except ValidationError as exc:
         raise _explain(path, exc, prefix=f"profiles.{name}") from exc
     lake_override = lake or os.environ.get(LAKE_ENV_VAR)

@@ -1,13 +1,21 @@
-"""`cms-pipeline transform | dbt | docs | export`: dbt silver and gold, docs, exports."""
+"""`cms-pipeline transform | dbt | docs | export | cluster`: dbt silver and gold, docs,
+exports, and a local Spark cluster for the `cluster` profile."""
 
 from __future__ import annotations
 
+import shlex
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cms_pipeline.cli.common import JsonOption, LakeOption, console, emit, out, settings_for, table
 
+DEFAULT_CLUSTER_ROOT = Path(tempfile.gettempdir()) / "cms-pipeline-cluster"
+RootOption = Annotated[
+    Path, typer.Option("--root", help="Folder of the cluster's metastore, warehouse and logs.")
+]
 LayerOption = Annotated[
     list[str] | None,
     typer.Option("--layer", help="Layer(s) to build: silver, gold (default: both, in order)."),
@@ -113,12 +121,59 @@ def register(app: typer.Typer) -> None:
     def docs_serve(
         lake: LakeOption = None,
         port: Annotated[int, typer.Option(help="Port of the docs site.")] = 8080,
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     ) -> None:
-        """Serve the dbt docs site (run `cms-pipeline docs generate` first)."""
-        from cms_pipeline.dbt_runner import run_dbt
+        """Serve the dbt docs site (run `cms-pipeline docs generate` first); Ctrl+C stops."""
+        from cms_pipeline.dbt_runner import DbtError, dbt_dir, run_dbt
 
         settings = settings_for(lake)
-        run_dbt(settings, ["docs", "serve", "--port", str(port), "--no-browser"], quiet=False)
+        if not (dbt_dir(settings) / "target" / "catalog.json").exists():
+            console.print(
+                f"[red]no docs under {dbt_dir(settings) / 'target'}[/red]: "
+                "run `cms-pipeline docs generate` first"
+            )
+            raise typer.Exit(1)
+        args = ["docs", "serve", "--host", host, "--port", str(port), "--no-browser"]
+        try:
+            run_dbt(settings, args, quiet=False)
+        except DbtError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+
+    cluster = typer.Typer(
+        help="A Spark cluster on this machine (metastore, master, worker, Thrift Server) "
+        "for trying the `cluster` profile."
+    )
+    app.add_typer(cluster, name="cluster")
+
+    @cluster.command("start")
+    def cluster_start(
+        root: RootOption = DEFAULT_CLUSTER_ROOT,
+        lake: Annotated[
+            str | None, typer.Option("--lake", help="Lake the printed variables point at.")
+        ] = None,
+    ) -> None:
+        """Start the cluster in the background and print the variables that point the
+        `cluster` profile at it (`eval "$(cms-pipeline cluster start)"`)."""
+        from cms_pipeline.spark_cluster import ClusterError, start_local_cluster
+
+        console.print(f"starting a Spark cluster under {root} (logs in {root / 'logs'}) ...")
+        try:
+            started = start_local_cluster(root)
+        except ClusterError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+        for key, value in started.environment(lake=lake).items():
+            out.print(f"export {key}={shlex.quote(value)}", soft_wrap=True)
+        console.print(f"stop it with: cms-pipeline cluster stop --root {root}")
+
+    @cluster.command("stop")
+    def cluster_stop(root: RootOption = DEFAULT_CLUSTER_ROOT) -> None:
+        """Stop the cluster started under --root."""
+        from cms_pipeline.spark_cluster import stop_local_cluster
+
+        stop_local_cluster(root)
+        console.print(f"stopped the Spark cluster under {root}")
 
     @app.command("export")
     def export_command(lake: LakeOption = None, as_json: JsonOption = False) -> None:

@@ -1,0 +1,360 @@
+"""A Spark cluster on this machine, for trying (and testing) the `cluster` profile.
+
+    cluster = start_local_cluster(Path("/tmp/cms-cluster"))
+    os.environ.update(cluster.environment(lake="/tmp/cms-cluster/lake"))
+    ...  # CMS_PIPELINE_ENV=cluster: ingest, transform, docs
+    stop_local_cluster(cluster.root)
+
+Four JVMs from the pyspark wheel, each in its own process group, logs under `root/logs`:
+a Hive metastore service (Derby under `root`), a standalone master and one worker, and a
+Spark Thrift Server (HiveThriftServer2, the endpoint of dbt's thrift method) running as an
+application of that master. The pipeline's own SparkSession joins the same master and
+metastore, so `bronze.*` tables it registers are the ones dbt reads through the Thrift
+Server. The metastore is a service, not embedded Derby, because embedded Derby admits
+one process and here two Spark drivers share the catalog.
+
+The ports and process ids are kept in `root/cluster.json`, so another process (the
+`cms-pipeline cluster` commands) can stop what this one started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cms_pipeline.runtime import java_home, prepare_environment
+
+HOST = "127.0.0.1"
+STATE_FILE = "cluster.json"
+_THRIFT_SERVER = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
+_METASTORE = "org.apache.hadoop.hive.metastore.HiveMetaStore"
+
+
+class ClusterError(RuntimeError):
+    """A cluster process did not start; the message names its log file."""
+
+
+@dataclass
+class LocalCluster:
+    root: Path
+    master_port: int
+    master_ui_port: int
+    metastore_port: int
+    thrift_port: int
+    pids: dict[str, int] = field(default_factory=dict)  # process name -> pid (group leader)
+
+    @property
+    def master_url(self) -> str:
+        return f"spark://{HOST}:{self.master_port}"
+
+    @property
+    def metastore_uri(self) -> str:
+        return f"thrift://{HOST}:{self.metastore_port}"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def environment(self, lake: str | None = None, metadata: str | None = None) -> dict[str, str]:
+        """Variables that point the `cluster` profile (config/pipeline.yaml) at this cluster.
+        Delta is read with delta-rs, as locally: no Delta jars here."""
+        env = {
+            "CMS_PIPELINE_ENV": "cluster",
+            "CMS_SPARK_MASTER": self.master_url,
+            "CMS_HIVE_METASTORE_URIS": self.metastore_uri,
+            "CMS_SPARK_WAREHOUSE": str(self.warehouse),
+            "CMS_SPARK_THRIFT_HOST": HOST,
+            "CMS_SPARK_THRIFT_PORT": str(self.thrift_port),
+            "CMS_SPARK_NATIVE_DELTA": "false",
+            "CMS_SPARK_SHUFFLE_PARTITIONS": "4",
+        }
+        if lake:
+            env["CMS_PIPELINE_LAKE"] = lake
+            env["CMS_PIPELINE_METADATA"] = metadata or str(Path(lake) / "_metadata")
+        return env
+
+    def save(self) -> Path:
+        path = self.root / STATE_FILE
+        body = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        path.write_text(json.dumps(body, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, root: Path) -> LocalCluster:
+        path = Path(root) / STATE_FILE
+        if not path.exists():
+            raise ClusterError(f"{path}: no cluster was started under {root}")
+        body = json.loads(path.read_text())
+        return cls(**{**body, "root": Path(body["root"])})
+
+
+# --- processes ------------------------------------------------------------------------
+
+
+def spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((HOST, port)) == 0
+
+
+def _env(root: Path) -> dict[str, str]:
+    prepare_environment()
+    return {
+        **os.environ,
+        "SPARK_HOME": str(spark_home()),
+        "JAVA_HOME": java_home(),
+        "SPARK_LOCAL_IP": HOST,
+        "SPARK_LOG_DIR": str(root / "logs"),
+        "SPARK_WORKER_DIR": str(root / "work"),
+    }
+
+
+def _launch(root: Path, name: str, argv: list[str]) -> int:
+    """Start one process in its own session (it outlives the caller); returns its pid."""
+    log = (root / "logs" / f"{name}.log").open("ab")
+    proc = subprocess.Popen(
+        argv,
+        cwd=root,
+        env=_env(root),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    log.close()
+    return proc.pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a child of this process that has exited stays a zombie until reaped
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def _wait_until(ready, cluster: LocalCluster, name: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if not _alive(cluster.pids[name]):
+            raise ClusterError(
+                f"{name} exited while starting; see {cluster.logs / (name + '.log')}"
+            )
+        if time.monotonic() > deadline:
+            raise ClusterError(
+                f"{name} not ready after {timeout:.0f} s; see {cluster.logs / (name + '.log')}"
+            )
+        time.sleep(1)
+
+
+def _workers_alive(cluster: LocalCluster) -> bool:
+    import httpx
+
+    try:
+        body = httpx.get(f"http://{HOST}:{cluster.master_ui_port}/json/", timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return int(body.get("aliveworkers", 0)) >= 1
+
+
+def _metastore_argv(cluster: LocalCluster) -> list[str]:
+    root = cluster.root
+    hiveconf = {
+        "javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true"
+        ),
+        "datanucleus.schema.autoCreateAll": "true",
+        "hive.metastore.schema.verification": "false",
+        "hive.metastore.warehouse.dir": str(cluster.warehouse),
+    }
+    return [
+        str(Path(java_home()) / "bin" / "java"),
+        "-Xmx512m",
+        # Hive turns on log4j's async logger, whose jar Spark does not ship
+        "-Dhive.async.log.enabled=false",
+        f"-Dhive.log.dir={cluster.logs}",
+        f"-Dderby.system.home={root}",
+        "-cp",
+        str(spark_home() / "jars" / "*"),
+        _METASTORE,
+        "-p",
+        str(cluster.metastore_port),
+        *[arg for k, v in hiveconf.items() for arg in ("--hiveconf", f"{k}={v}")],
+    ]
+
+
+def _thrift_server_argv(cluster: LocalCluster, cores: int) -> list[str]:
+    conf = {
+        "spark.cores.max": str(cores),  # leaves the other worker cores to the pipeline
+        "spark.executor.memory": "1g",
+        "spark.ui.enabled": "false",
+        "spark.hadoop.hive.metastore.uris": cluster.metastore_uri,
+        "spark.sql.warehouse.dir": str(cluster.warehouse),
+        "spark.sql.legacy.createHiveTableByDefault": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.driver.extraJavaOptions": (
+            f"-Dhive.async.log.enabled=false -Dhive.log.dir={cluster.logs}"
+        ),
+    }
+    hiveconf = {
+        "hive.server2.thrift.port": str(cluster.thrift_port),
+        "hive.server2.thrift.bind.host": HOST,
+        "hive.exec.local.scratchdir": str(cluster.root / "tmp"),
+        "hive.downloaded.resources.dir": str(cluster.root / "tmp" / "resources"),
+    }
+    return [
+        str(spark_home() / "bin" / "spark-submit"),
+        "--class",
+        _THRIFT_SERVER,
+        "--master",
+        cluster.master_url,
+        "--name",
+        "cms-thrift-server",
+        *[arg for k, v in conf.items() for arg in ("--conf", f"{k}={v}")],
+        "spark-internal",
+        *[arg for k, v in hiveconf.items() for arg in ("--hiveconf", f"{k}={v}")],
+    ]
+
+
+def start_local_cluster(
+    root: Path | str,
+    *,
+    worker_cores: int = 4,
+    worker_memory: str = "4g",
+    thrift_server_cores: int = 2,
+    timeout: float = 600,
+) -> LocalCluster:
+    """Start metastore, master, worker and Thrift Server under `root`; wait until each
+    answers. Worker cores are slots, not CPUs: the Thrift Server takes
+    `thrift_server_cores` of them and the pipeline's session the rest."""
+    root = Path(root).resolve()
+    for sub in ("logs", "work", "tmp", "warehouse"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    cluster = LocalCluster(
+        root=root,
+        master_port=free_port(),
+        master_ui_port=free_port(),
+        metastore_port=free_port(),
+        thrift_port=free_port(),
+    )
+    spark_class = str(spark_home() / "bin" / "spark-class")
+    try:
+        # metastore and master start together (the slowest steps on a busy machine)
+        cluster.pids["metastore"] = _launch(root, "metastore", _metastore_argv(cluster))
+        cluster.pids["master"] = _launch(
+            root,
+            "master",
+            [
+                spark_class,
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                HOST,
+                "--port",
+                str(cluster.master_port),
+                "--webui-port",
+                str(cluster.master_ui_port),
+            ],
+        )
+        cluster.save()
+        _wait_until(lambda: _port_open(cluster.master_port), cluster, "master", timeout)
+        cluster.pids["worker"] = _launch(
+            root,
+            "worker",
+            [
+                spark_class,
+                "org.apache.spark.deploy.worker.Worker",
+                "--host",
+                HOST,
+                "--cores",
+                str(worker_cores),
+                "--memory",
+                worker_memory,
+                "--webui-port",
+                str(free_port()),
+                "--work-dir",
+                str(root / "work"),
+                cluster.master_url,
+            ],
+        )
+        cluster.save()
+        _wait_until(lambda: _workers_alive(cluster), cluster, "worker", timeout)
+        _wait_until(lambda: _port_open(cluster.metastore_port), cluster, "metastore", timeout)
+        cluster.pids["thrift_server"] = _launch(
+            root, "thrift_server", _thrift_server_argv(cluster, thrift_server_cores)
+        )
+        cluster.save()
+        _wait_until(lambda: _port_open(cluster.thrift_port), cluster, "thrift_server", timeout)
+    except BaseException:
+        stop_local_cluster(root)
+        raise
+    return cluster
+
+
+def _stop_group(pid: int, grace: float) -> None:
+    """SIGTERM the process group this module started (the JVM and, for the worker, its
+    executors), then SIGKILL what is left after `grace` seconds."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.5)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+
+
+def stop_local_cluster(root: Path | str, grace: float = 20) -> None:
+    """Stop the processes recorded under `root`, the Thrift Server first."""
+    try:
+        cluster = LocalCluster.load(Path(root).resolve())
+    except ClusterError:
+        return
+    for name in ("thrift_server", "worker", "master", "metastore"):
+        if name in cluster.pids:
+            _stop_group(cluster.pids.pop(name), grace)
+            cluster.save()
+
+
+@contextmanager
+def local_cluster(root: Path | str, **options) -> Iterator[LocalCluster]:
+    """`start_local_cluster` for the duration of a `with` block."""
+    cluster = start_local_cluster(root, **options)
+    try:
+        yield cluster
+    finally:
+        stop_local_cluster(cluster.root)

@@ -1,0 +1,113 @@
+"""dbt profile generation per config profile, and the cluster profile's endpoints from the
+environment (no JVM)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from cms_pipeline.config import ConfigError, load_settings
+from cms_pipeline.dbt_runner import PROFILE_NAME, needs_session, profiles, write_profiles
+from cms_pipeline.spark import spark_conf
+from cms_pipeline.spark_cluster import LocalCluster
+
+CLUSTER_VARS = [
+    "CMS_SPARK_MASTER",
+    "CMS_HIVE_METASTORE_URIS",
+    "CMS_SPARK_WAREHOUSE",
+    "CMS_SPARK_THRIFT_HOST",
+    "CMS_SPARK_THRIFT_PORT",
+    "CMS_SPARK_NATIVE_DELTA",
+    "CMS_SPARK_SHUFFLE_PARTITIONS",
+    "CMS_PIPELINE_METADATA",
+    "CMS_PIPELINE_LANDING",
+]
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in [*CLUSTER_VARS, "CMS_PIPELINE_ENV", "CMS_PIPELINE_LAKE"]:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def _outputs(settings) -> dict:
+    return profiles(settings)[PROFILE_NAME]["outputs"]
+
+
+def test_local_profile_is_session_mode_with_the_sessions_own_settings(clean_env, tmp_path):
+    settings = load_settings(profile="local", lake=str(tmp_path / "lake"))
+    profile = profiles(settings)[PROFILE_NAME]
+    assert profile["target"] == "local"
+    local = profile["outputs"]["local"]
+    assert local["method"] == "session"
+    # dbt's getOrCreate() applies these, so they must equal the pipeline session's
+    assert local["server_side_parameters"] == spark_conf(settings)
+    assert needs_session(settings, ["build"])
+    assert not needs_session(settings, ["docs", "serve", "--port", "8080"])
+
+
+def test_cluster_profile_defaults_to_the_compose_service_names(clean_env):
+    settings = load_settings(profile="cluster")
+    profile = profiles(settings)[PROFILE_NAME]
+    assert profile["target"] == "cluster"
+    cluster = profile["outputs"]["cluster"]
+    assert cluster["method"] == "thrift"
+    assert (cluster["host"], cluster["port"]) == ("spark-thrift", 10000)
+    assert settings.spark.master == "spark://spark-master:7077"
+    assert settings.spark.native_delta is True
+    assert settings.spark.conf["spark.hadoop.hive.metastore.uris"] == (
+        "thrift://hive-metastore:9083"
+    )
+    assert not needs_session(settings, ["build"])  # dbt talks to the Thrift Server
+
+
+def test_cluster_profile_follows_a_local_cluster(clean_env, tmp_path):
+    cluster = LocalCluster(
+        root=tmp_path / "cluster", master_port=7177, master_ui_port=8181, metastore_port=9183,
+        thrift_port=10100,
+    )  # fmt: skip
+    lake = tmp_path / "lake"
+    for key, value in cluster.environment(lake=str(lake)).items():
+        clean_env.setenv(key, value)
+    settings = load_settings()
+    assert settings.profile_name == "cluster"
+    assert settings.lake == str(lake)
+    assert settings.metadata == str(lake / "_metadata")
+    assert settings.spark.master == "spark://127.0.0.1:7177"
+    assert settings.spark.native_delta is False  # no Delta jars on a local cluster
+    conf = spark_conf(settings)
+    assert conf["spark.hadoop.hive.metastore.uris"] == "thrift://127.0.0.1:9183"
+    assert conf["spark.sql.warehouse.dir"] == str(cluster.warehouse)
+    out = _outputs(settings)["cluster"]
+    assert (out["host"], out["port"], out["threads"]) == ("127.0.0.1", 10100, 4)
+
+    written = yaml.safe_load((write_profiles(settings) / "profiles.yml").read_text())
+    assert written == profiles(settings)
+
+
+def test_databricks_secrets_stay_in_the_environment(clean_env, tmp_path):
+    settings = load_settings(profile="cluster", lake=str(tmp_path / "lake"))
+    clean_env.setenv("DATABRICKS_TOKEN", "dapi-secret")
+    assert "dapi-secret" not in yaml.safe_dump(profiles(settings))
+    assert "env_var('DATABRICKS_TOKEN'" in _outputs(settings)["databricks"]["token"]
+
+
+def test_unset_variable_without_default_names_file_key_and_variable(clean_env, tmp_path):
+    config = tmp_path / "config"
+    (config / "sources").mkdir(parents=True)
+    (config / "sources" / "one.yaml").write_text(
+        "sources:\n  t:\n    table: t\n    file_pattern: x\n    columns: [{name: A}]\n"
+    )
+    (config / "pipeline.yaml").write_text(
+        "profiles:\n  c:\n    landing: /l\n    lake: /k\n    metadata: /m\n"
+        "    spark:\n      master: ${CMS_TEST_NO_SUCH_MASTER}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(config_dir=config, profile="c")
+    message = str(err.value)
+    assert "pipeline.yaml" in message
+    assert "profiles.c.spark.master" in message
+    assert "CMS_TEST_NO_SUCH_MASTER" in message
+    clean_env.setenv("CMS_TEST_NO_SUCH_MASTER", "spark://h:1")
+    assert load_settings(config_dir=config, profile="c").spark.master == "spark://h:1"
