@@ -17,7 +17,16 @@ import pytest
 
 from cms_pipeline.config import load_settings
 from cms_pipeline.ingest import ledger
+from cms_pipeline.publish import (
+    BuildResult,
+    build_schema,
+    new_build_id,
+    published_build,
+    record_run,
+)
 from cms_pipeline.quality import history, run_checks
+from cms_pipeline.quality.promotion import LayerNotPublished, promote_if_passed
+from cms_pipeline.quality.results import format_value
 from cms_pipeline.quality.store import read_failed_rows, read_results
 
 pytestmark = pytest.mark.integration
@@ -297,3 +306,165 @@ def test_a_shifted_distribution_fails_against_the_last_passing_scan(spark, lake)
     assert check(again, "inpatient_claims", shift.check).value == pytest.approx(0.0)
     runs = history(settings, "silver")["runs"]
     assert [r["passed"] for r in runs[:3]] == [True, False, True]
+
+
+# --- gated publishing: a failed gate leaves the published layer as it was ----------------
+
+
+def dim_beneficiary_frame(spark, bene: list[dict]):
+    """gold.dim_beneficiary rows (dbt_project/models/gold/dim_beneficiary.sql) from summaries."""
+    by_id: dict[str, list[dict]] = {}
+    for b in bene:
+        by_id.setdefault(b["id"], []).append(b)
+    rows = [
+        (i, bs[0]["birth"], None, False, bs[0]["sex"], bs[0]["race"], bs[0]["state"],
+         min(b["year"] for b in bs), max(b["year"] for b in bs), len(bs))
+        for i, bs in by_id.items()
+    ]  # fmt: skip
+    ddl = (
+        "desynpuf_id string, birth_date date, death_date date, is_deceased boolean, "
+        "sex_code string, race_code string, state_code string, first_summary_year int, "
+        "last_summary_year int, summary_year_count int"
+    )
+    return spark.createDataFrame(rows, ddl)
+
+
+def candidate(spark, settings, layer: str, frames: dict, upstream: dict):
+    """A successful build of `frames` in its build schema, and its gate, as the pipeline runs it."""
+    build_id = new_build_id()
+    build = BuildResult(layer, build_id, build_schema(layer, build_id), True, sorted(frames))
+    write_schema(spark, build.schema, frames)
+    record_run(settings, build, None)
+    gate = run_checks(spark, settings, layer, schema=build.schema, batch_id=build_id,
+                      tables=sorted(frames), upstream=upstream)  # fmt: skip
+    return build, gate
+
+
+def published(spark, layer: str, table: str) -> tuple[str, list]:
+    """The build schema the published view reads, and the rows it shows."""
+    (view,) = spark.sql(f"SHOW CREATE TABLE {layer}.{table}").collect()
+    rows = sorted(spark.table(f"{layer}.{table}").collect(), key=str)
+    return view[0], rows
+
+
+@pytest.fixture(scope="module")
+def published_silver(spark, lake):
+    """A clean silver build that passed its gate (warnings only) and was promoted."""
+    frames = silver_frames(spark, beneficiaries(), claims())
+    build, gate = candidate(spark, lake["settings"], "silver", frames, {"bronze": lake["bronze"]})
+    promote_if_passed(lake["settings"], spark, build, gate)  # dbt run-operation promote_layer
+    return build, gate
+
+
+def assert_refused_with_values(error: LayerNotPublished, gate, expected: set[str]) -> None:
+    text = str(error)
+    assert expected <= {c.check for c in gate.failures}
+    for c in gate.failures:  # each failing check is named with its measured value
+        assert f"{c.table}: {c.check} (measured {format_value(c.value)})" in text
+
+
+def test_a_failed_silver_gate_leaves_the_published_silver_untouched(spark, lake, published_silver):
+    settings = lake["settings"]
+    old, old_gate = published_silver
+    assert old_gate.passed and old_gate.warnings  # a warning never stops promotion
+    assert published_build(settings, "silver")["build_id"] == old.build_id
+    before = {t: published(spark, "silver", t) for t in old.models}
+    assert all(old.schema in view for view, _ in before.values())
+
+    bene, ip = beneficiaries(), claims()
+    orphan = dict(ip[0], clm="777", **{"from": date(2010, 6, 1), "thru": date(2010, 6, 3)})
+    frames = silver_frames(spark, bene, [*ip, ip[2], orphan])  # a duplicate key, an orphan
+    new, gate = candidate(spark, settings, "silver", frames, {"bronze": lake["bronze"]})
+    with pytest.raises(LayerNotPublished) as refused:
+        promote_if_passed(settings, spark, new, gate)
+
+    assert_refused_with_values(refused.value, gate, {
+        "One row per claim id and segment",
+        "Every claim's beneficiary has a summary for the claim's year",
+    })  # fmt: skip
+    assert '"claim_id": "777"' in str(refused.value)  # a failing row, to find it by
+    assert f"published silver unchanged: still build {old.build_id}" in str(refused.value)
+    assert published_build(settings, "silver")["build_id"] == old.build_id
+    assert {t: published(spark, "silver", t) for t in old.models} == before
+
+
+def test_a_failed_gold_gate_leaves_the_published_gold_untouched(spark, lake, published_silver):
+    settings = lake["settings"]
+    bene = beneficiaries()
+    good = {"dim_beneficiary": dim_beneficiary_frame(spark, bene)}
+    old, old_gate = candidate(spark, settings, "gold", good, {"silver": "silver"})
+    promote_if_passed(settings, spark, old, old_gate)
+    before = published(spark, "gold", "dim_beneficiary")
+    assert old.schema in before[0] and len(before[1]) == len({b["id"] for b in bene})
+
+    bad_race = [dict(b, race="9") if b["id"] == bene[0]["id"] else b for b in bene]
+    late_year = [*bad_race, dict(bene[2], year=2011)]
+    frames = {"dim_beneficiary": dim_beneficiary_frame(spark, late_year)}
+    new, gate = candidate(spark, settings, "gold", frames, {"silver": "silver"})
+    with pytest.raises(LayerNotPublished) as refused:
+        promote_if_passed(settings, spark, new, gate)
+
+    assert_refused_with_values(refused.value, gate, {
+        "Race is a codebook value (1, 2, 3, 5)",
+        "Summary years are 2008-2010, first <= last",
+    })  # fmt: skip
+    assert f"published gold unchanged: still build {old.build_id}" in str(refused.value)
+    assert published_build(settings, "gold")["build_id"] == old.build_id
+    assert published(spark, "gold", "dim_beneficiary") == before
+
+
+# --- bronze: the newest batch against the previous batch ---------------------------------
+
+
+def batch_rows(ip_rows: list[dict], file_name: str, factor: float, n: int | None = None):
+    """A delivery of `n` claims in its own file and `_batch_id`, payments times `factor`."""
+    return [
+        dict(r, CLM_ID=f"{file_name[:3]}{i}", CLM_PMT_AMT=f"{float(r['CLM_PMT_AMT']) * factor:.2f}",
+             _source_file=file_name, _source_sha256=file_name, _source_line=i + 2,
+             _batch_id=f"batch-{file_name}")
+        for i, r in enumerate(ip_rows[:n])
+    ]  # fmt: skip
+
+
+def mean_payment(rows: list[dict]) -> float:
+    return sum(float(r["CLM_PMT_AMT"]) for r in rows) / len(rows)
+
+
+def test_bronze_compares_the_newest_batch_with_the_previous_batch(spark, tmp_path):
+    settings = load_settings(lake=str(tmp_path / "lake"))
+    _, ip = bronze_records(beneficiaries(), claims())
+    first = batch_rows(ip, "f1.csv", 1.0)
+    second = batch_rows(ip, "f2.csv", 1.3)  # +30% vs the first: a warning
+    third = batch_rows(ip, "f3.csv", 3.0, n=2)  # far above the second, few rows: stops
+    schema = f"qa_bronze_batches_{uuid.uuid4().hex[:8]}"
+    shift = "Newest batch's mean claim payment shifts less than 10% vs previous batch"
+    size = "Newest batch has -50% to +100% of the previous batch's rows"
+
+    def scan(rows: list[dict], new_file: list[dict]):
+        write_ledger(settings, {"inpatient_claims": new_file})
+        write_schema(
+            spark,
+            schema,
+            {"inpatient_claims": bronze_frames(spark, settings, [], rows)["inpatient_claims"]},
+        )
+        return run_checks(spark, settings, "bronze", schema=schema, tables=["inpatient_claims"])  # fmt: skip
+
+    gate = scan(first, first)
+    assert gate.passed, gate.explain()
+    assert check(gate, "inpatient_claims", shift).value == 0  # nothing earlier to compare with
+
+    gate = scan(first + second, second)
+    assert gate.passed, gate.explain()  # warned, not stopped
+    moved = check(gate, "inpatient_claims", shift)
+    expected = 100 * (mean_payment(second) - mean_payment(first)) / mean_payment(first)
+    assert moved.outcome == "warn" and moved.value == pytest.approx(expected)
+
+    gate = scan(first + second + third, third)
+    assert not gate.passed
+    moved = check(gate, "inpatient_claims", shift)
+    expected = 100 * (mean_payment(third) - mean_payment(second)) / mean_payment(second)
+    assert moved.outcome == "fail" and moved.value == pytest.approx(expected)  # vs the second
+    rows = check(gate, "inpatient_claims", size)
+    assert rows.outcome == "warn"
+    assert rows.value == pytest.approx(100 * (len(third) - len(second)) / len(second))
+    assert f"{shift} (measured {format_value(moved.value)})" in gate.explain()
