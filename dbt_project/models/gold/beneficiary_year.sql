@@ -1,16 +1,9 @@
 -- One row per beneficiary and year: enrollment, payments by setting from the claims and
 -- from the summary file, utilization and chronic conditions.
-with beneficiaries as (
-
-    select * from {{ ref('beneficiary') }}
-
-),
-
-claims as (
-
-    select * from {{ ref('fct_claims') }}
-
-),
+with {{ import_refs(
+    beneficiaries='beneficiary',
+    claims='fct_claims',
+) }},
 
 claims_by_year as (
 

@@ -1,16 +1,9 @@
 -- Share of beneficiaries with each chronic condition, by summary year.
 {%- set conditions = chronic_condition_columns() %}
-with beneficiaries as (
-
-    select * from {{ ref('beneficiary') }}
-
-),
-
-codebook as (
-
-    select * from {{ ref('codebook_chronic_condition') }}
-
-),
+with {{ import_refs(
+    beneficiaries='beneficiary',
+    codebook='codebook_chronic_condition',
+) }},
 
 condition_rows as (
 

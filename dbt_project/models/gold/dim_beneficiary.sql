@@ -1,10 +1,6 @@
 -- One row per beneficiary: stable attributes, with state and county from the latest
 -- summary year.
-with beneficiaries as (
-
-    select * from {{ ref('beneficiary') }}
-
-),
+with {{ import_refs(beneficiaries='beneficiary') }},
 
 latest_year as (
 

@@ -1,63 +1,33 @@
 -- One row per claim across settings (inpatient, outpatient, carrier, Part D events).
 -- Institutional claims split into segments count once: amounts summed over segments,
 -- dates spanning them.
-with inpatient as (
-
-    select * from {{ ref('inpatient_claims') }}
-
-),
-
-outpatient as (
-
-    select * from {{ ref('outpatient_claims') }}
-
-),
-
-carrier as (
-
-    select * from {{ ref('carrier_claims') }}
-
-),
-
-drug_events as (
-
-    select * from {{ ref('prescription_drug_events') }}
-
-),
+with {{ import_refs(
+    inpatient='inpatient_claims',
+    outpatient='outpatient_claims',
+    carrier='carrier_claims',
+    drug_events='prescription_drug_events',
+) }},
 
 institutional_segments as (
+    {#- inpatient and outpatient segments share their columns; only inpatient has a DRG #}
+    {%- for setting, drg_code in [('inpatient', 'drg_code'), ('outpatient', 'cast(null as string)')] %}
 
     select
-        'inpatient' as claim_type,
+        '{{ setting }}' as claim_type,
         claim_id,
         segment,
         desynpuf_id,
         claim_start_date,
         claim_end_date,
         provider_id,
-        drg_code,
+        {{ drg_code }} as drg_code,
         coalesce(payment_amount, 0) as payment_amount,
         coalesce(deductible_amount, 0) + coalesce(coinsurance_amount, 0)
             + coalesce(blood_deductible_amount, 0) as beneficiary_responsibility_amount,
         coalesce(primary_payer_paid_amount, 0) as primary_payer_paid_amount
-    from inpatient
-
-    union all
-
-    select
-        'outpatient' as claim_type,
-        claim_id,
-        segment,
-        desynpuf_id,
-        claim_start_date,
-        claim_end_date,
-        provider_id,
-        cast(null as string) as drg_code,
-        coalesce(payment_amount, 0) as payment_amount,
-        coalesce(deductible_amount, 0) + coalesce(coinsurance_amount, 0)
-            + coalesce(blood_deductible_amount, 0) as beneficiary_responsibility_amount,
-        coalesce(primary_payer_paid_amount, 0) as primary_payer_paid_amount
-    from outpatient
+    from {{ setting }}
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
 
 ),
 

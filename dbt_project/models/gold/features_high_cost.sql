@@ -4,11 +4,7 @@
 -- from year t (beneficiary_year of t); year t+1 only decides the label and who is in.
 -- Payments are the summary file's Medicare reimbursements (IP + OP + carrier), which
 -- cover every setting even when claim files are partial.
-with beneficiary_years as (
-
-    select * from {{ ref('beneficiary_year') }}
-
-),
+with {{ import_refs(beneficiary_years='beneficiary_year') }},
 
 label_population as (
 

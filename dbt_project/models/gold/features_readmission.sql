@@ -5,22 +5,17 @@
 --   * the index stay contributes only what is known at discharge (dates, DRG, codes);
 --   * chronic-condition flags and coverage come from the summary of the year BEFORE the
 --     admission: a year's flags can be set by events later in that year.
-with index_admissions as (
+with {{ import_refs(
+    admissions='inpatient_admissions',
+    merged_stays='readmission__transfers_merged',
+    beneficiaries='beneficiary',
+    people='dim_beneficiary',
+) }},
+
+index_admissions as (
 
     select * from {{ ref('inpatient_admissions') }}
     where is_index_admission
-
-),
-
-admissions as (
-
-    select * from {{ ref('inpatient_admissions') }}
-
-),
-
-merged_stays as (
-
-    select * from {{ ref('readmission__transfers_merged') }}
 
 ),
 
@@ -42,18 +37,6 @@ procedures as (
 
     select * from {{ ref('claim_procedures') }}
     where claim_type = 'inpatient'
-
-),
-
-beneficiaries as (
-
-    select * from {{ ref('beneficiary') }}
-
-),
-
-people as (
-
-    select * from {{ ref('dim_beneficiary') }}
 
 ),
 

@@ -1,22 +1,10 @@
 -- One row per hospitalization (inpatient claims with segments and transfers merged),
 -- with the index-admission rules and 30-day readmission flags of models/gold/readmissions.
-with admissions as (
-
-    select * from {{ ref('readmission__transfers_merged') }}
-
-),
-
-index_admissions as (
-
-    select * from {{ ref('readmission__index_admission') }}
-
-),
-
-flags as (
-
-    select * from {{ ref('readmission__readmission_flags') }}
-
-),
+with {{ import_refs(
+    admissions='readmission__transfers_merged',
+    index_admissions='readmission__index_admission',
+    flags='readmission__readmission_flags',
+) }},
 
 final as (
 

@@ -1,10 +1,6 @@
 -- Per member per month payments by state and year: payments over member months of the
 -- beneficiaries living in the state that year.
-with beneficiary_years as (
-
-    select * from {{ ref('beneficiary_year') }}
-
-),
+with {{ import_refs(beneficiary_years='beneficiary_year') }},
 
 totals as (
 

@@ -1,10 +1,6 @@
 -- Rule: one hospital stay per inpatient claim; the segments of a claim are one stay,
 -- from its earliest admission (or claim start) to its latest discharge (or claim end).
-with inpatient as (
-
-    select * from {{ ref('inpatient_claims') }}
-
-),
+with {{ import_refs(inpatient='inpatient_claims') }},
 
 final as (
 

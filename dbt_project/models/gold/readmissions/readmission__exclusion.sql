@@ -3,11 +3,7 @@
 -- index admissions, as in CMS's hospital-wide readmission measure. Planned readmissions
 -- are NOT excluded: DE-SynPUF lacks what the CMS planned-readmission algorithm needs, so
 -- the flags count all-cause readmissions.
-with admissions as (
-
-    select * from {{ ref('readmission__transfers_merged') }}
-
-),
+with {{ import_refs(admissions='readmission__transfers_merged') }},
 
 diagnoses as (
 

@@ -1,28 +1,11 @@
 -- An index admission meets every requirement and no exclusion: alive at discharge with
 -- valid dates, a fully observed 30-day window, and no excluded principal diagnosis.
-with admissions as (
-
-    select * from {{ ref('readmission__transfers_merged') }}
-
-),
-
-discharge_requirement as (
-
-    select * from {{ ref('readmission__index_discharge_requirement') }}
-
-),
-
-time_requirement as (
-
-    select * from {{ ref('readmission__index_time_requirement') }}
-
-),
-
-exclusion as (
-
-    select * from {{ ref('readmission__exclusion') }}
-
-),
+with {{ import_refs(
+    admissions='readmission__transfers_merged',
+    discharge_requirement='readmission__index_discharge_requirement',
+    time_requirement='readmission__index_time_requirement',
+    exclusion='readmission__exclusion',
+) }},
 
 final as (
 

@@ -1,17 +1,10 @@
 -- Rule: an index admission must end with the beneficiary alive: no death date on or
 -- before the discharge date (DE-SynPUF has no discharge status; the death date stands in
 -- for "discharged expired"), and dates that make sense (discharge not before admission).
-with admissions as (
-
-    select * from {{ ref('readmission__transfers_merged') }}
-
-),
-
-beneficiaries as (
-
-    select * from {{ ref('dim_beneficiary') }}
-
-),
+with {{ import_refs(
+    admissions='readmission__transfers_merged',
+    beneficiaries='dim_beneficiary',
+) }},
 
 final as (
 

@@ -1,10 +1,6 @@
 -- Rule: an index admission must be discharged at least `readmission_window_days` before
 -- the end of the data (`data_end_date`), so its whole readmission window is observed.
-with admissions as (
-
-    select * from {{ ref('readmission__transfers_merged') }}
-
-),
+with {{ import_refs(admissions='readmission__transfers_merged') }},
 
 final as (
 

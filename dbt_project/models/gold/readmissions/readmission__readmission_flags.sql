@@ -1,17 +1,10 @@
 -- Rule: an index admission is readmitted when the same beneficiary's next admission
 -- (after transfers are merged, any cause) starts within `readmission_window_days` of its
 -- discharge. The next admission is then a readmission.
-with admissions as (
-
-    select * from {{ ref('readmission__transfers_merged') }}
-
-),
-
-index_admissions as (
-
-    select * from {{ ref('readmission__index_admission') }}
-
-),
+with {{ import_refs(
+    admissions='readmission__transfers_merged',
+    index_admissions='readmission__index_admission',
+) }},
 
 with_next as (
 

@@ -1,0 +1,64 @@
+{#
+  The top `top_n_codes` principal codes per claim type by total claim payment, for
+  top_diagnoses_by_cost and top_procedures_by_cost. A claim's payment is counted once,
+  under its principal code (position 1 of its first segment), so totals never double count.
+    codes_model: claim_diagnoses | claim_procedures
+    code_column: its code column; position_column: its position column
+#}
+{% macro top_codes_by_cost(codes_model, code_column, position_column) %}
+with {{ import_refs(codes=codes_model, claims='fct_claims') }},
+
+principal_codes as (
+
+    select
+        claim_type,
+        claim_id,
+        min_by({{ code_column }}, segment) as {{ code_column }}
+    from codes
+    where {{ position_column }} = 1
+    group by claim_type, claim_id
+
+),
+
+costed as (
+
+    select
+        principal_codes.claim_type,
+        principal_codes.{{ code_column }},
+        claims.desynpuf_id,
+        claims.payment_amount
+    from principal_codes
+    inner join claims
+        on claims.claim_type = principal_codes.claim_type
+        and claims.claim_id = principal_codes.claim_id
+
+),
+
+totals as (
+
+    select
+        claim_type,
+        {{ code_column }},
+        count(*) as claim_count,
+        count(distinct desynpuf_id) as beneficiary_count,
+        sum(payment_amount) as total_payment_amount,
+        cast(avg(payment_amount) as decimal(18, 2)) as mean_payment_amount
+    from costed
+    group by claim_type, {{ code_column }}
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by claim_type order by total_payment_amount desc, {{ code_column }}
+        ) as cost_rank
+    from totals
+
+)
+
+select * from ranked
+where cost_rank <= {{ var('top_n_codes') }}
+{% endmacro %}
