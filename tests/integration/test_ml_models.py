@@ -155,6 +155,7 @@ def test_same_seed_and_budget_give_the_same_leaderboard(ml_settings, spark, firs
 
 
 def test_mojo_scores_equal_in_cluster_predictions(ml_settings, first_runs):
+    from models_ml.mojo import JAVA_LOOP_MIN_ROWS
     from models_ml.serving import load_version
 
     for name, result in first_runs.items():
@@ -168,6 +169,9 @@ def test_mojo_scores_equal_in_cluster_predictions(ml_settings, first_runs):
         assert len(joined) == len(test_rows) == len(in_cluster)
         mojo = loaded.scorer.score_frame(joined)
         np.testing.assert_allclose(mojo, joined["p1"].to_numpy(), rtol=0, atol=1e-6)
+        # batches are scored by a loop in Java, a few rows (REST) one call each: same scores
+        assert len(joined) >= JAVA_LOOP_MIN_ROWS
+        np.testing.assert_array_equal(loaded.scorer.score_frame(joined.head(3)), mojo[:3])
 
 
 def test_promote_and_rollback(ml_settings, first_runs):
