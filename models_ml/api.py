@@ -92,15 +92,8 @@ class Champions:
         self._seen: object = None
         self._checked_at = float("-inf")
 
-    def _stamp(self) -> object:
-        """Changes whenever the local SQLite registry is written (None: a server)."""
-        if self._store is None:
-            return None
-        files = (self._store, self._store.with_name(self._store.name + "-wal"))
-        return tuple((s.st_mtime_ns, s.st_size) for s in map(_stat, files) if s is not None)
-
     def refresh_if_changed(self) -> None:
-        stamp = self._stamp()
+        stamp = registry.store_stamp(self._store)
         fresh = time.monotonic() - self._checked_at < FULL_CHECK_SECONDS
         if stamp is not None and stamp == self._seen and fresh:
             return
@@ -224,13 +217,6 @@ def create_app(
         return Response(json.dumps(body), media_type="application/json")
 
     return app
-
-
-def _stat(path):
-    try:
-        return path.stat()
-    except FileNotFoundError:
-        return None
 
 
 def info(served: Served) -> ModelInfo:
