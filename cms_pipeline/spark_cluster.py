@@ -338,16 +338,18 @@ def _stop_group(pid: int, grace: float) -> None:
         return
 
 
-def stop_local_cluster(root: Path | str, grace: float = 20) -> None:
-    """Stop the processes recorded under `root`, the Thrift Server first."""
+def stop_local_cluster(root: Path | str, grace: float = 20) -> bool:
+    """Stop the processes recorded under `root`, the Thrift Server first; False when no
+    cluster was started there."""
     try:
         cluster = LocalCluster.load(Path(root).resolve())
     except ClusterError:
-        return
+        return False
     for name in ("thrift_server", "worker", "master", "metastore"):
         if name in cluster.pids:
             _stop_group(cluster.pids.pop(name), grace)
             cluster.save()
+    return True
 
 
 @contextmanager

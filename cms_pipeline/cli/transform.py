@@ -172,7 +172,9 @@ def register(app: typer.Typer) -> None:
         """Stop the cluster started under --root."""
         from cms_pipeline.spark_cluster import stop_local_cluster
 
-        stop_local_cluster(root)
+        if not stop_local_cluster(root):
+            console.print(f"no cluster was started under {root} (no {root / 'cluster.json'})")
+            raise typer.Exit(1)
         console.print(f"stopped the Spark cluster under {root}")
 
     @app.command("export")
