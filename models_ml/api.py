@@ -12,8 +12,9 @@ champion changes, the new MOJO is loaded and swapped in.
 
 Latency: a request touches only in-memory state on the event loop's thread (no
 threadpool hop, no registry query), parses its JSON with pydantic-core in one step and
-writes its response without a second validation; the registry is asked again only when
-its SQLite file changed (or every `FULL_CHECK_SECONDS` for a tracking server).
+writes its response without a second validation. The background thread asks the
+registry only when its SQLite file changed or `FULL_CHECK_SECONDS` passed (a tracking
+server: every time).
 """
 
 from __future__ import annotations
