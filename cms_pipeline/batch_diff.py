@@ -19,11 +19,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from cms_pipeline.config import SourceContract
 from cms_pipeline.profiling import (
@@ -33,6 +32,9 @@ from cms_pipeline.profiling import (
     KeySet,
     Profiler,
 )
+
+if TYPE_CHECKING:  # pyarrow.dataset imports pandas: only for type hints here
+    import pyarrow.dataset as ds
 
 _EPS = 1e-4  # floor for empty bins in PSI, as usual for PSI
 
@@ -445,13 +447,13 @@ def profile_state(
     state plus 8 bytes per row for the key set.
     """
     keys = contract.keys if key_columns is None else key_columns
-    if isinstance(source, ds.Dataset):
+    if isinstance(source, pa.Table):
+        batches = source.to_batches()
+    elif hasattr(source, "to_batches"):  # a pyarrow Dataset
         wanted = columns or [
             n for n in source.schema.names if n in set(contract.column_names) | set(keys)
         ]
-        batches: Iterable[pa.RecordBatch] = source.to_batches(columns=wanted)
-    elif isinstance(source, pa.Table):
-        batches = source.to_batches()
+        batches = source.to_batches(columns=wanted)
     else:
         batches = source
     profiler = Profiler(contract, key_columns=keys, **profiler_options)

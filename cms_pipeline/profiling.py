@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -56,11 +55,15 @@ _MIN_LOG_BIN = -8  # |x| < 0.01 falls into the lowest bin
 
 def hash_values(array: pa.Array) -> np.ndarray:
     """64-bit hash of each value of a string array without nulls."""
+    import polars as pl  # imported on first use: only profiling needs it
+
     return pl.from_arrow(array.cast(pa.string())).hash(seed=_HASH_SEED).to_numpy()
 
 
 def hash_keys(batch: pa.RecordBatch | pa.Table, key_columns: list[str]) -> np.ndarray:
     """64-bit hash of each row's key tuple (nulls included, as null)."""
+    import polars as pl
+
     cols = {name: batch.column(name).cast(pa.string()) for name in key_columns}
     return pl.from_arrow(pa.table(cols)).hash_rows(seed=_HASH_SEED).to_numpy()
 

@@ -4,11 +4,11 @@ state, and the reports a person reads (Delta rows, JSON and HTML per batch)."""
 from __future__ import annotations
 
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from cms_pipeline.batch_diff import diff_batch
 from cms_pipeline.config import Settings, SourceContract
-from cms_pipeline.ingest.delta_writer import PARTITION, append_rows, open_table
+from cms_pipeline.ingest.delta_files import committed_rows, read_batches, read_table
+from cms_pipeline.ingest.delta_writer import append_rows, open_table
 from cms_pipeline.lake import bronze_uri, meta_uri, reports_dir
 from cms_pipeline.profiling import BatchProfile, KeySet, Profiler, check_expectations
 from cms_pipeline.reports import write_batch_report
@@ -25,15 +25,16 @@ def previous_profile(settings: Settings, table: str) -> BatchProfile | None:
     dt = open_table(meta_uri(settings, "profiles"))
     if dt is None:
         return None
-    rows = dt.to_pyarrow_dataset().to_table(filter=ds.field("table") == table)
-    if rows.num_rows == 0:
+    rows = read_table(dt)
+    rows = rows.filter(pc.equal(rows["table"], table)) if rows is not None else None
+    if rows is None or rows.num_rows == 0:
         return None
     latest = pc.max(rows["profiled_at"])
     return BatchProfile.from_arrow(rows.filter(pc.equal(rows["profiled_at"], latest)))
 
 
-def _keys(dataset: ds.Dataset, key_columns: list[str], expr=None) -> KeySet:
-    return KeySet.from_batches(dataset.to_batches(columns=key_columns, filter=expr), key_columns)
+def _keys(dt, key_columns: list[str], batch_ids: list[str] | None = None) -> KeySet:
+    return KeySet.from_batches(read_batches(dt, key_columns, batch_ids), key_columns)
 
 
 def write_reports(
@@ -55,14 +56,11 @@ def write_reports(
     table_keys = prev_delivery = None
     rows_before = 0
     if before is not None:
-        dataset = before.to_pyarrow_dataset()
-        rows_before = dataset.count_rows()
+        rows_before = committed_rows(before)
         if key_columns:
-            table_keys = _keys(dataset, key_columns)
+            table_keys = _keys(before, key_columns)
             if previous_batches:
-                prev_delivery = _keys(
-                    dataset, key_columns, ds.field(PARTITION).isin(previous_batches)
-                )
+                prev_delivery = _keys(before, key_columns, previous_batches)
     diff = diff_batch(
         profile,
         rows_before=rows_before,

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cms_pipeline.config import Settings
+from cms_pipeline.ingest.delta_files import read_table
 from cms_pipeline.ingest.delta_writer import append_rows, open_table
 from cms_pipeline.lake import meta_uri
 
@@ -44,7 +45,8 @@ def ledger_uri(settings: Settings) -> str:
 
 def read_ledger(settings: Settings) -> pa.Table:
     dt = open_table(ledger_uri(settings))
-    return SCHEMA.empty_table() if dt is None else dt.to_pyarrow_table()
+    table = None if dt is None else read_table(dt)
+    return SCHEMA.empty_table() if table is None else table.select(SCHEMA.names).cast(SCHEMA)
 
 
 def done_hashes(ledger: pa.Table) -> set[str]:
