@@ -1,10 +1,22 @@
-"""Fixtures for integration tests that run Prefect flows."""
+"""Fixtures for integration tests that run Prefect flows.
+
+The whole pipeline runs once per session on the bundled samples (`first_run`), into the
+session's lake: the pipeline tests check that run and run it again, and the layer tests
+(test_pipeline_layers.py) read the silver and gold builds it published instead of
+building them a second time.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+from contextlib import contextmanager
+
 import pytest
 
+from cms_pipeline.config import CONFIG_DIR
 from cms_pipeline.runtime import prepare_environment
+from tests.conftest import SAMPLE_DATA
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +33,71 @@ def prefect_harness():
     prepare_environment()
     with prefect_test_harness(server_startup_timeout=180):
         yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def pipeline_landing(tmp_path_factory):
+    """Every bundled sample (CSV and ZIP deliveries) in one landing area."""
+    path = tmp_path_factory.mktemp("pipeline_landing")
+    for sample in ("sample_0", "sample_1", "sample_2"):
+        shutil.copytree(SAMPLE_DATA / sample, path / sample)
+    return path
+
+
+@contextmanager
+def _environment(**values: str):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def small_budget_config(folder) -> str:
+    """The real config with a small AutoML budget (2 models, 2 folds, no stacked
+    ensembles, which only add time here), to stay fast in CI."""
+    import yaml
+
+    config = folder / "config"
+    shutil.copytree(CONFIG_DIR, config)
+    for path in (config / "ml").glob("*.yaml"):
+        spec = yaml.safe_load(path.read_text())
+        excluded = sorted({*spec["automl"].get("exclude_algos", []), "StackedEnsemble"})
+        spec["automl"].update(max_models=2, nfolds=2, exclude_algos=excluded)
+        path.write_text(yaml.safe_dump(spec))
+    return str(config)
+
+
+@pytest.fixture(scope="session")
+def pipeline_runs() -> list[dict]:
+    """Summaries of this session's pipeline runs into the session lake, oldest first."""
+    return []
+
+
+@pytest.fixture(scope="session")
+def run_pipeline(prefect_harness, spark, spark_settings, pipeline_runs):
+    """Run the pipeline flow on the session lake (and remember its summary)."""
+    from flows.pipeline import pipeline_flow
+
+    def run(source, train: str = "missing") -> dict:
+        summary = pipeline_flow(source=str(source), lake=spark_settings.lake, train=train)
+        pipeline_runs.append(summary)
+        return summary
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def first_run(run_pipeline, pipeline_landing, tmp_path_factory):
+    """The first pipeline run on every bundled sample: ingest, gates, silver, gold,
+    exports, H2O training of every use case (small budget, own H2O port), scoring."""
+    from cms_pipeline.stack import free_port
+
+    config = small_budget_config(tmp_path_factory.mktemp("config"))
+    with _environment(CMS_PIPELINE_CONFIG=config, CMS_PIPELINE_H2O_PORT=str(free_port())):
+        return run_pipeline(pipeline_landing, train="missing")

@@ -1,56 +1,19 @@
 """The whole gated pipeline, for real (Prefect, Spark, dbt, Soda, H2O), on the bundled
-real CMS rows; then a second run (nothing new), then a run stopped by a failed gate."""
+real CMS rows; then a second run (nothing new), then a run stopped by a failed gate.
+
+The first run is the session's `first_run` (tests/integration/conftest.py), whose
+published layers test_pipeline_layers.py checks as well."""
 
 from __future__ import annotations
-
-import shutil
 
 import pytest
 from deltalake import DeltaTable
 
-from cms_pipeline.config import CONFIG_DIR
 from cms_pipeline.ingest import ledger
 from cms_pipeline.lake import bronze_uri
 from tests.conftest import SAMPLE_DATA
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def landing(tmp_path_factory):
-    path = tmp_path_factory.mktemp("pipeline_landing")
-    for sample in ("sample_0", "sample_1", "sample_2"):
-        shutil.copytree(SAMPLE_DATA / sample, path / sample)
-    return path
-
-
-@pytest.fixture(scope="module")
-def small_budget(tmp_path_factory):
-    """The real config with a small AutoML budget (2 models, 2 folds), to stay fast in CI."""
-    import os
-
-    import yaml
-
-    config = tmp_path_factory.mktemp("config") / "config"
-    shutil.copytree(CONFIG_DIR, config)
-    for path in (config / "ml").glob("*.yaml"):
-        spec = yaml.safe_load(path.read_text())
-        spec["automl"].update(max_models=2, nfolds=2)
-        path.write_text(yaml.safe_dump(spec))
-    saved = os.environ.get("CMS_PIPELINE_CONFIG")
-    os.environ["CMS_PIPELINE_CONFIG"] = str(config)
-    yield config
-    if saved is None:
-        os.environ.pop("CMS_PIPELINE_CONFIG")
-    else:
-        os.environ["CMS_PIPELINE_CONFIG"] = saved
-
-
-@pytest.fixture(scope="module")
-def first_run(prefect_harness, spark, spark_settings, landing, small_budget):
-    from flows.pipeline import pipeline_flow
-
-    return pipeline_flow(source=str(landing), lake=spark_settings.lake, train="missing")
 
 
 def test_first_run_passes_every_gate_and_publishes(first_run, spark, spark_settings):
@@ -86,10 +49,10 @@ def test_stage_timings_are_reported(first_run):
     assert all(s["seconds"] >= 0 and s["peak_mib"] > 0 for s in first_run["stages"])
 
 
-def test_second_run_ingests_nothing_and_keeps_the_champions(first_run, spark_settings, landing):
-    from flows.pipeline import pipeline_flow
-
-    second = pipeline_flow(source=str(landing), lake=spark_settings.lake, train="missing")
+def test_second_run_ingests_nothing_and_keeps_the_champions(
+    first_run, run_pipeline, pipeline_landing
+):
+    second = run_pipeline(pipeline_landing, train="missing")
     assert second["ok"], second["reason"]
     assert second["ingest"]["totals"]["loaded"] == 0
     assert second["ingest"]["totals"]["duplicates"] == first_run["ingest"]["totals"]["files"]
@@ -98,10 +61,9 @@ def test_second_run_ingests_nothing_and_keeps_the_champions(first_run, spark_set
 
 
 def test_failed_gate_stops_the_pipeline_and_keeps_published_gold(
-    first_run, spark_settings, tmp_path
+    first_run, run_pipeline, spark_settings, tmp_path
 ):
     from cms_pipeline.publish import published_build
-    from flows.pipeline import pipeline_flow
 
     before = published_build(spark_settings, "gold")
     src = SAMPLE_DATA / "sample_1" / "DE1_0_2008_to_2010_Inpatient_Claims_Sample_1.csv"
@@ -113,7 +75,7 @@ def test_failed_gate_stops_the_pipeline_and_keeps_published_gold(
     (bad / "DE1_0_2008_to_2010_Inpatient_Claims_Sample_7.csv").write_bytes(
         header + b"\r\n" + b",".join(fields) + b"\r\n"
     )
-    result = pipeline_flow(source=str(bad), lake=spark_settings.lake, train="never")
+    result = run_pipeline(bad, train="never")
     assert not result["ok"] and result["stopped_at"] == "bronze gate"
     assert "2007-2010" in result["reason"] or "date" in result["reason"].lower()
     assert published_build(spark_settings, "gold") == before

@@ -1,7 +1,10 @@
 """Bundled samples -> bronze -> gated silver and gold builds with dbt on Spark -> exports.
 
-One build per layer on sample_0 (every CMS file kind, a few rows each); the readmission,
-unpivot and decoding logic is covered by dbt unit tests, which run inside these builds.
+The layers are the ones the session's pipeline run built and published from every bundled
+sample (tests/integration/conftest.py `first_run`), checked here rather than built again;
+this module must run before any module that publishes its own layers into the session's
+metastore (test_quality_gates.py does), hence its name. The readmission, unpivot and
+decoding logic is covered by dbt unit tests, which run inside these builds.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 import pytest
 
 from cms_pipeline.dbt_runner import dbt_dir, run_dbt
-from cms_pipeline.publish import build_layer, new_build_id, promote, publish_history
+from cms_pipeline.publish import LAYERS, BuildResult, build_layer, new_build_id, publish_history
 
 pytestmark = pytest.mark.integration
 
@@ -32,21 +35,19 @@ FEATURE_CONTRACT = {
 
 
 @pytest.fixture(scope="module")
-def lake(spark, spark_settings, tmp_path_factory):
-    """Ingest sample_0, then build and publish silver and gold once for the module."""
-    from cms_pipeline.ingest import ingest
-    from tests.conftest import SAMPLE_DATA, copy_files
+def lake(first_run, pipeline_runs, spark, spark_settings):
+    """The silver and gold builds of the session's last pipeline run that published them
+    (the first run, or a later one), with bronze pinned to the versions that silver read.
 
-    landing = tmp_path_factory.mktemp("landing")
-    copy_files(SAMPLE_DATA / "sample_0", landing)
-    report = ingest(spark_settings, str(landing))
-    assert not report.rejected
-    builds = {}
-    for layer in ("silver", "gold"):
-        result = build_layer(spark_settings, spark, layer, new_build_id())
-        assert result.success, result.error
-        promote(spark_settings, spark, layer, result.build_id)
-        builds[layer] = result
+    Pinning matters: a later run may have loaded a file into bronze and then stopped at
+    its gate, so the newest bronze is not what the published silver was built from.
+    """
+    from cms_pipeline.bronze_catalog import sync_bronze
+
+    assert first_run["ok"], first_run["reason"]
+    last = [run for run in pipeline_runs if run["ok"]][-1]
+    builds = {layer: BuildResult(**last["layers"][layer]["build"]) for layer in LAYERS}
+    sync_bronze(spark, spark_settings, builds["silver"].bronze_versions)
     return builds
 
 
