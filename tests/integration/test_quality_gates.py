@@ -23,6 +23,7 @@ from cms_pipeline.publish import (
     new_build_id,
     published_build,
     record_run,
+    rollback,
 )
 from cms_pipeline.quality import history, run_checks
 from cms_pipeline.quality.promotion import LayerNotPublished, promote_if_passed
@@ -329,14 +330,15 @@ def dim_beneficiary_frame(spark, bene: list[dict]):
     return spark.createDataFrame(rows, ddl)
 
 
-def candidate(spark, settings, layer: str, frames: dict, upstream: dict):
-    """A successful build of `frames` in its build schema, and its gate, as the pipeline runs it."""
+def candidate(spark, lake, publishing, layer: str, frames: dict, upstream: dict, tables=None):
+    """A successful build of `frames` in its build schema, and its gate as the pipeline runs
+    it (on `tables` only, to stay quick: the others are scanned by the tests above)."""
     build_id = new_build_id()
     build = BuildResult(layer, build_id, build_schema(layer, build_id), True, sorted(frames))
     write_schema(spark, build.schema, frames)
-    record_run(settings, build, None)
-    gate = run_checks(spark, settings, layer, schema=build.schema, batch_id=build_id,
-                      tables=sorted(frames), upstream=upstream)  # fmt: skip
+    record_run(publishing, build, None)
+    gate = run_checks(spark, lake["settings"], layer, schema=build.schema, batch_id=build_id,
+                      tables=tables or sorted(frames), upstream=upstream)  # fmt: skip
     return build, gate
 
 
@@ -348,11 +350,28 @@ def published(spark, layer: str, table: str) -> tuple[str, list]:
 
 
 @pytest.fixture(scope="module")
-def published_silver(spark, lake):
+def publishing(spark, spark_settings):
+    """Settings whose publish state the promotions here go through: the session lake's.
+
+    The published schemas `silver` and `gold` belong to the session's one metastore, and
+    promote keeps only the last builds its lake published; so builds are published through
+    the session lake, and what it had published before is published again afterwards.
+    Gate results and metrics stay in this module's own lake.
+    """
+    before = {layer: published_build(spark_settings, layer) for layer in ("silver", "gold")}
+    yield spark_settings
+    for layer, build in before.items():
+        if build and published_build(spark_settings, layer)["build_id"] != build["build_id"]:
+            rollback(spark_settings, spark, layer)
+
+
+@pytest.fixture(scope="module")
+def published_silver(spark, lake, publishing):
     """A clean silver build that passed its gate (warnings only) and was promoted."""
     frames = silver_frames(spark, beneficiaries(), claims())
-    build, gate = candidate(spark, lake["settings"], "silver", frames, {"bronze": lake["bronze"]})
-    promote_if_passed(lake["settings"], spark, build, gate)  # dbt run-operation promote_layer
+    build, gate = candidate(spark, lake, publishing, "silver", frames,
+                            {"bronze": lake["bronze"]}, tables=["inpatient_claims"])  # fmt: skip
+    promote_if_passed(publishing, spark, build, gate)  # dbt run-operation promote_layer
     return build, gate
 
 
@@ -363,8 +382,10 @@ def assert_refused_with_values(error: LayerNotPublished, gate, expected: set[str
         assert f"{c.table}: {c.check} (measured {format_value(c.value)})" in text
 
 
-def test_a_failed_silver_gate_leaves_the_published_silver_untouched(spark, lake, published_silver):
-    settings = lake["settings"]
+def test_a_failed_silver_gate_leaves_the_published_silver_untouched(
+    spark, lake, publishing, published_silver
+):
+    settings = publishing
     old, old_gate = published_silver
     assert old_gate.passed and old_gate.warnings  # a warning never stops promotion
     assert published_build(settings, "silver")["build_id"] == old.build_id
@@ -374,7 +395,8 @@ def test_a_failed_silver_gate_leaves_the_published_silver_untouched(spark, lake,
     bene, ip = beneficiaries(), claims()
     orphan = dict(ip[0], clm="777", **{"from": date(2010, 6, 1), "thru": date(2010, 6, 3)})
     frames = silver_frames(spark, bene, [*ip, ip[2], orphan])  # a duplicate key, an orphan
-    new, gate = candidate(spark, settings, "silver", frames, {"bronze": lake["bronze"]})
+    new, gate = candidate(spark, lake, settings, "silver", frames, {"bronze": lake["bronze"]},
+                          tables=["inpatient_claims"])  # fmt: skip
     with pytest.raises(LayerNotPublished) as refused:
         promote_if_passed(settings, spark, new, gate)
 
@@ -388,11 +410,13 @@ def test_a_failed_silver_gate_leaves_the_published_silver_untouched(spark, lake,
     assert {t: published(spark, "silver", t) for t in old.models} == before
 
 
-def test_a_failed_gold_gate_leaves_the_published_gold_untouched(spark, lake, published_silver):
-    settings = lake["settings"]
+def test_a_failed_gold_gate_leaves_the_published_gold_untouched(
+    spark, lake, publishing, published_silver
+):
+    settings = publishing
     bene = beneficiaries()
     good = {"dim_beneficiary": dim_beneficiary_frame(spark, bene)}
-    old, old_gate = candidate(spark, settings, "gold", good, {"silver": "silver"})
+    old, old_gate = candidate(spark, lake, settings, "gold", good, {"silver": "silver"})
     promote_if_passed(settings, spark, old, old_gate)
     before = published(spark, "gold", "dim_beneficiary")
     assert old.schema in before[0] and len(before[1]) == len({b["id"] for b in bene})
@@ -400,7 +424,7 @@ def test_a_failed_gold_gate_leaves_the_published_gold_untouched(spark, lake, pub
     bad_race = [dict(b, race="9") if b["id"] == bene[0]["id"] else b for b in bene]
     late_year = [*bad_race, dict(bene[2], year=2011)]
     frames = {"dim_beneficiary": dim_beneficiary_frame(spark, late_year)}
-    new, gate = candidate(spark, settings, "gold", frames, {"silver": "silver"})
+    new, gate = candidate(spark, lake, settings, "gold", frames, {"silver": "silver"})
     with pytest.raises(LayerNotPublished) as refused:
         promote_if_passed(settings, spark, new, gate)
 
