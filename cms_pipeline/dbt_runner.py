@@ -27,8 +27,9 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 PROFILE_NAME = "cms_pipeline"
 # first line of what follows a Spark error message: plan, SQL echo, stack trace
 _NOISE = re.compile(r"^\s*('|\+-|:-|== SQL ==|JVM stacktrace:|at org\.|\tat |compiled code at)")
-# dbt subcommands that take no --vars
-_NO_VARS = {("clean",), ("deps",), ("init",), ("docs", "serve"), ("debug",)}
+# dbt subcommands that take no --vars (`docs serve` takes them: it parses the project,
+# whose macros need the mapping)
+_NO_VARS = {("clean",), ("deps",), ("init",), ("debug",)}
 # dbt subcommands that never query Spark: no session is started for them
 _NO_SPARK = {("clean",), ("deps",), ("init",), ("docs", "serve")}
 
