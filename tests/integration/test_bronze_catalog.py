@@ -22,8 +22,8 @@ def test_spark_reads_exactly_the_synced_delta_version(spark, tmp_path):
     settings = load_settings(lake=str(tmp_path / "lake"))
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
-    copy_files(SAMPLE_DATA / "sample_1", first, "DE1_0_2008_Beneficiary*")
-    copy_files(SAMPLE_DATA / "sample_1", second, "DE1_0_2009_Beneficiary*")
+    copy_files(SAMPLE_DATA / "sample_0", first, "DE1_0_2008_Beneficiary*")
+    copy_files(SAMPLE_DATA / "sample_0", second, "DE1_0_2009_Beneficiary*")
     ingest(settings, str(first))
     v1 = sync_table(spark, settings, TABLE)
     rows_v1 = DeltaTable(bronze_uri(settings, TABLE)).to_pyarrow_dataset().count_rows()
