@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,34 +28,37 @@ def machine() -> dict:
 
 
 def run_measured(args: list[str], env: dict | None = None, timeout: float = 3600) -> dict:
-    """Run a command; wall seconds and peak RSS of its whole process tree (JVMs included)."""
+    """Run a command; wall seconds and peak RSS of its whole process tree (JVMs included).
+
+    Output goes to temporary files, not pipes: a chatty child (Spark, dbt, Prefect logs)
+    would fill a pipe nobody reads while we poll, and block forever.
+    """
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        args, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            rss = ps.memory_info().rss + sum(
-                c.memory_info().rss for c in ps.children(recursive=True)
-            )
-            peak = max(peak, rss)
-        except psutil.Error:
-            pass
-        time.sleep(0.05)
-        if time.perf_counter() - started > timeout:
-            proc.kill()
-            raise TimeoutError(args)
-    out, err = proc.communicate()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=out, stderr=err)
+        ps = psutil.Process(proc.pid)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                rss = ps.memory_info().rss + sum(
+                    c.memory_info().rss for c in ps.children(recursive=True)
+                )
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            # sample often at first (short runs), then twice a second (cheap on long runs)
+            time.sleep(0.05 if time.perf_counter() - started < 10 else 0.5)
+            if time.perf_counter() - started > timeout:
+                proc.kill()
+                raise TimeoutError(args)
+        seconds = round(time.perf_counter() - started, 3)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if proc.returncode != 0:
-        sys.stderr.write(err.decode()[-3000:])
+        sys.stderr.write(stderr[-3000:])
         raise RuntimeError(f"{args} exited {proc.returncode}")
-    return {
-        "seconds": round(time.perf_counter() - started, 3),
-        "peak_mib": round(peak / 2**20, 1),
-        "stdout": out.decode()[-2000:],
-    }
+    return {"seconds": seconds, "peak_mib": round(peak / 2**20, 1), "stdout": stdout}
 
 
 def write_results(name: str, payload: dict, markdown: str) -> None:

@@ -29,16 +29,12 @@ def run_scale(scale: float, seed: int) -> dict:
     synth = run_measured(
         [*CLI, "synth", "--scale", str(scale), "--seed", str(seed), "--out", str(landing), "--json"]
     )
-    rows = (
-        sum(f["rows"] for f in json.loads(synth["stdout"])["files"].values())
-        if synth["stdout"].strip().startswith("{")
-        else None
-    )
+    rows = sum(f["rows"] for f in json.loads(synth["stdout"])["files"])
     run = run_measured([*CLI, "run", str(landing), "--lake", str(lake), "--json"], timeout=4 * 3600)
     summary = json.loads(run["stdout"][run["stdout"].index("{") :])
     return {
         "scale": scale,
-        "input_rows": rows or summary["ingest"]["totals"]["rows_read"],
+        "input_rows": rows,
         "synth_seconds": synth["seconds"],
         "run_seconds": run["seconds"],
         "run_peak_mib": run["peak_mib"],
