@@ -36,14 +36,23 @@ class CompactionResult:
 
 
 def compact(settings: Settings, table: str, small_bytes: int = 32 << 20) -> CompactionResult:
-    """Rewrite the table's files smaller than `small_bytes` into one new batch."""
+    """Rewrite the table's small batches (all files of a batch together under
+    `small_bytes`) into one new batch.
+
+    Whole batches only: Spark's bronze tables read a batch folder as a partition, so a
+    batch that lost some of its files to compaction would still be read whole, and its
+    compacted rows twice.
+    """
     uri = bronze_uri(settings, table)
     dt = open_table(uri)
     if dt is None:
         return CompactionResult(table, 0, 0, 0, None, None)
     actions = pa.table(dt.get_add_actions(flatten=True))
-    small = actions.filter(pc.less(actions["size_bytes"], small_bytes))
-    if small.num_rows < 2:
+    batch_col = f"partition.{PARTITION}"
+    sizes = actions.group_by(batch_col).aggregate([("size_bytes", "sum")])
+    small_batches = sizes.filter(pc.less(sizes["size_bytes_sum"], small_bytes))[batch_col]
+    small = actions.filter(pc.is_in(actions[batch_col], value_set=small_batches))
+    if len(small_batches) < 2:
         return CompactionResult(table, actions.num_rows, 0, 0, None, dt.version())
     fs, base = filesystem(uri)
     paths = [join(base, p) for p in small["path"].to_pylist()]
@@ -66,7 +75,7 @@ def compact(settings: Settings, table: str, small_bytes: int = 32 << 20) -> Comp
         for p, s, b in zip(
             small["path"].to_pylist(),
             small["size_bytes"].to_pylist(),
-            small[f"partition.{PARTITION}"].to_pylist(),
+            small[batch_col].to_pylist(),
             strict=True,
         )
     ]

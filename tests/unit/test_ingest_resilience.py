@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
@@ -140,3 +141,39 @@ def test_checkpoints_are_written_as_the_table_grows(settings, tmp_path):
         ingest(settings, str(folder))
     log = Path(bronze_uri(settings, "beneficiary_summary")) / "_delta_log"
     assert list(log.glob("*.checkpoint.parquet"))
+
+
+def test_compaction_takes_whole_batches_only(settings, landing):
+    """Spark reads a batch folder whole: a batch must never lose only some of its files."""
+    from cms_pipeline.ingest.delta_writer import PARTITION, BatchWriter, commit_batch
+    from cms_pipeline.ingest.maintenance import compact
+
+    for year in ("2009", "2010"):
+        copy_files(SAMPLE_DATA / "sample_1", landing, f"DE1_0_{year}_Beneficiary*")
+    ingest(settings, str(landing))
+    uri = bronze_uri(settings, "beneficiary_summary")
+    rows = DeltaTable(uri).to_pyarrow_table().drop_columns([PARTITION])
+    split = BatchWriter(uri, "split-batch", rows.schema, target_file_rows=rows.num_rows // 4)
+    for chunk in rows.to_batches(max_chunksize=rows.num_rows // 4):
+        split.write(chunk)
+    commit_batch(uri, rows.schema, split.finish(), {})
+
+    def files_by_batch() -> dict[str, set[str]]:
+        actions = pa.table(DeltaTable(uri).get_add_actions(flatten=True))
+        out: dict[str, set[str]] = {}
+        batches = actions[f"partition.{PARTITION}"].to_pylist()
+        for path, batch in zip(actions["path"].to_pylist(), batches, strict=True):
+            out.setdefault(batch, set()).add(path)
+        return out
+
+    before = files_by_batch()
+    sizes = pa.table(DeltaTable(uri).get_add_actions(flatten=True))["size_bytes"].to_pylist()
+    assert len(before["split-batch"]) > 1
+    # every file is under the limit, but the split batch as a whole is not
+    limit = max(sizes) + 1
+    assert sum(sizes) - limit > limit
+    result = compact(settings, "beneficiary_summary", small_bytes=limit)
+    after = files_by_batch()
+    assert result.files_compacted == 2
+    assert after["split-batch"] == before["split-batch"]
+    assert all(batch not in after or after[batch] == files for batch, files in before.items())
