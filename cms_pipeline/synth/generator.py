@@ -316,6 +316,12 @@ def draw_people(m: Model, rng: np.random.Generator, ids: np.ndarray, deaths: lis
     )
 
 
+def _into_2008(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The real files' claims that start in late 2007 all end in 2008 or later: each
+    belongs to a year that has a beneficiary summary."""
+    return np.where(start < YEAR_START[2008], np.maximum(end, YEAR_START[2008]), end)
+
+
 def _year_window(p: People, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Who is in year t's file, the first and last day a claim may start, and the fraction alive."""
     y = YEARS[t]
@@ -482,6 +488,7 @@ class SampleWriter:
         # discharge no later than death or the end of 2010
         dis = np.minimum(adm + los, np.maximum(alive_end[who], adm))
         dis = np.minimum(dis, LAST_DAY)
+        dis = _into_2008(adm, dis)
         los = dis - adm
         k = len(who)
         bucket = np.digitize(los, [3, 6, 11])
@@ -593,6 +600,7 @@ class SampleWriter:
         who, day, t_of = who[order], day[order], t_of[order]
         k = len(who)
         thru = np.minimum(day + d["op_span"].numbers(rng, k), np.maximum(p.alive_end()[who], day))
+        thru = _into_2008(day, thru)
         u = _sigmoid(0.6 * p.frailty[who] + rng.standard_normal(k))
         pay = np.round(from_quantiles(op["payment_quantiles"], u), -1).astype(np.int64)
         prim, ded, coins = (d[key].draw(rng, k) for key in ("op_prim", "op_ded", "op_coins"))
