@@ -92,14 +92,13 @@ class BatchWriter:
         return self.adds
 
 
-class BackgroundWriter:
-    """Runs a BatchWriter's Parquet encoding (and `on_batch`, e.g. profiling) in a
-    thread, overlapping it with parsing (pyarrow releases the GIL); at most `depth`
-    batches wait in between."""
+class Background:
+    """Calls `fn` on each item in a thread of its own, in order; at most `depth` items
+    wait. pyarrow releases the GIL, so Parquet encoding and profiling overlap parsing.
+    An error is re-raised in the caller's thread at the next `put` or at `close`."""
 
-    def __init__(self, writer: BatchWriter, depth: int = 2, on_batch=None):
-        self.writer = writer
-        self._on_batch = on_batch
+    def __init__(self, fn, depth: int = 2):
+        self._fn = fn
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -109,16 +108,14 @@ class BackgroundWriter:
         while (item := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self.writer.write(item)
-                    if self._on_batch is not None:
-                        self._on_batch(item)
-                except BaseException as exc:  # re-raised in the caller's thread
+                    self._fn(item)
+                except BaseException as exc:
                     self._error = exc
 
-    def write(self, batch) -> None:
+    def put(self, item) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put(batch)
+        self._queue.put(item)
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -126,6 +123,31 @@ class BackgroundWriter:
             self._thread.join()
         if self._error is not None:
             raise self._error
+
+
+class BackgroundWriter:
+    """A BatchWriter whose Parquet encoding runs in one thread and `on_batch` (e.g.
+    profiling) in another, both overlapping the caller's parsing."""
+
+    def __init__(self, writer: BatchWriter, depth: int = 2, on_batch=None):
+        self.writer = writer
+        self._workers = [Background(writer.write, depth)]
+        if on_batch is not None:
+            self._workers.append(Background(on_batch, depth))
+
+    def write(self, batch) -> None:
+        for worker in self._workers:
+            worker.put(batch)
+
+    def close(self) -> None:
+        errors = []
+        for worker in self._workers:  # stop every thread before raising the first error
+            try:
+                worker.close()
+            except BaseException as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     @property
     def rows(self) -> int:

@@ -229,7 +229,7 @@ def _read(settings: Settings, delivery: Delivery, result: FileResult, exact: boo
                     bronze_schema(columns),
                     target_file_rows=settings.ingest.target_file_rows,
                 ),
-                on_batch=profiler.update,  # profiled in the writer's thread, off the parse path
+                on_batch=profiler.update,  # profiled in a thread of its own, off the parse path
             )
         lineage = _Lineage(delivery, result.sha256, ingested_at)
         try:
