@@ -13,13 +13,14 @@ Delta versions it read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cms_pipeline.config import Settings
+from cms_pipeline.config import PROJECT_ROOT, Settings
 from cms_pipeline.dbt_runner import DbtError, DbtRun, describe_problems, run_dbt
 from cms_pipeline.lake import meta_uri
 
@@ -43,6 +44,7 @@ class BuildResult:
     tests: list[dict] = field(default_factory=list)  # one dict per data or unit test
     bronze_versions: dict[str, int] = field(default_factory=dict)
     upstream_build: str | None = None  # gold: the silver build it read
+    code_sha256: str = ""  # the transformation and check code it was built with
     started_at: str = ""
     elapsed: float = 0.0
     error: str | None = None
@@ -129,12 +131,51 @@ def build_layer(
         tests=[n.to_dict() for n in (run.of_type("test", "unit_test") if run else [])],
         bronze_versions=dict(bronze_versions or {}),
         upstream_build=upstream,
+        code_sha256=code_fingerprint(settings),
         started_at=started.isoformat(),
         elapsed=run.elapsed if run else 0.0,
         error=error or (describe_problems(run) or None if run and not run.success else None),
     )
     record_run(settings, result, run)
     return result
+
+
+def code_fingerprint(settings: Settings) -> str:
+    """SHA-256 of everything that shapes silver and gold or decides their gates: the dbt
+    project, the source mappings, the storage formats and the silver and gold checks."""
+    from cms_pipeline.dbt_runner import DBT_PROJECT_DIR
+
+    config = Path(settings.config_dir)
+    roots = [
+        *(DBT_PROJECT_DIR / d for d in ("models", "macros", "seeds", "tests")),
+        DBT_PROJECT_DIR / "dbt_project.yml",
+        config / "mappings",
+        config / "storage.yaml",
+        *(PROJECT_ROOT / "soda_checks" / layer for layer in LAYERS),
+    ]
+    digest = hashlib.sha256()
+    for root in roots:
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        for f in (f for f in files if f.is_file()):
+            digest.update(f.relative_to(root.parent).as_posix().encode() + b"\0")
+            digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def current_layers(settings: Settings, bronze_versions: dict[str, int]) -> dict | None:
+    """The published silver and gold builds when a rebuild would change nothing: silver
+    read exactly these bronze versions, gold was built on that silver, and both with
+    today's code. None when either layer must be built again."""
+    silver, gold = published_build(settings, "silver"), published_build(settings, "gold")
+    if not silver or not gold:
+        return None
+    code = code_fingerprint(settings)
+    fresh = (
+        silver.get("bronze_versions") == bronze_versions
+        and gold.get("upstream_build") == silver["build_id"]
+        and silver.get("code_sha256") == gold.get("code_sha256") == code
+    )
+    return {"silver": silver, "gold": gold} if fresh else None
 
 
 def _published_relations(run: DbtRun | None) -> list[str]:
@@ -264,6 +305,7 @@ def promote(
         "models": relations,
         "bronze_versions": record.get("bronze_versions", {}),
         "upstream_build": record.get("upstream_build"),
+        "code_sha256": record.get("code_sha256", ""),
         "published_at": datetime.now(UTC).isoformat(),
     }
     new_history = [entry] + history[:1]  # older builds' schemas are gone

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from prefect import flow
 
 from cms_pipeline.config import load_settings
+from cms_pipeline.publish import current_layers
 from cms_pipeline.stages import StageLog
 from flows.ingest import ingest_files, sync_bronze_tables
 from flows.models import (
@@ -46,22 +47,26 @@ class PipelineSummary:
 
 @flow(name="pipeline", log_prints=True)
 def pipeline_flow(
-    source: str | None = None, lake: str | None = None, train: str = "missing"
+    source: str | None = None,
+    lake: str | None = None,
+    train: str = "missing",
+    rebuild: bool = False,
 ) -> dict:
-    """`train`: 'missing' (only use cases without a champion), 'always' or 'never'."""
+    """`train`: 'missing' (only use cases without a champion), 'always' or 'never'.
+    `rebuild`: build silver and gold even when the published ones are current."""
     from cms_pipeline.publish import new_build_id
 
     settings = load_settings(lake=lake)
     log = StageLog()
     summary = PipelineSummary()
     try:
-        _run(settings, source, train, log, summary, new_build_id())
+        _run(settings, source, train, rebuild, log, summary, new_build_id())
     finally:
         summary.stages = log.to_list()
     return summary.__dict__
 
 
-def _run(settings, source, train, log: StageLog, summary: PipelineSummary, build_id: str):
+def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_id: str):
     with log.stage("ingest"):
         report = ingest_files(settings.lake, source)
     summary.ingest = report.to_dict()
@@ -77,14 +82,19 @@ def _run(settings, source, train, log: StageLog, summary: PipelineSummary, build
     summary.gates["bronze"] = bronze.to_dict()
     if not bronze.passed:
         return summary.stop("bronze gate", bronze.explain())
+    current = None if rebuild else current_layers(settings, summary.bronze_versions)
     for layer in ("silver", "gold"):
+        if current:  # nothing new since the published builds: same inputs, same code
+            summary.layers[layer] = {"up_to_date": True, "published": current[layer]}
+            continue
         try:
             summary.layers[layer] = build_gate_publish(settings, layer, build_id, log)
         except LayerNotPublished as exc:
             return summary.stop(layer, str(exc))
         summary.gates[layer] = summary.layers[layer]["gate"]
-    with log.stage("export"):
-        summary.exports = export_gold(settings.lake)
+    if not current:
+        with log.stage("export"):
+            summary.exports = export_gold(settings.lake)
     names = use_cases(settings)
     wanted = {
         "always": names,

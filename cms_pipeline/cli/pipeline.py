@@ -48,6 +48,13 @@ def render_summary(s: dict) -> None:
             if c["outcome"] in ("warn", "fail", "error"):
                 out.print(f"    {c['outcome']:5s} {c['table']}: {escape(str(c['check']))}")
     for layer, info in s.get("layers", {}).items():
+        if info.get("up_to_date"):
+            out.print(
+                f"[bold]{layer.title()}[/bold]  up to date: published build "
+                f"{info['published']['build_id']} already read these bronze versions with "
+                "this code (--rebuild builds it again)"
+            )
+            continue
         b = info["build"]
         out.print(
             f"[bold]{layer.title()}[/bold]  published build {b['build_id']}: "
@@ -88,10 +95,18 @@ def register(app: typer.Typer) -> None:
         ] = None,
         lake: LakeOption = None,
         train: TrainOption = "missing",
+        rebuild: Annotated[
+            bool,
+            typer.Option(
+                "--rebuild",
+                help="Build silver and gold even when nothing changed since the published builds.",
+            ),
+        ] = False,
         as_json: JsonOption = False,
     ):
         """Run the whole gated pipeline: ingest, bronze gate, silver, gate, gold, gate,
-        exports, training where no champion exists yet, and batch scoring.
+        exports, training where no champion exists yet, and batch scoring. When no
+        file is new and the code is unchanged, the published silver and gold are kept.
 
         Runs as a Prefect flow in ephemeral mode (no server to start). A failed gate
         stops what follows, leaves the published layers untouched, and exits 1.
@@ -113,7 +128,7 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"[dim]Starting the pipeline flow ({'Prefect server ' + api_url if api_url else 'Prefect ephemeral mode'})...[/dim]"
         )
-        summary = pipeline_flow(source=source, lake=lake, train=train)
+        summary = pipeline_flow(source=source, lake=lake, train=train, rebuild=rebuild)
         emit(summary, as_json, render_summary)
         if not summary["ok"]:
             raise typer.Exit(1)

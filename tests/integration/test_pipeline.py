@@ -58,6 +58,13 @@ def test_second_run_ingests_nothing_and_keeps_the_champions(
     assert second["ingest"]["totals"]["duplicates"] == first_run["ingest"]["totals"]["files"]
     assert second["training"] == {}  # champions exist: no retraining
     assert set(second["scoring"]) == set(first_run["scoring"])
+    # nothing new, same code: the published builds are kept, not built again
+    for layer in ("silver", "gold"):
+        assert second["layers"][layer]["up_to_date"]
+        assert (
+            second["layers"][layer]["published"]["build_id"]
+            == first_run["layers"][layer]["build"]["build_id"]
+        )
 
 
 def test_failed_gate_stops_the_pipeline_and_keeps_published_gold(

@@ -1,0 +1,60 @@
+"""When the pipeline may keep the published silver and gold instead of building again."""
+
+from __future__ import annotations
+
+import json
+
+from cms_pipeline.publish import _publish_state_path, code_fingerprint, current_layers
+
+VERSIONS = {"beneficiary_summary": 3, "inpatient_claims": 2}
+
+
+def publish(settings, layer, build_id, **entry):
+    path = _publish_state_path(settings, layer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([{"build_id": build_id, **entry}]))
+
+
+def publish_both(settings, versions=VERSIONS, code=None, upstream="s1"):
+    code = code or code_fingerprint(settings)
+    publish(settings, "silver", "s1", bronze_versions=versions, code_sha256=code)
+    publish(
+        settings, "gold", "g1", bronze_versions=versions, upstream_build=upstream, code_sha256=code
+    )
+
+
+def test_current_when_same_bronze_versions_and_same_code(settings):
+    publish_both(settings)
+    current = current_layers(settings, dict(VERSIONS))
+    assert current["silver"]["build_id"] == "s1" and current["gold"]["build_id"] == "g1"
+
+
+def test_not_current_before_anything_is_published(settings):
+    assert current_layers(settings, VERSIONS) is None
+
+
+def test_not_current_when_bronze_moved_on(settings):
+    publish_both(settings)
+    assert current_layers(settings, {**VERSIONS, "inpatient_claims": 3}) is None
+    assert current_layers(settings, {**VERSIONS, "carrier_claims": 0}) is None
+
+
+def test_not_current_when_the_code_changed(settings):
+    publish_both(settings, code="0" * 64)
+    assert current_layers(settings, VERSIONS) is None
+
+
+def test_not_current_when_gold_was_built_on_another_silver(settings):
+    publish_both(settings, upstream="s0")
+    assert current_layers(settings, VERSIONS) is None
+
+
+def test_fingerprint_follows_the_config_it_reads(settings, tmp_path):
+    import shutil
+
+    config = tmp_path / "config"
+    shutil.copytree(settings.config_dir, config)
+    moved = settings.model_copy(update={"config_dir": str(config)})
+    assert code_fingerprint(moved) == code_fingerprint(settings)
+    (config / "storage.yaml").write_text((config / "storage.yaml").read_text() + "\n# changed\n")
+    assert code_fingerprint(moved) != code_fingerprint(settings)
