@@ -37,7 +37,7 @@ FEATURE_CONTRACT = {
 @pytest.fixture(scope="module")
 def lake(first_run, pipeline_runs, spark, spark_settings):
     """The silver and gold builds of the session's last pipeline run that published them
-    (the first run, or a later one), with bronze pinned to the versions that silver read.
+    (the first run, or a later one that built them again), with bronze pinned to the versions that silver read.
 
     Pinning matters: a later run may have loaded a file into bronze and then stopped at
     its gate, so the newest bronze is not what the published silver was built from.
@@ -45,7 +45,10 @@ def lake(first_run, pipeline_runs, spark, spark_settings):
     from cms_pipeline.bronze_catalog import sync_bronze
 
     assert first_run["ok"], first_run["reason"]
-    last = [run for run in pipeline_runs if run["ok"]][-1]
+    # a run with nothing new keeps the published layers (no "build" entry): skip those
+    last = [
+        run for run in pipeline_runs if run["ok"] and "build" in run["layers"].get("silver", {})
+    ][-1]
     builds = {layer: BuildResult(**last["layers"][layer]["build"]) for layer in LAYERS}
     sync_bronze(spark, spark_settings, builds["silver"].bronze_versions)
     return builds
