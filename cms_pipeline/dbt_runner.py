@@ -10,7 +10,6 @@ Spark `AnalysisException`.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import yaml
 
 from cms_pipeline.config import PROJECT_ROOT, ConfigError, Settings, _read_yaml
 from cms_pipeline.mapping import load_mappings
+from cms_pipeline.runtime import environment
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 PROFILE_NAME = "cms_pipeline"
@@ -190,16 +190,8 @@ def _dbt_environment(settings: Settings, quiet: bool) -> Iterator[None]:
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_QUIET": "true" if quiet else "false",
     }
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
+    with environment(**wanted):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # --- running --------------------------------------------------------------------------

@@ -6,6 +6,8 @@ Called once at start-up by the CLI and by tests; safe to call again.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _TELEMETRY_OFF = {
@@ -46,3 +48,18 @@ def _soda_usage_stats_off() -> None:
     if not cfg.exists() or "send_anonymous_usage_stats: false" not in cfg.read_text():
         cfg.parent.mkdir(parents=True, exist_ok=True)
         cfg.write_text("send_anonymous_usage_stats: false\n")
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the block, then restore what was there before."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

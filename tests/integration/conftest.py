@@ -8,14 +8,12 @@ building them a second time.
 
 from __future__ import annotations
 
-import os
 import shutil
-from contextlib import contextmanager
 
 import pytest
 
 from cms_pipeline.config import CONFIG_DIR
-from cms_pipeline.runtime import prepare_environment
+from cms_pipeline.runtime import environment, prepare_environment
 from tests.conftest import SAMPLE_DATA
 
 
@@ -42,20 +40,6 @@ def pipeline_landing(tmp_path_factory):
     for sample in ("sample_0", "sample_1", "sample_2"):
         shutil.copytree(SAMPLE_DATA / sample, path / sample)
     return path
-
-
-@contextmanager
-def _environment(**values: str):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def small_budget_config(folder) -> str:
@@ -99,5 +83,5 @@ def first_run(run_pipeline, pipeline_landing, tmp_path_factory):
     from cms_pipeline.stack import free_port
 
     config = small_budget_config(tmp_path_factory.mktemp("config"))
-    with _environment(CMS_PIPELINE_CONFIG=config, CMS_PIPELINE_H2O_PORT=str(free_port())):
+    with environment(CMS_PIPELINE_CONFIG=config, CMS_PIPELINE_H2O_PORT=str(free_port())):
         return run_pipeline(pipeline_landing, train="missing")
