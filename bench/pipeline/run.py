@@ -31,7 +31,8 @@ def run_scale(scale: float, seed: int) -> dict:
     )
     rows = sum(f["rows"] for f in json.loads(synth["stdout"])["files"])
     run = run_measured([*CLI, "run", str(landing), "--lake", str(lake), "--json"], timeout=4 * 3600)
-    summary = json.loads(run["stdout"][run["stdout"].index("{") :])
+    # the JSON summary, followed by whatever H2O or Prefect print on exit
+    summary, _ = json.JSONDecoder().raw_decode(run["stdout"][run["stdout"].index("{") :])
     return {
         "scale": scale,
         "input_rows": rows,
