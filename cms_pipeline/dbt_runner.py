@@ -284,6 +284,9 @@ def describe_problems(run: DbtRun) -> str:
     for n in run.problems():
         if n.resource_type == "test":
             where = f" on model {n.attached_to}" if n.attached_to else ""
+            if n.status == "error":  # the test query itself failed: say why
+                lines.append(f"test {n.name}{where} could not run: {n.message}")
+                continue
             rows = f"{n.failures} failing row(s)" if n.failures is not None else "failed"
             stored = f"; rows to look at: select * from {n.relation}" if n.relation else ""
             lines.append(f"test {n.name}{where}: {rows}{stored}")

@@ -62,10 +62,12 @@ def test_problems_name_model_test_and_stored_rows():
             NodeResult(
                 "test.p.t", "t", "test", "fail", "", 3, "gold_build_1_audit.t", attached_to="x"
             ),
+            NodeResult("test.p.e", "e", "test", "error", "Table not found", attached_to="x"),
             NodeResult("model.p.ok", "ok", "model", "success"),
         ],
     )
     text = describe_problems(run)
+    assert "test e on model x could not run: Table not found" in text
     assert "model x (gold_build_1.x) failed: boom" in text
     assert (
         "test t on model x: 3 failing row(s); rows to look at: select * from gold_build_1_audit.t"
