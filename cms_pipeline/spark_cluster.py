@@ -233,7 +233,8 @@ def _thrift_server_argv(cluster: LocalCluster, cores: int) -> list[str]:
         # one folder per session, as Hive's default: a shared one is deleted when any
         # session closes, and a session opening at that moment fails ("Couldn't create
         # directory .../resources"), which failed dbt tests at random with threads > 1
-        "hive.downloaded.resources.dir": str(cluster.root / "tmp") + "/${hive.session.id}_resources",
+        "hive.downloaded.resources.dir": str(cluster.root / "tmp")
+        + "/${hive.session.id}_resources",
     }
     return [
         str(spark_home() / "bin" / "spark-submit"),
