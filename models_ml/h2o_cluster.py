@@ -8,7 +8,10 @@ on that port, so tests and benchmarks pick a free port). h2o.init's JVM is a sep
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import sys
 
 
 def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: int | None = None):
@@ -24,14 +27,25 @@ def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: in
             return h2o
     except Exception:  # noqa: BLE001 - no connection yet
         pass
-    if url:
-        h2o.init(url=url, verbose=False)
-    else:
-        h2o.init(
-            nthreads=nthreads or int(os.environ.get("CMS_PIPELINE_H2O_THREADS", "-1")),
-            max_mem_size=max_mem or os.environ.get("CMS_PIPELINE_H2O_MEM", "4g"),
-            port=port or int(os.environ.get("CMS_PIPELINE_H2O_PORT", "54321")),
-            verbose=False,
-        )
+    # h2o.init prints notices (such as its version's age) on stdout even when not verbose:
+    # they go to stderr, so a command's --json output stays parseable
+    with contextlib.redirect_stdout(sys.stderr):
+        if url:
+            h2o.init(url=url, verbose=False)
+        else:
+            h2o.init(
+                nthreads=nthreads or int(os.environ.get("CMS_PIPELINE_H2O_THREADS", "-1")),
+                max_mem_size=max_mem or os.environ.get("CMS_PIPELINE_H2O_MEM", "4g"),
+                port=port or int(os.environ.get("CMS_PIPELINE_H2O_PORT", "54321")),
+                verbose=False,
+            )
     h2o.no_progress()
+    atexit.register(_close_quietly, h2o)  # runs before h2o's own exit hook (LIFO)
     return h2o
+
+
+def _close_quietly(h2o) -> None:
+    """h2o's exit hook prints "Closing connection ..." on stdout, after a command's
+    --json summary; closing first, with its chatter on stderr, keeps stdout clean."""
+    with contextlib.suppress(Exception), contextlib.redirect_stdout(sys.stderr):
+        h2o.connection().close()

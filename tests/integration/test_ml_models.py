@@ -88,6 +88,21 @@ def first_runs(ml_settings, spark, h2o_cluster, tables):
     }
 
 
+def test_a_process_that_used_h2o_keeps_stdout_for_its_json(h2o_cluster):
+    """h2o prints "Closing connection ..." at exit unless the session is closed first."""
+    url = h2o_cluster.connection().base_url
+    code = "from models_ml.h2o_cluster import ensure_h2o; ensure_h2o(); print('{}')"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "CMS_PIPELINE_H2O_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {}
+
+
 def test_training_logs_metrics_lineage_and_artifacts(ml_settings, first_runs, tables):
     for name, result in first_runs.items():
         uc = small(ml_settings, name)
