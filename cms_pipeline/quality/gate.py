@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +32,7 @@ CHECKS_DIR = PROJECT_ROOT / "soda_checks"
 LAYERS = ("bronze", "silver", "gold")
 LEDGER_VIEW = "file_ledger"
 CACHE_MAX_CELLS = 10_000_000  # rows x columns of a table cached while its checks run
+SCAN_THREADS = 2  # tables scanned at once
 _SQL_DIR = Path(__file__).parent / "sql"
 
 
@@ -83,43 +86,31 @@ def run_checks(
     measured: dict[str, dict[str, float | None]] = {}
     arrivals: dict[str, str] = {}  # table -> label of the newest arrival measured
     versions: dict[str, str] = {}
+    upstream_vars = {
+        "bronze_schema": upstream["bronze"],
+        "silver_schema": upstream["silver"],
+        "batch_id": batch_id or "",
+    }
+
+    def check_table(table: str, path: Path) -> _TableChecks:
+        if table not in present:
+            delivered = layer != "bronze" or table in _ledger_tables(settings)
+            return _TableChecks([_missing_table(layer, table, schema, path, delivered)])
+        version = _table_version(spark, settings, schema, table)
+        return _check_table(spark, layer, table, path, stored, previous, upstream_vars, version)
+
     try:
-        for table, path in files.items():
-            if table not in present:
-                delivered = layer != "bronze" or table in _ledger_tables(settings)
-                checks.append(_missing_table(layer, table, schema, path, delivered))
-                continue
-            versions[table] = _table_version(spark, settings, schema, table)
-            text = path.read_text()
-            wanted = qmetrics.wanted_metrics(text)
-            frame = spark.table(table)
-            current = qmetrics.compute(frame, wanted)
-            earlier = dict(previous.get(table, {}))
-            newest: frozenset[str] = frozenset()
-            if qmetrics.uses_batches(wanted) and qmetrics.BATCH_COLUMN in frame.columns:
-                newest, batch_now, batch_before = _newest_arrival(
-                    frame, wanted, stored, layer, table
-                )
-                current |= batch_now
-                earlier |= batch_before
-                arrivals[table] = batches.label(newest)
-            measured[table] = {m.key: v for m, v in current.items()}
-            variables = {
-                **qmetrics.previous_variables(wanted, earlier),
-                "newest_batch_ids": batches.sql_list(newest),
-                "bronze_schema": upstream["bronze"],
-                "silver_schema": upstream["silver"],
-                "batch_id": batch_id or "",
-            }
-            # A scan runs a dozen queries: small tables are read once and cached for them.
-            cached = (current[wanted[0]] or 0) * len(frame.columns) <= CACHE_MAX_CELLS
-            if cached:
-                frame.cache()
-            try:
-                checks.extend(_scan(spark, layer, table, path, variables))
-            finally:
-                if cached:
-                    frame.unpersist()
+        # Tables are scanned side by side: on small tables a scan mostly waits for Spark
+        # to plan and schedule each of its queries, and Spark runs queries concurrently.
+        with ThreadPoolExecutor(max_workers=SCAN_THREADS) as pool:
+            done = pool.map(lambda item: (item[0], check_table(*item)), files.items())
+            for table, result in done:  # in file order, so results read the same each run
+                checks.extend(result.checks)
+                if result.version is not None:
+                    versions[table] = result.version
+                    measured[table] = result.measured
+                if result.arrival is not None:
+                    arrivals[table] = result.arrival
     finally:
         for view in views:
             spark.catalog.dropTempView(view)
@@ -127,6 +118,47 @@ def run_checks(
     if save:
         store.save(settings, gate, measured, arrivals)
     return gate
+
+
+@dataclass
+class _TableChecks:
+    checks: list[CheckResult]
+    version: str | None = None
+    measured: dict[str, float | None] = field(default_factory=dict)
+    arrival: str | None = None  # label of the newest bronze arrival measured
+
+
+def _check_table(
+    spark, layer, table, path: Path, stored, previous, upstream_vars, version
+) -> _TableChecks:
+    """One table: its metrics (and its newest arrival's), then its Soda scan."""
+    text = path.read_text()
+    wanted = qmetrics.wanted_metrics(text)
+    frame = spark.table(table)
+    current = qmetrics.compute(frame, wanted)
+    earlier = dict(previous.get(table, {}))
+    newest: frozenset[str] = frozenset()
+    arrival = None
+    if qmetrics.uses_batches(wanted) and qmetrics.BATCH_COLUMN in frame.columns:
+        newest, batch_now, batch_before = _newest_arrival(frame, wanted, stored, layer, table)
+        current |= batch_now
+        earlier |= batch_before
+        arrival = batches.label(newest)
+    variables = {
+        **qmetrics.previous_variables(wanted, earlier),
+        "newest_batch_ids": batches.sql_list(newest),
+        **upstream_vars,
+    }
+    # A scan runs a dozen queries: small tables are read once and cached for them.
+    cached = (current[wanted[0]] or 0) * len(frame.columns) <= CACHE_MAX_CELLS
+    if cached:
+        frame.cache()
+    try:
+        checks = _scan(spark, layer, table, path, variables)
+    finally:
+        if cached:
+            frame.unpersist()
+    return _TableChecks(checks, version, {m.key: v for m, v in current.items()}, arrival)
 
 
 def _newest_arrival(frame, wanted, stored: list[dict], layer: str, table: str):
