@@ -1,11 +1,13 @@
 """Benchmark: wall time and peak memory of each stage of `cms-pipeline run` on generated
 SynPUF data at several scales (1.0 = one full CMS sample, about 11 million rows).
 
-    python -m bench.pipeline.run --scales 0.01 0.1 [1.0]
+    python -m bench.pipeline.run --scales 0.01 0.1 [1.0] [--train never]
 
 Each scale: `cms-pipeline synth` writes the eight files, then `cms-pipeline run --json`
-runs the gated pipeline on a fresh lake. Results: bench/results/pipeline.{json,md}.
-The cost of a stage per million input rows shows how it grows with size.
+runs the gated pipeline on a fresh lake. Results: bench/results/pipeline.{json,md};
+a scale measured again replaces its earlier result, other scales' results are kept
+(each with the machine state it was measured on). The cost of a stage per million
+input rows shows how it grows with size.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ import json
 import shutil
 import sys
 
-from bench.common import machine, run_measured, write_results
+from bench.common import RESULTS, machine, run_measured, write_results
 from cms_pipeline.config import PROJECT_ROOT
 
 WORK = PROJECT_ROOT / "bench" / "work" / "pipeline"
 CLI = [sys.executable, "-m", "cms_pipeline"]
 
 
-def run_scale(scale: float, seed: int) -> dict:
+def run_scale(scale: float, seed: int, train: str) -> dict:
     landing, lake = WORK / f"landing_{scale}", WORK / f"lake_{scale}"
     shutil.rmtree(landing, ignore_errors=True)
     shutil.rmtree(lake, ignore_errors=True)
@@ -30,11 +32,16 @@ def run_scale(scale: float, seed: int) -> dict:
         [*CLI, "synth", "--scale", str(scale), "--seed", str(seed), "--out", str(landing), "--json"]
     )
     rows = sum(f["rows"] for f in json.loads(synth["stdout"])["files"])
-    run = run_measured([*CLI, "run", str(landing), "--lake", str(lake), "--json"], timeout=4 * 3600)
+    run = run_measured(
+        [*CLI, "run", str(landing), "--lake", str(lake), "--train", train, "--json"],
+        timeout=4 * 3600,
+    )
     # the JSON summary, followed by whatever H2O or Prefect print on exit
     summary, _ = json.JSONDecoder().raw_decode(run["stdout"][run["stdout"].index("{") :])
     return {
         "scale": scale,
+        "machine": machine(),
+        "train": train,
         "input_rows": rows,
         "synth_seconds": synth["seconds"],
         "run_seconds": run["seconds"],
@@ -48,13 +55,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scales", type=float, nargs="+", default=[0.01, 0.1])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--train", default="missing", help="missing (default) or never")
     args = parser.parse_args()
-    results = [run_scale(s, args.seed) for s in args.scales]
-    lines = ["# Pipeline benchmark", "", f"Machine: {machine()}", ""]
+    results = _earlier_results(exclude=set(args.scales))
+    results += [run_scale(s, args.seed, args.train) for s in args.scales]
+    results.sort(key=lambda r: r["scale"])
+    lines = ["# Pipeline benchmark", ""]
     for r in results:
+        to_gold = sum(s["seconds"] for s in r["stages"][: _through_gold_gate(r["stages"])])
         lines += [
             f"## scale {r['scale']}: {r['input_rows']:,} input rows, run {r['run_seconds']} s, "
             f"peak {r['run_peak_mib']} MiB, gates {'passed' if r['ok'] else 'FAILED'}",
+            "",
+            f"Raw files to gated gold: {to_gold:.0f} s of stage time. Training: "
+            f"{r.get('train', 'missing')}. Machine: {r.get('machine', '')}",
             "",
             "| stage | seconds | s per million rows | peak MiB |",
             "|---|---:|---:|---:|",
@@ -68,7 +82,22 @@ def main() -> None:
         "Command: `python -m bench.pipeline.run --scales " + " ".join(map(str, args.scales)) + "`",
         "",
     ]
-    write_results("pipeline", {"machine": machine(), "results": results}, "\n".join(lines))
+    write_results("pipeline", {"results": results}, "\n".join(lines))
+
+
+def _earlier_results(exclude: set[float]) -> list[dict]:
+    path = RESULTS / "pipeline.json"
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text())
+    machine_then = earlier.get("machine")  # files written before results carried their own
+    return [{"machine": machine_then, **r} for r in earlier["results"] if r["scale"] not in exclude]
+
+
+def _through_gold_gate(stages: list[dict]) -> int:
+    """How many stages lead up to and include the gold gate."""
+    names = [s["name"] for s in stages]
+    return names.index("gold gate") + 1 if "gold gate" in names else len(names)
 
 
 if __name__ == "__main__":

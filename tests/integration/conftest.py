@@ -67,12 +67,24 @@ def pipeline_runs() -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def run_pipeline(prefect_harness, spark, spark_settings, pipeline_runs):
-    """Run the pipeline flow on the session lake (and remember its summary)."""
+def pipeline_config(tmp_path_factory) -> str:
+    """The config every pipeline run of the session uses: a small AutoML budget and one
+    use case (test_ml_models.py trains every shipped one)."""
+    return small_budget_config(tmp_path_factory.mktemp("config"), ("readmission_30d",))
+
+
+@pytest.fixture(scope="session")
+def run_pipeline(prefect_harness, spark, spark_settings, pipeline_runs, pipeline_config):
+    """Run the pipeline flow on the session lake (and remember its summary), with the
+    session's config and an H2O on a port of its own."""
+    from cms_pipeline.stack import free_port
     from flows.pipeline import pipeline_flow
 
+    h2o_port = str(free_port())
+
     def run(source, train: str = "missing") -> dict:
-        summary = pipeline_flow(source=str(source), lake=spark_settings.lake, train=train)
+        with environment(CMS_PIPELINE_CONFIG=pipeline_config, CMS_PIPELINE_H2O_PORT=h2o_port):
+            summary = pipeline_flow(source=str(source), lake=spark_settings.lake, train=train)
         pipeline_runs.append(summary)
         return summary
 
@@ -80,12 +92,7 @@ def run_pipeline(prefect_harness, spark, spark_settings, pipeline_runs):
 
 
 @pytest.fixture(scope="session")
-def first_run(run_pipeline, pipeline_landing, tmp_path_factory):
+def first_run(run_pipeline, pipeline_landing):
     """The first pipeline run on every bundled sample: ingest, gates, silver, gold,
-    exports, H2O training (small budget, own H2O port) and scoring. One use case is
-    trained here; test_ml_models.py trains every shipped use case."""
-    from cms_pipeline.stack import free_port
-
-    config = small_budget_config(tmp_path_factory.mktemp("config"), ("readmission_30d",))
-    with environment(CMS_PIPELINE_CONFIG=config, CMS_PIPELINE_H2O_PORT=str(free_port())):
-        return run_pipeline(pipeline_landing, train="missing")
+    exports, H2O training (small budget) and scoring."""
+    return run_pipeline(pipeline_landing, train="missing")
