@@ -26,6 +26,7 @@ CLI = [sys.executable, "-m", "cms_pipeline"]
 
 def run_scale(scale: float, seed: int, train: str) -> dict:
     landing, lake = WORK / f"landing_{scale}", WORK / f"lake_{scale}"
+    machine_at_start = machine()  # the load average before this scale's work
     shutil.rmtree(landing, ignore_errors=True)
     shutil.rmtree(lake, ignore_errors=True)
     synth = run_measured(
@@ -40,7 +41,7 @@ def run_scale(scale: float, seed: int, train: str) -> dict:
     summary, _ = json.JSONDecoder().raw_decode(run["stdout"][run["stdout"].index("{") :])
     return {
         "scale": scale,
-        "machine": machine(),
+        "machine": machine_at_start,
         "train": train,
         "input_rows": rows,
         "synth_seconds": synth["seconds"],
