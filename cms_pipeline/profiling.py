@@ -482,21 +482,38 @@ class ColumnProfiler:
         self.max_value: Any = None
 
     def update(self, array: pa.Array | pa.ChunkedArray) -> None:
+        distinct = self.count_values(array)
+        if distinct is not None:
+            self.add_values(*distinct, hash_values(distinct[0]))
+
+    def count_values(self, array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray] | None:
+        """Count rows and nulls of a batch's column; its distinct present values and how
+        often each occurs (None when all are null). A dictionary-encoded column is
+        counted from its indices, without hashing its values again."""
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks()
-        if array.type != pa.string():
-            array = array.cast(pa.string())
         self.count += len(array)
         self.nulls += array.null_count
-        present = array.drop_null() if array.null_count else array
-        if len(present) == 0:
-            return
-        # distinct values of the batch with their counts: every check below runs on
-        # these, weighted by the counts
-        vc = pc.value_counts(present)
-        values = vc.field("values")
-        counts = vc.field("counts").to_numpy().astype(np.int64)
-        self.sketch.update(hash_values(values))  # distinct values: distinct hashes
+        if len(array) == array.null_count:
+            return None
+        if pa.types.is_dictionary(array.type):
+            indices = array.indices.drop_null() if array.null_count else array.indices
+            counts = np.bincount(indices.to_numpy(), minlength=len(array.dictionary))
+            values = array.dictionary
+            if not counts.all():  # values no row points at
+                values, counts = values.filter(pa.array(counts > 0)), counts[counts > 0]
+        else:
+            present = array.drop_null() if array.null_count else array
+            vc = pc.value_counts(present)
+            values, counts = vc.field("values"), vc.field("counts").to_numpy()
+        if values.type != pa.string():
+            values = values.cast(pa.string())
+        return values, counts.astype(np.int64)
+
+    def add_values(self, values: pa.Array, counts: np.ndarray, hashes: np.ndarray) -> None:
+        """Fold in a batch's distinct values, their counts and their hashes: every check
+        below runs on these, weighted by the counts."""
+        self.sketch.update(hashes)  # distinct values: distinct hashes
         self.top.update(values, counts)
         self._update_text_range(values)
 
@@ -679,6 +696,7 @@ class Profiler:
             if name not in present:  # a column the file lacks is null in bronze
                 col.count += batch.num_rows
                 col.nulls += batch.num_rows
+        found = []
         for name in batch.schema.names:
             if name in NOT_PROFILED:
                 continue
@@ -687,7 +705,16 @@ class Profiler:
                 self.columns[name] = ColumnProfiler(spec, **self.options)
                 if self.rows:  # a column that appears late was null before
                     self.columns[name].count = self.columns[name].nulls = self.rows
-            self.columns[name].update(batch.column(name))
+            distinct = self.columns[name].count_values(batch.column(name))
+            if distinct is not None:
+                found.append((self.columns[name], *distinct))
+        # one hash call for the distinct values of every column (a call per column
+        # costs more than the hashing of a flag's two values)
+        hashes = hash_values(pa.concat_arrays([values for _, values, _ in found])) if found else ()
+        start = 0
+        for col, values, counts in found:
+            col.add_values(values, counts, hashes[start : start + len(values)])
+            start += len(values)
         if self.keys is not None:
             missing = [k for k in self.keys.key_columns if k not in batch.schema.names]
             if missing:

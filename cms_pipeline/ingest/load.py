@@ -47,7 +47,7 @@ from cms_pipeline.ingest.reader import (
     sha256_of,
     stream_batches,
 )
-from cms_pipeline.ingest.validation import find_violations
+from cms_pipeline.ingest.validation import encodes, find_violations
 from cms_pipeline.lake import FILE_ATTRIBUTE_COLUMNS, bronze_uri, meta_uri, quarantine_uri
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -228,6 +228,7 @@ def _read(settings: Settings, delivery: Delivery, result: FileResult, exact: boo
                     batch_id,
                     bronze_schema(columns),
                     target_file_rows=settings.ingest.target_file_rows,
+                    dictionary_columns=dictionary_columns(contract, columns),
                 ),
                 on_batch=profiler.update,  # profiled in a thread of its own, off the parse path
             )
@@ -285,7 +286,14 @@ def _output_columns(contract: SourceContract, header: HeaderCheck) -> list[str]:
 def _split(lb: LineBatch, contract: SourceContract, check_utf8: bool):
     violations = find_violations(lb.batch, contract, check_utf8=check_utf8)
     if not len(violations):
-        return lb, None
+        # the checks' dictionary encodings go on to profiling and the Parquet writer
+        batch = lb.batch
+        arrays = [violations.encoded.get(c, batch.column(c)) for c in batch.schema.names]
+        return LineBatch(
+            pa.RecordBatch.from_arrays(arrays, names=batch.schema.names), lb.lines
+        ), None
+    # Rows leave the batch: the plain values go on, so that no dictionary carries a
+    # quarantined value into bronze (the writer encodes them itself).
     keep = np.ones(lb.batch.num_rows, dtype=bool)
     keep[violations.rows] = False
     good = LineBatch(lb.batch.filter(pa.array(keep)), lb.lines[keep])
@@ -315,20 +323,18 @@ class _Lineage:
     ingested_at: pa.Scalar
 
     def bronze(self, batch: pa.RecordBatch, lines: np.ndarray, columns: list[str]) -> pa.Table:
+        """Bronze rows: text columns plain or dictionary-encoded (the writer's choice)."""
         n = batch.num_rows
         have = set(batch.schema.names)
         arrays = [batch.column(c) if c in have else pa.nulls(n, pa.string()) for c in columns]
-        attrs = [
-            pa.repeat(pa.scalar(self.delivery.attributes.get(c), pa.string()), n)
-            for c in FILE_ATTRIBUTE_COLUMNS
-        ]
+        attrs = [_constant(self.delivery.attributes.get(c), n) for c in FILE_ATTRIBUTE_COLUMNS]
         lineage = [
-            pa.repeat(pa.scalar(self.delivery.relative), n),
-            pa.repeat(pa.scalar(self.sha256), n),
+            _constant(self.delivery.relative, n),
+            _constant(self.sha256, n),
             pa.array(lines, pa.int64()),
             pa.repeat(self.ingested_at, n),
         ]
-        return pa.Table.from_arrays(arrays + attrs + lineage, schema=bronze_schema(columns))
+        return pa.Table.from_arrays(arrays + attrs + lineage, names=bronze_schema(columns).names)
 
     def quarantine(self, batch, lines, columns, reasons) -> pa.Table:
         n = batch.num_rows
@@ -362,6 +368,22 @@ class _Lineage:
             ],
             schema=QUARANTINE_SCHEMA,
         )
+
+
+def _constant(value: str | None, n: int) -> pa.Array:
+    """A text column holding one value: encoded as such, so nothing hashes it per row."""
+    if value is None:
+        return pa.nulls(n, pa.string())
+    indices = np.zeros(n, dtype=np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(indices), pa.array([value], pa.string()))
+
+
+def dictionary_columns(contract: SourceContract, columns: list[str]) -> list[str]:
+    """Bronze text columns stored dictionary-encoded: all but ids (nearly all distinct),
+    matching what validation encodes, so the writer takes its encodings as they are."""
+    ids = {c.name for c in contract.columns if not encodes(c)}
+    text = [*columns, *FILE_ATTRIBUTE_COLUMNS, "_source_file", "_source_sha256"]
+    return [c for c in text if c not in ids]
 
 
 def _raw_lines(batch: pa.RecordBatch, delimiter: str) -> list[str]:

@@ -2,11 +2,13 @@
 
 `find_violations(batch, contract)` gives, for each row that breaks the contract, the
 first column that breaks it and why. Rows are never fixed here: they go to quarantine.
+It also hands back the dictionary encoding it made of each column, so that profiling
+and the Parquet writer reuse it instead of hashing every value again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +37,9 @@ class Violations:
     rows: np.ndarray  # int64 row indices, ascending
     columns: list[str | None]
     reasons: list[str]
+    # column name -> the column dictionary-encoded (every column but ids, unless its
+    # bytes had to be blanked for the checks)
+    encoded: dict[str, pa.DictionaryArray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -73,15 +78,19 @@ MISSING = "required value is missing"
 _CHECKED_ROW_BY_ROW = ("id",)
 
 
-def _distinct(column: pa.Array, spec: ColumnSpec):
+def encodes(spec: ColumnSpec | None) -> bool:
+    """Whether a column is dictionary-encoded for the checks (all but ids)."""
+    return spec is None or spec.type not in _CHECKED_ROW_BY_ROW
+
+
+def _distinct(column: pa.Array, encoded: pa.DictionaryArray | None):
     """The values to check and a function that maps a mask over them back to rows.
 
     Codes, dates and amounts repeat a lot, so their checks run once per distinct value
     of the batch and the verdict is spread back to the rows through the dictionary.
     """
-    if spec.type in _CHECKED_ROW_BY_ROW:
+    if encoded is None:
         return column, lambda mask: mask
-    encoded = pc.dictionary_encode(column)
     # a null row points one past the dictionary, at a slot that is never bad
     index = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
     return encoded.dictionary, lambda mask: np.append(mask, False)[index]
@@ -128,8 +137,10 @@ def find_violations(
             reason_of[new] = len(reasons) - 1
 
     specs = {c.name: c for c in contract.columns}
+    encodings: dict[str, pa.DictionaryArray] = {}
     for name in batch.schema.names:
         column = batch.column(name)
+        spec = specs.get(name)
         bad_utf8 = invalid_utf8_rows(column) if check_utf8 else ()
         if len(bad_utf8):
             mask = np.zeros(n, dtype=bool)
@@ -137,7 +148,9 @@ def find_violations(
             mark(mask, name, f"bytes are not valid {contract.encoding}")
             # Regex kernels need valid UTF-8: blank out the bad values, check the rest.
             column = pc.if_else(pa.array(mask), pa.scalar(None, column.type), column)
-        spec = specs.get(name)
+        encoded = pc.dictionary_encode(column) if encodes(spec) else None
+        if encoded is not None and not len(bad_utf8):
+            encodings[name] = encoded
         if spec is None:
             continue
         if not spec.nullable and column.null_count:
@@ -145,7 +158,7 @@ def find_violations(
         checks = list(_checks(spec))
         if not checks or column.null_count == n:
             continue
-        values, to_rows = _distinct(column, spec)
+        values, to_rows = _distinct(column, encoded)
         for fn, reason in checks:
             bad = fn(values).to_numpy(zero_copy_only=False)
             if bad.any():
@@ -155,4 +168,5 @@ def find_violations(
         rows=rows,
         columns=[names[first_col[i]] for i in rows],
         reasons=[reasons[reason_of[i]] for i in rows],
+        encoded=encodings,
     )
