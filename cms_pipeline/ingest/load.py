@@ -28,6 +28,7 @@ from cms_pipeline.ingest.claims import claim
 from cms_pipeline.ingest.counting import LineCountingReader
 from cms_pipeline.ingest.delta_writer import (
     PARTITION,
+    Background,
     BackgroundWriter,
     BatchWriter,
     batches_in_table,
@@ -47,7 +48,7 @@ from cms_pipeline.ingest.reader import (
     sha256_of,
     stream_batches,
 )
-from cms_pipeline.ingest.validation import encodes, find_violations
+from cms_pipeline.ingest.validation import encodes, find_violations, plain
 from cms_pipeline.lake import FILE_ATTRIBUTE_COLUMNS, bronze_uri, meta_uri, quarantine_uri
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -233,19 +234,34 @@ def _read(settings: Settings, delivery: Delivery, result: FileResult, exact: boo
                 on_batch=profiler.update,  # profiled in a thread of its own, off the parse path
             )
         lineage = _Lineage(delivery, result.sha256, ingested_at)
+        specs = {c.name: c for c in contract.columns}
+
+        def route(lb: LineBatch) -> None:
+            good, bad = _split(lb, contract)
+            writer.write(lineage.bronze(good.batch, good.lines, columns))
+            if bad is not None:
+                quarantine.write(lineage.quarantine(*bad))
+
+        # The checks run in a thread of their own too: this one only parses.
+        checks = Background(route) if writer is not None else None
         try:
-            for lb in stream_batches(stream, header.names, contract.delimiter, failures):
+            encoded = [c for c in header.names if encodes(specs.get(c))]
+            batches = stream_batches(
+                stream, header.names, contract.delimiter, failures, encoded=encoded
+            )
+            for lb in batches:
                 result.rows_read += lb.batch.num_rows
-                if writer is None:
+                if checks is None:
                     _quarantine_all(quarantine, lb, lineage, contract, policy_reason)
                     continue
-                good, bad = _split(lb, contract, check_utf8=exact)
-                writer.write(lineage.bronze(good.batch, good.lines, columns))
-                if bad is not None:
-                    quarantine.write(lineage.quarantine(*bad))
+                checks.put(lb)
         finally:
-            if writer is not None:
-                writer.close()
+            try:
+                if checks is not None:
+                    checks.close()  # every batch routed before the writer stops
+            finally:
+                if writer is not None:
+                    writer.close()
         if failures:
             result.rows_read += len(failures)
             quarantine.write(lineage.parse_failures(failures))
@@ -283,8 +299,8 @@ def _output_columns(contract: SourceContract, header: HeaderCheck) -> list[str]:
     return contract.column_names + [n for n in header.names if n not in contract.column_names]
 
 
-def _split(lb: LineBatch, contract: SourceContract, check_utf8: bool):
-    violations = find_violations(lb.batch, contract, check_utf8=check_utf8)
+def _split(lb: LineBatch, contract: SourceContract):
+    violations = find_violations(lb.batch, contract)
     if not len(violations):
         # the checks' dictionary encodings go on to profiling and the Parquet writer
         batch = lb.batch
@@ -294,6 +310,7 @@ def _split(lb: LineBatch, contract: SourceContract, check_utf8: bool):
         ), None
     # Rows leave the batch: the plain values go on, so that no dictionary carries a
     # quarantined value into bronze (the writer encodes them itself).
+    lb = LineBatch(_plain(lb.batch), lb.lines)
     keep = np.ones(lb.batch.num_rows, dtype=bool)
     keep[violations.rows] = False
     good = LineBatch(lb.batch.filter(pa.array(keep)), lb.lines[keep])
@@ -303,7 +320,12 @@ def _split(lb: LineBatch, contract: SourceContract, check_utf8: bool):
 
 def _quarantine_all(writer: BatchWriter, lb: LineBatch, lineage, contract, reason: str) -> None:
     n = lb.batch.num_rows
-    writer.write(lineage.quarantine(lb.batch, lb.lines, [None] * n, [reason] * n))
+    writer.write(lineage.quarantine(_plain(lb.batch), lb.lines, [None] * n, [reason] * n))
+
+
+def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with every column as plain text."""
+    return pa.RecordBatch.from_arrays([plain(c) for c in batch.columns], names=batch.schema.names)
 
 
 def _reject_empty(delivery: Delivery, result: FileResult) -> None:
@@ -373,9 +395,10 @@ class _Lineage:
 def _constant(value: str | None, n: int) -> pa.Array:
     """A text column holding one value: encoded as such, so nothing hashes it per row."""
     if value is None:
-        return pa.nulls(n, pa.string())
-    indices = np.zeros(n, dtype=np.int32)
-    return pa.DictionaryArray.from_arrays(pa.array(indices), pa.array([value], pa.string()))
+        indices = pa.nulls(n, pa.int32())
+    else:
+        indices = pa.array(np.zeros(n, dtype=np.int32))
+    return pa.DictionaryArray.from_arrays(indices, pa.array([value] if value else [], pa.string()))
 
 
 def dictionary_columns(contract: SourceContract, columns: list[str]) -> list[str]:

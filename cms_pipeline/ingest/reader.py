@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -81,7 +81,7 @@ def read_header(stream: BinaryIO) -> bytes:
 
 
 class NeedsExactPass(Exception):
-    """The fast pass met a row it cannot place (bad field count or bytes): read exactly."""
+    """The fast pass met a row it cannot place (bad field count): read exactly."""
 
 
 def stream_batches(
@@ -90,13 +90,18 @@ def stream_batches(
     delimiter: str,
     failures: list[ParseFailure] | None = None,
     block_size: int = BLOCK_SIZE,
+    encoded: Collection[str] = (),
 ) -> Iterator[LineBatch]:
-    """Batches of the rows after the header.
+    """Batches of the rows after the header; the `encoded` columns come dictionary-encoded
+    (the parser builds each batch's dictionary as it converts, cheaper than encoding the
+    text afterwards).
 
-    Fast pass (`failures` is None): multi-threaded parsing with UTF-8 checked; the first
-    bad row raises NeedsExactPass. Exact pass: single-threaded, because only then does
-    pyarrow report the physical line of a row it cannot split; bad rows are appended to
-    `failures` and the rows between them are numbered consecutively.
+    Fast pass (`failures` is None): multi-threaded parsing; the first row that does not
+    split into the expected fields raises NeedsExactPass. Exact pass: single-threaded,
+    because only then does pyarrow report the physical line of a row it cannot split;
+    bad rows are appended to `failures` and the rows between them are numbered
+    consecutively. Bytes are not checked here: validation finds non-UTF-8 values row by
+    row (on each batch's dictionaries, far fewer than the rows).
     """
     exact = failures is not None
     failures = failures if exact else []
@@ -110,7 +115,7 @@ def stream_batches(
 
     try:
         reader = _open_csv(
-            stream, column_names, delimiter, on_invalid if exact else None, block_size
+            stream, column_names, delimiter, on_invalid if exact else None, block_size, encoded
         )
     except pa.ArrowInvalid as exc:
         if "Empty CSV file" in str(exc):  # a header and nothing after it
@@ -145,8 +150,11 @@ def _guarded(reader, exact: bool) -> Iterator[pa.RecordBatch]:
         yield batch
 
 
-def _open_csv(stream, column_names, delimiter, on_invalid, block_size):
+def _open_csv(stream, column_names, delimiter, on_invalid, block_size, encoded=()):
     exact = on_invalid is not None
+    encoded = set(encoded)
+    text = pa.string()
+    dictionary = pa.dictionary(pa.int32(), text)
     return pacsv.open_csv(
         stream,
         read_options=pacsv.ReadOptions(
@@ -156,11 +164,11 @@ def _open_csv(stream, column_names, delimiter, on_invalid, block_size):
             delimiter=delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False
         ),
         convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in column_names},
+            column_types={c: dictionary if c in encoded else text for c in column_names},
             null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
-            check_utf8=not exact,  # the exact pass finds bad bytes row by row itself
+            check_utf8=False,  # see above
         ),
     )
 

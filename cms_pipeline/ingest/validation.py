@@ -2,8 +2,9 @@
 
 `find_violations(batch, contract)` gives, for each row that breaks the contract, the
 first column that breaks it and why. Rows are never fixed here: they go to quarantine.
-It also hands back the dictionary encoding it made of each column, so that profiling
-and the Parquet writer reuse it instead of hashing every value again.
+Columns come dictionary-encoded from the reader (all but ids), or are encoded here and
+handed back, so that the checks run once per distinct value and profiling and the
+Parquet writer reuse the encoding instead of hashing every value again.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ class Violations:
     rows: np.ndarray  # int64 row indices, ascending
     columns: list[str | None]
     reasons: list[str]
-    # column name -> the column dictionary-encoded (every column but ids, unless its
-    # bytes had to be blanked for the checks)
+    # name -> encoding made here of a column the reader gave as plain text (all but ids,
+    # unless its bytes had to be blanked for the checks)
     encoded: dict[str, pa.DictionaryArray] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -101,13 +102,18 @@ def _bad_calendar_date(a: pa.Array) -> pa.Array:
     return pc.and_(pc.is_valid(a), pc.is_null(parsed))
 
 
+def plain(column: pa.Array) -> pa.Array:
+    """The column as plain text (a dictionary-encoded one decoded)."""
+    return column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
+
+
 def invalid_utf8_rows(column: pa.Array) -> np.ndarray:
     """Row indices whose bytes are not UTF-8 (the reader keeps bytes unchecked for speed)."""
     try:
         column.validate(full=True)
         return np.empty(0, dtype=np.int64)
     except pa.ArrowInvalid:
-        values = column.cast(pa.binary()).to_pylist()
+        values = plain(column).cast(pa.binary()).to_pylist()
         bad = []
         for i, v in enumerate(values):
             if v is None:
@@ -147,10 +153,16 @@ def find_violations(
             mask[bad_utf8] = True
             mark(mask, name, f"bytes are not valid {contract.encoding}")
             # Regex kernels need valid UTF-8: blank out the bad values, check the rest.
+            column = plain(column)
             column = pc.if_else(pa.array(mask), pa.scalar(None, column.type), column)
-        encoded = pc.dictionary_encode(column) if encodes(spec) else None
-        if encoded is not None and not len(bad_utf8):
-            encodings[name] = encoded
+        if pa.types.is_dictionary(column.type):  # encoded by the reader
+            encoded = column
+        elif encodes(spec):
+            encoded = pc.dictionary_encode(column)
+            if not len(bad_utf8):
+                encodings[name] = encoded
+        else:
+            encoded = None
         if spec is None:
             continue
         if not spec.nullable and column.null_count:
