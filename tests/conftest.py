@@ -16,6 +16,24 @@ from cms_pipeline.config import PROJECT_ROOT, load_settings
 from cms_pipeline.runtime import prepare_environment
 
 SAMPLE_DATA = PROJECT_ROOT / "data" / "synpuf"
+# Integration modules that read the session's pipeline run (`first_run`) or share its
+# Prefect harness (tests/integration/conftest.py): they must run in one worker.
+SESSION_LAKE_MODULES = {"test_pipeline", "test_pipeline_layers", "test_watcher_flow"}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist (`-n 2`, scripts/test) each test module runs whole on one worker,
+    so its module fixtures (Spark, H2O, a Spark cluster, generated files) start once, and
+    the modules of the session's pipeline run share a worker. (xdist's own `loadgroup`
+    marks do not work with pytest 9.2, which ignores the node ids xdist rewrites.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "session_lake" if Path(module).stem in SESSION_LAKE_MODULES else module
+
+    return ModuleScheduling(config, log)
 
 
 @pytest.fixture
