@@ -26,7 +26,7 @@ import heapq
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from operator import itemgetter
 from typing import Any
 
@@ -266,7 +266,9 @@ class ColumnProfile:
         return self.count - self.nulls
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # a shallow copy: asdict's deep copy cost more than the rest of the report
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["nonconforming_examples"] = list(self.nonconforming_examples)
         d["top_values"] = [[v, n] for v, n in self.top_values]
         d["histogram"] = [
             {"bin": k, "lo": lo, "hi": hi, "count": n}
@@ -618,16 +620,21 @@ class KeyTracker:
     def result(self) -> KeyCheck:
         hashes = self.hashes()
         lines = np.concatenate(self._lines) if self._lines else np.empty(0, np.int64)
-        order = np.argsort(hashes, kind="stable")  # stable: the first occurrence stays first
-        sorted_h = hashes[order]
-        repeat = np.zeros(len(hashes), dtype=bool)
-        repeat[1:] = sorted_h[1:] == sorted_h[:-1]
-        dup_lines = np.sort(lines[order[repeat]])
+        sorted_h = np.sort(hashes)
+        repeated = sorted_h[1:][sorted_h[1:] == sorted_h[:-1]]
+        dup_lines = np.empty(0, np.int64)
+        if len(repeated):  # only the rows of repeated keys need a stable order
+            rows = np.flatnonzero(np.isin(hashes, repeated))
+            order = np.argsort(hashes[rows], kind="stable")  # the first occurrence first
+            h = hashes[rows][order]
+            again = np.zeros(len(h), dtype=bool)
+            again[1:] = h[1:] == h[:-1]
+            dup_lines = np.sort(lines[rows[order[again]]])
         return KeyCheck(
             key_columns=self.key_columns,
             rows=self.rows,
-            distinct_keys=int(self.rows - repeat.sum()),
-            duplicate_rows=int(repeat.sum()),
+            distinct_keys=int(self.rows - len(repeated)),
+            duplicate_rows=len(repeated),
             duplicate_lines=dup_lines[: self.max_lines].tolist(),
         )
 
