@@ -27,7 +27,9 @@ from cms_pipeline.lake import meta_uri
 LAYERS = ("silver", "gold")
 # what each layer's build selects (seeds are codebook lookups, published with silver)
 _SELECT = {"silver": ["path:models/silver", "path:seeds"], "gold": ["path:models/gold"]}
-_PUBLISHED_MATERIALIZATIONS = ("table", "incremental", "seed")
+# views too: silver models on the per-batch store are views (README "Incremental silver");
+# steps that are not part of a layer say `publish: false`
+_PUBLISHED_MATERIALIZATIONS = ("table", "view", "incremental", "seed")
 
 
 class PublishError(RuntimeError):
@@ -44,6 +46,11 @@ class BuildResult:
     tests: list[dict] = field(default_factory=list)  # one dict per data or unit test
     bronze_versions: dict[str, int] = field(default_factory=dict)
     upstream_build: str | None = None  # gold: the silver build it read
+    select: list[str] | None = None  # part of the layer only (never published)
+    bronze_batches: dict[str, list[str]] = field(default_factory=dict)  # silver: the snapshot
+    silver_store: str | None = None  # silver: the per-batch store it read and added to
+    store_fingerprint: str = ""  # the code that shaped the store's rows
+    stored_batches: dict[str, dict[str, int]] = field(default_factory=dict)  # what it added
     code_sha256: str = ""  # the transformation and check code it was built with
     started_at: str = ""
     elapsed: float = 0.0
@@ -90,27 +97,33 @@ def build_layer(
     full_refresh: bool = False,
     fail_fast: bool = False,
     vars: dict | None = None,
+    select: list[str] | None = None,
 ) -> BuildResult:
     """`dbt build` of one layer into `<layer>_build_<build_id>`, with its tests.
 
     Silver first pins `bronze.*` to the latest committed Delta versions (or to
     `bronze_versions`) and records them. `vars` override dbt vars of dbt_project.yml.
-    Returns the result (check `.success`); never publishes.
+    `select` (dbt selectors) builds only part of the layer: such a build is never
+    published. Returns the result (check `.success`); never publishes.
     """
     _check_layer(layer)
     if not build_id.replace("_", "").isalnum() or build_id != build_id.lower():
         raise ValueError(f"build_id must be lower-case letters, digits and _, got {build_id!r}")
     started = datetime.now(UTC)
     upstream = None
+    store: dict = {}
     if layer == "silver":
         from cms_pipeline.bronze_catalog import sync_bronze
 
         bronze_versions = sync_bronze(spark, settings, bronze_versions)
+        store = _silver_store_vars(settings, bronze_versions, build_id, full_refresh)
     else:
         silver = published_build(settings, "silver")
         upstream = silver["build_id"] if silver else None
         bronze_versions = (silver or {}).get("bronze_versions", {})
-    args = ["build", "--select", *_SELECT[layer], "--indirect-selection", "buildable"]
+    # a selection stays within the layer: each selector intersected with the layer's paths
+    scope = [f"{base},{s}" for s in select for base in _SELECT[layer]] if select else _SELECT[layer]
+    args = ["build", "--select", *scope, "--indirect-selection", "buildable"]
     if full_refresh:
         args.append("--full-refresh")
     if fail_fast:
@@ -118,7 +131,10 @@ def build_layer(
     error = None
     try:
         run = run_dbt(
-            settings, args, spark=spark, vars={**(vars or {}), **_build_vars(layer, build_id)}
+            settings,
+            args,
+            spark=spark,
+            vars={**(vars or {}), **store, **_build_vars(layer, build_id)},
         )
     except DbtError as exc:
         run, error = exc.run, str(exc)
@@ -131,6 +147,11 @@ def build_layer(
         tests=[n.to_dict() for n in (run.of_type("test", "unit_test") if run else [])],
         bronze_versions=dict(bronze_versions or {}),
         upstream_build=upstream,
+        select=select,
+        bronze_batches=store.get("bronze_batches", {}),
+        silver_store=store.get("silver_store"),
+        store_fingerprint=store.get("store_fingerprint", ""),
+        stored_batches=_stored_batches(spark, run, store.get("silver_store"), build_id),
         code_sha256=code_fingerprint(settings),
         started_at=started.isoformat(),
         elapsed=run.elapsed if run else 0.0,
@@ -138,6 +159,35 @@ def build_layer(
     )
     record_run(settings, result, run)
     return result
+
+
+def _silver_store_vars(
+    settings: Settings, bronze_versions: dict[str, int], build_id: str, full_refresh: bool
+) -> dict:
+    """dbt vars of a silver build: its bronze snapshot's batches and the per-batch store it
+    adds to (cms_pipeline.silver_store)."""
+    from cms_pipeline import silver_store
+
+    fingerprint = silver_store.store_fingerprint(settings)
+    previous = [json.loads(p.read_text()) for p in runs_dir(settings).glob("silver_*.json")]
+    return {
+        "bronze_batches": silver_store.snapshot_batches(settings, bronze_versions),
+        "silver_store": silver_store.choose_store(previous, fingerprint, build_id, full_refresh),
+        "store_fingerprint": fingerprint,
+    }
+
+
+def _stored_batches(spark, run: DbtRun | None, store: str | None, build_id: str) -> dict:
+    if run is None or store is None:
+        return {}
+    from cms_pipeline.silver_store import stored_by_build
+
+    relations = [
+        n.relation
+        for n in run.of_type("model")
+        if n.status == "success" and n.relation and n.relation.startswith(f"{store}.")
+    ]
+    return stored_by_build(spark, relations, build_id)
 
 
 def code_fingerprint(settings: Settings) -> str:
@@ -282,6 +332,10 @@ def promote(
             f"{layer} build {build_id} failed; the published {layer} schema is unchanged.\n"
             f"{record.get('error') or ''}"
         )
+    if record.get("select"):
+        raise PublishError(
+            f"{layer} build {build_id} built only {record['select']}; publish a whole build"
+        )
     relations = sorted(models if models is not None else record["models"])
     if not relations:
         raise PublishError(f"{layer} build {build_id} made no tables to publish")
@@ -293,6 +347,15 @@ def promote(
         "relations": relations,
         "keep": keep,
     }
+    if layer == "silver":  # drop what no kept build reads of the per-batch stores
+        from cms_pipeline.silver_store import kept
+
+        kept_records = [record] + [
+            read_run_record(settings, layer, b)
+            for b in keep[1:]
+            if run_record_path(settings, layer, b).exists()
+        ]
+        args["stores"] = kept(kept_records)
     run_dbt(
         settings,
         ["run-operation", "promote_layer", "--args", json.dumps(args)],

@@ -56,10 +56,18 @@ def register(app: typer.Typer) -> None:
         publish: Annotated[
             bool, typer.Option(help="Publish each layer whose dbt build and tests pass.")
         ] = True,
+        full_refresh: Annotated[
+            bool,
+            typer.Option(
+                "--full-refresh",
+                help="Rebuild from all of bronze: silver types every batch into a new store.",
+            ),
+        ] = False,
         as_json: JsonOption = False,
     ) -> None:
         """Build silver then gold with dbt on Spark (from the exact bronze Delta versions),
-        each into its own build schema, and publish a layer only when its build passes."""
+        each into its own build schema, and publish a layer only when its build passes.
+        Silver types only the bronze batches its per-batch store does not hold yet."""
         from cms_pipeline.publish import build_layer, new_build_id, promote
 
         settings = settings_for(lake)
@@ -68,7 +76,7 @@ def register(app: typer.Typer) -> None:
         summary = {"builds": [], "published": {}}
         for name in layers:
             console.print(f"[bold]dbt build[/bold] {name} ...")
-            result = build_layer(settings, spark, name, new_build_id())
+            result = build_layer(settings, spark, name, new_build_id(), full_refresh=full_refresh)
             summary["builds"].append(result.to_dict())
             if not result.success:
                 break

@@ -2,10 +2,11 @@
   Publish a gated build: `<layer>.<name>` becomes a view on `<build_schema>.<name>` for
   every relation the build made (one CREATE OR REPLACE VIEW, one metastore update, per
   table). Views of the published schema that the build no longer has are dropped, and so
-  are build schemas (and their _audit schemas) other than those in `keep`.
+  are build schemas (and their _audit schemas) other than those in `keep`, and with
+  `stores` (silver), what no kept build reads of the per-batch stores.
   Called by cms_pipeline.publish.promote through `dbt run-operation`.
 #}
-{% macro promote_layer(layer, build_schema, relations, keep) %}
+{% macro promote_layer(layer, build_schema, relations, keep, stores=none) %}
     {% do adapter.create_schema(api.Relation.create(schema=layer)) %}
     {% for name in relations %}
         {%- set existing = adapter.get_relation(database=none, schema=layer, identifier=name) -%}
@@ -25,6 +26,7 @@
         {% endif %}
     {% endfor %}
     {% do drop_old_builds(layer, keep) %}
+    {% if stores %}{% do prune_silver_stores(**stores) %}{% endif %}
 {% endmacro %}
 
 {# Drop build schemas of `layer` whose build id is not in `keep`. #}
@@ -43,6 +45,39 @@
             {% call statement('drop_' ~ schema) %}
                 drop schema if exists {{ schema }} cascade
             {% endcall %}
+        {% endif %}
+    {% endfor %}
+{% endmacro %}
+
+{#
+  Drop what no kept build reads of the incremental silver stores (models/silver/store):
+  store schemas (`<prefix>*`) other than `keep_stores`, and in those, the partitions of
+  bronze batches that no kept build's snapshot lists (e.g. batches replaced by compaction).
+  Arguments from cms_pipeline.silver_store.kept.
+#}
+{% macro prune_silver_stores(prefix, keep_stores, keep_batches) %}
+    {% for row in run_query('show schemas') %}
+        {% set schema = row[0] | lower %}
+        {% if schema.startswith(prefix) and schema not in keep_stores %}
+            {% do log("dropping unused silver store " ~ schema, info=true) %}
+            {% call statement('drop_' ~ schema) %}
+                drop schema if exists {{ schema }} cascade
+            {% endcall %}
+        {% elif schema in keep_stores and var('file_format') == 'parquet' %}
+            {# parquet stores only: a Delta table has no metastore partitions to drop #}
+            {% for table in run_query('show tables in ' ~ schema) if not table[2] %}
+                {% set stale = [] %}
+                {% for part in run_query('show partitions ' ~ schema ~ '.' ~ table[1]) %}
+                    {% set batch = part[0].split('=', 1)[1] %}
+                    {% if batch not in keep_batches %}{% do stale.append(batch) %}{% endif %}
+                {% endfor %}
+                {% if stale %}
+                    {% call statement('prune_' ~ table[1]) %}
+                        alter table {{ schema }}.{{ table[1] }} drop if exists
+                        {% for b in stale %}partition (_batch_id = '{{ b }}'){{ ", " if not loop.last }}{% endfor %}
+                    {% endcall %}
+                {% endif %}
+            {% endfor %}
         {% endif %}
     {% endfor %}
 {% endmacro %}

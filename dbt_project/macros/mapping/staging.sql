@@ -16,10 +16,7 @@ deduplicated as (
 
     select
         *,
-        row_number() over (
-            partition by {{ m.key_source | join(', ') }}
-            order by _ingested_at desc, _batch_id desc, _source_line desc
-        ) as _delivery_rank
+        {{ delivery_rank(m) }} as _delivery_rank
     from source
 
 ),
@@ -27,15 +24,7 @@ deduplicated as (
 typed as (
 
     select
-        {%- for c in m.columns %}
-        {{ cms_cast(c.source, c.type, c.decode) }} as {{ c.name }},
-        {%- endfor %}
-        {%- for c in m.repeated %}
-        {{ cms_cast(c.source, c.type) }} as {{ c.name }},
-        {%- endfor %}
-        _source_file,
-        _source_line,
-        _batch_id
+        {{ cms_typed_columns(m) }}
     from deduplicated
     where _delivery_rank = 1
 
@@ -49,6 +38,27 @@ decoded as (
 
 select * from decoded
 {% endmacro %}
+
+{# 1 for the latest delivery of a key (latest ingest, then latest batch, then last line). #}
+{% macro delivery_rank(m) -%}
+row_number() over (
+            partition by {{ m.key_source | join(', ') }}
+            order by _ingested_at desc, _batch_id desc, _source_line desc
+        )
+{%- endmacro %}
+
+{# Every mapped column cast and decoded, the numbered columns typed, then the lineage. #}
+{% macro cms_typed_columns(m) -%}
+        {%- for c in m.columns %}
+        {{ cms_cast(c.source, c.type, c.decode) }} as {{ c.name }},
+        {%- endfor %}
+        {%- for c in m.repeated %}
+        {{ cms_cast(c.source, c.type) }} as {{ c.name }},
+        {%- endfor %}
+        _source_file,
+        _source_line,
+        _batch_id
+{%- endmacro %}
 
 {# `select <relation>.*, <label columns>` with a left join per column that has a lookup. #}
 {% macro cms_lookups(relation, columns) %}

@@ -1,14 +1,15 @@
 {#
   Numbered columns -> rows, as declared under `unpivots` in the mapping: one row per
   position whose values are present (a code is not null, or an amount is not 0), with the
-  position number kept in the mapping's `position` column.
+  position number kept in the mapping's `position` column. `staged` (SQL) replaces the
+  default input, the table's staging model.
 #}
-{% macro unpivot_from_mapping(source_table, target, keys) %}
+{% macro unpivot_from_mapping(source_table, target, keys, staged=none) %}
 {%- set m = cms_mapping(source_table) -%}
 {%- set u = m.unpivots[target] -%}
 with staged as (
 
-    select * from {{ ref('stg_' ~ source_table) }}
+    {{ staged or "select * from " ~ ref('stg_' ~ source_table) }}
 
 ),
 
@@ -74,4 +75,13 @@ from (
 ) as {{ m.source }}_{{ target }}
 {% if not loop.last %}union all{% endif %}
 {%- endfor %}
+{% endmacro %}
+
+{# Output column names of unpivot_from_mapping, in order: keys, position, values, labels. #}
+{% macro unpivot_columns(source_table, target, keys) %}
+    {%- set u = cms_mapping(source_table).unpivots[target] -%}
+    {%- set names = keys + [u.position] -%}
+    {%- for c in u.columns %}{% do names.append(c.name) %}{% endfor -%}
+    {%- for c in u.columns if c.lookup %}{% do names.append(c.lookup.name) %}{% endfor -%}
+    {{ return(names) }}
 {% endmacro %}

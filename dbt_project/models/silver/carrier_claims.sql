@@ -1,5 +1,7 @@
 -- One row per carrier claim: header columns and totals over its 13 line groups
 -- (the lines themselves are in carrier_lines).
+-- A view: the typing is stored per bronze batch (models/silver/store), so a build adds only new batches.
+{{ config(materialized='view') }}
 with staged as (
 
     select * from {{ ref('stg_carrier_claims') }}

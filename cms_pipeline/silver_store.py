@@ -1,0 +1,92 @@
+"""The per-batch store of incremental silver: which store a build adds to, what it added,
+and what a publish may drop.
+
+Typed and decoded rows of each bronze batch are kept in a schema `silver_store_<id>`
+(dbt_project/models/silver/store, one partition per `_batch_id`) that is never published.
+A silver build types only the batches of its bronze snapshot that the store lacks; its
+models read exactly the snapshot's batches from there (dbt_project/README.md,
+"Incremental silver"). A store is reused while the code that shapes its rows is
+unchanged; new code or `--full-refresh` starts a new store, and the old one stays for the
+published and rollback builds until no kept build reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from cms_pipeline.config import Settings
+from cms_pipeline.sql import statement
+
+STORE_PREFIX = "silver_store_"
+
+
+def store_inputs(settings: Settings) -> list[Path]:
+    """Everything that shapes a stored row: mappings, seeds (decoding), the store models
+    and their macros, the table format."""
+    from cms_pipeline.dbt_runner import DBT_PROJECT_DIR
+
+    config = Path(settings.config_dir)
+    return [
+        config / "mappings",
+        config / "storage.yaml",
+        DBT_PROJECT_DIR / "macros" / "mapping",
+        DBT_PROJECT_DIR / "macros" / "incremental",
+        DBT_PROJECT_DIR / "models" / "silver" / "store",
+        DBT_PROJECT_DIR / "seeds",
+    ]
+
+
+def store_fingerprint(settings: Settings) -> str:
+    digest = hashlib.sha256()
+    for root in store_inputs(settings):
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        for f in (f for f in files if f.is_file()):
+            digest.update(f.relative_to(root.parent).as_posix().encode() + b"\0")
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def choose_store(previous: list[dict], fingerprint: str, build_id: str, full_refresh: bool) -> str:
+    """The store a silver build adds to (pure): that of the newest earlier build made with
+    the same store code, else a new one named after this build. `previous` are silver run
+    records; a full refresh always starts a new store."""
+    if not full_refresh:
+        for record in sorted(previous, key=lambda r: r.get("started_at", ""), reverse=True):
+            if record.get("silver_store") and record.get("store_fingerprint") == fingerprint:
+                return record["silver_store"]
+    return f"{STORE_PREFIX}{build_id}"
+
+
+def snapshot_batches(settings: Settings, versions: dict[str, int]) -> dict[str, list[str]]:
+    """{bronze table: its `_batch_id`s} at the pinned Delta versions (what the build reads)."""
+    from cms_pipeline.ingest.delta_writer import batches_in_table, open_table
+    from cms_pipeline.lake import bronze_uri
+
+    return {
+        table: sorted(batches_in_table(open_table(bronze_uri(settings, table), version)))
+        for table, version in versions.items()
+    }
+
+
+def stored_by_build(spark, relations: list[str], build_id: str) -> dict[str, dict[str, int]]:
+    """{store model: {batch: rows}} that this build added: the proof that a build typed
+    only the new batches."""
+    added = {}
+    for relation in relations:
+        rows = spark.sql(
+            statement("count_stored_batches", relation=relation, build_id=build_id)
+        ).collect()
+        added[relation.split(".")[-1]] = {r["_batch_id"]: r["row_count"] for r in rows}
+    return added
+
+
+def kept(records: list[dict]) -> dict:
+    """What a publish keeps of the stores, given the run records of the builds it keeps
+    (the published one and the rollback target): their store schemas and every bronze batch
+    they read. Arguments of the dbt macro `prune_silver_stores` (pure)."""
+    stores = sorted({r["silver_store"] for r in records if r.get("silver_store")})
+    batches = sorted(
+        {b for r in records for ids in (r.get("bronze_batches") or {}).values() for b in ids}
+    )
+    return {"prefix": STORE_PREFIX, "keep_stores": stores, "keep_batches": batches}
