@@ -48,7 +48,8 @@ class BatchWriter:
 
     `dictionary_columns` (text) are handed to Parquet dictionary-encoded: a batch whose
     column is already a pyarrow dictionary is written without hashing its values again;
-    a plain one is encoded here. Files store plain Parquet strings either way (no Arrow
+    a plain one is encoded here. When they are given, the other columns (ids, nearly all
+    distinct) are written plain. Files store plain Parquet strings either way (no Arrow
     schema is embedded), so readers see the text columns of `schema`.
     """
 
@@ -99,6 +100,7 @@ class BatchWriter:
             compression=COMPRESSION,
             compression_level=COMPRESSION_LEVEL,
             write_statistics=[c for c in STATISTICS_COLUMNS if c in self.schema.names] or False,
+            use_dictionary=self.dictionary_columns or True,
             store_schema=False,
         )
 
