@@ -262,3 +262,61 @@ def test_each_batch_is_profiled_and_compared_with_the_previous_state(
     assert set(profiles["batch_id"].to_pylist()) == {first.batch_id, second.batch_id}
     html = Path(second.report_html).read_text()
     assert "BENE_BIRTH_DT" in html and "<html" in html.lower()
+
+
+def test_bronze_files_are_plain_parquet_text_with_codes_dictionary_encoded(
+    settings, sample_data, landing
+):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = copy_files(sample_data / "sample_1", landing, BENE)[0]
+    ingest(settings, str(landing))
+    dt = DeltaTable(bronze_uri(settings, "beneficiary_summary"))
+    (path,) = dt.file_uris()
+    parquet = pq.ParquetFile(path)
+    schema = parquet.schema_arrow  # no Arrow schema stored: what any Parquet reader sees
+    assert schema.field("BENE_SEX_IDENT_CD").type == pa.string()
+    assert schema.field("_source_file").type == pa.string()
+    chunk = parquet.metadata.row_group(0)
+    names = [chunk.column(i).path_in_schema for i in range(chunk.num_columns)]
+    encodings = {n: chunk.column(i).encodings for i, n in enumerate(names)}
+    assert "RLE_DICTIONARY" in encodings["BENE_SEX_IDENT_CD"]
+    assert "RLE_DICTIONARY" not in encodings["DESYNPUF_ID"]  # ids: nearly all distinct
+    table = dt.to_pyarrow_table()
+    lines = src.read_text().splitlines()[1:]
+    assert table.num_rows == len(lines)
+    first = table.filter(pc.equal(table["_source_line"], 2)).to_pylist()[0]
+    values = lines[0].split(",")
+    assert first["DESYNPUF_ID"] == values[0] and first["BENE_SEX_IDENT_CD"] == values[3]
+
+
+def test_checks_give_the_same_verdicts_on_encoded_and_plain_columns(sample_data):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from cms_pipeline.config import load_settings
+    from cms_pipeline.ingest.validation import find_violations
+
+    bene = load_settings().sources["beneficiary_summary"]
+    lines = _bene(sample_data).read_bytes().split(b"\r\n")
+    lines[5] = lines[5].replace(b",", b",\xff", 1)  # bad bytes in the first data column
+    fields = lines[10].split(b",")
+    fields[1], fields[3] = b"19431332", b"7"  # not a date, not in the sex domain
+    lines[10] = b",".join(fields)
+    body = b"\r\n".join(lines[1:200]) + b"\r\n"
+
+    def read(types):
+        options = pacsv.ConvertOptions(
+            column_types=types, null_values=[""], strings_can_be_null=True, check_utf8=False
+        )
+        read_options = pacsv.ReadOptions(column_names=bene.column_names)
+        return pacsv.read_csv(pa.py_buffer(body), read_options, convert_options=options)
+
+    plain = read({c: pa.string() for c in bene.column_names}).to_batches()[0]
+    dictionary = pa.dictionary(pa.int32(), pa.string())
+    encoded = read({c: dictionary for c in bene.column_names}).to_batches()[0]
+    a, b = find_violations(plain, bene), find_violations(encoded, bene)
+    assert a.rows.tolist() == b.rows.tolist() == [4, 9]
+    assert a.columns == b.columns
+    assert a.reasons == b.reasons and "utf-8" in a.reasons[0]

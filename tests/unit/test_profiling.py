@@ -278,3 +278,29 @@ def test_an_empty_file_and_a_missing_column_are_still_reported():
     profile = profile_of(table, c, batch_rows=100)
     amount = profile.column("AMOUNT")
     assert (amount.count, amount.nulls, amount.null_rate) == (300, 300, 1.0)
+
+
+def _encoded(batch: pa.RecordBatch, drop_rows: int = 0) -> pa.RecordBatch:
+    """The batch with every text column dictionary-encoded (as the ingest reader gives
+    them); with `drop_rows`, the first rows are filtered out afterwards, so that the
+    dictionaries keep values no row points at."""
+    arrays = [pc.dictionary_encode(c) if c.type == pa.string() else c for c in batch.columns]
+    encoded = pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+    return encoded.slice(drop_rows) if drop_rows else encoded
+
+
+def test_dictionary_encoded_batches_profile_exactly_like_plain_text():
+    c = contract()
+    table = toy_table(5000, seed=3)
+    batches = table.to_batches(max_chunksize=700)
+    plain = profile_batches([b.slice(3) for b in batches], c).to_dict()
+    encoded = profile_batches([_encoded(b, drop_rows=3) for b in batches], c).to_dict()
+    for d in (plain, encoded):
+        d.pop("profiled_at")
+    assert encoded == plain
+
+
+def test_key_duplicates_when_there_are_none():
+    profile = profile_of(toy_table(2000, seed=4), contract(), batch_rows=300)
+    assert profile.keys.duplicate_rows == 0 and profile.keys.duplicate_lines == []
+    assert profile.keys.distinct_keys == 2000
