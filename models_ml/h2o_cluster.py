@@ -40,7 +40,9 @@ def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: in
                 verbose=False,
             )
     h2o.no_progress()
-    atexit.register(_close_quietly, h2o)  # runs before h2o's own exit hook (LIFO)
+    # runs before h2o's own exit hook (LIFO); once, however many connections were made
+    atexit.unregister(_close_quietly)
+    atexit.register(_close_quietly, h2o)
     return h2o
 
 

@@ -63,12 +63,17 @@ def main() -> None:
     results.sort(key=lambda r: r["scale"])
     lines = ["# Pipeline benchmark", ""]
     for r in results:
-        to_gold = sum(s["seconds"] for s in r["stages"][: _through_gold_gate(r["stages"])])
+        names = [s["name"] for s in r["stages"]]
+        to_gold = (
+            f"{sum(s['seconds'] for s in r['stages'][: names.index('gold gate') + 1]):.0f} s of stage time"
+            if "gold gate" in names
+            else f"not reached (the run stopped after {names[-1]})"
+        )
         lines += [
             f"## scale {r['scale']}: {r['input_rows']:,} input rows, run {r['run_seconds']} s, "
             f"peak {r['run_peak_mib']} MiB, gates {'passed' if r['ok'] else 'FAILED'}",
             "",
-            f"Raw files to gated gold: {to_gold:.0f} s of stage time. Training: "
+            f"Raw files to gated gold: {to_gold}. Training: "
             f"{r.get('train', 'missing')}. Machine: {r.get('machine', '')}",
             "",
             "| stage | seconds | s per million rows | peak MiB |",
@@ -93,12 +98,6 @@ def _earlier_results(exclude: set[float]) -> list[dict]:
     earlier = json.loads(path.read_text())
     machine_then = earlier.get("machine")  # files written before results carried their own
     return [{"machine": machine_then, **r} for r in earlier["results"] if r["scale"] not in exclude]
-
-
-def _through_gold_gate(stages: list[dict]) -> int:
-    """How many stages lead up to and include the gold gate."""
-    names = [s["name"] for s in stages]
-    return names.index("gold gate") + 1 if "gold gate" in names else len(names)
 
 
 if __name__ == "__main__":
