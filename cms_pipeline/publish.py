@@ -47,6 +47,7 @@ class BuildResult:
     bronze_versions: dict[str, int] = field(default_factory=dict)
     upstream_build: str | None = None  # gold: the silver build it read
     select: list[str] | None = None  # part of the layer only (never published)
+    exclude: list[str] | None = None  # what it left out (never published)
     bronze_batches: dict[str, list[str]] = field(default_factory=dict)  # silver: the snapshot
     silver_store: str | None = None  # silver: the per-batch store it read and added to
     store_fingerprint: str = ""  # the code that shaped the store's rows
@@ -98,13 +99,15 @@ def build_layer(
     fail_fast: bool = False,
     vars: dict | None = None,
     select: list[str] | None = None,
+    exclude: list[str] | None = None,
 ) -> BuildResult:
     """`dbt build` of one layer into `<layer>_build_<build_id>`, with its tests.
 
     Silver first pins `bronze.*` to the latest committed Delta versions (or to
     `bronze_versions`) and records them. `vars` override dbt vars of dbt_project.yml.
-    `select` (dbt selectors) builds only part of the layer: such a build is never
-    published. Returns the result (check `.success`); never publishes.
+    `select` and `exclude` (dbt selectors) build only part of the layer (or skip its
+    tests): such a build is never published. Returns the result (check `.success`);
+    never publishes.
     """
     _check_layer(layer)
     if not build_id.replace("_", "").isalnum() or build_id != build_id.lower():
@@ -124,6 +127,8 @@ def build_layer(
     # a selection stays within the layer: each selector intersected with the layer's paths
     scope = [f"{base},{s}" for s in select for base in _SELECT[layer]] if select else _SELECT[layer]
     args = ["build", "--select", *scope, "--indirect-selection", "buildable"]
+    if exclude:
+        args += ["--exclude", *exclude]
     if full_refresh:
         args.append("--full-refresh")
     if fail_fast:
@@ -148,6 +153,7 @@ def build_layer(
         bronze_versions=dict(bronze_versions or {}),
         upstream_build=upstream,
         select=select,
+        exclude=exclude,
         bronze_batches=store.get("bronze_batches", {}),
         silver_store=store.get("silver_store"),
         store_fingerprint=store.get("store_fingerprint", ""),
@@ -332,9 +338,10 @@ def promote(
             f"{layer} build {build_id} failed; the published {layer} schema is unchanged.\n"
             f"{record.get('error') or ''}"
         )
-    if record.get("select"):
+    if record.get("select") or record.get("exclude"):
         raise PublishError(
-            f"{layer} build {build_id} built only {record['select']}; publish a whole build"
+            f"{layer} build {build_id} built only {record.get('select') or 'part'}"
+            f" (excluding {record.get('exclude') or 'nothing'}); publish a whole build"
         )
     relations = sorted(models if models is not None else record["models"])
     if not relations:
