@@ -185,10 +185,14 @@ def bin_edges(kind: str, key: int) -> tuple[float, float]:
 
 
 def _add_to_histogram(hist: dict[int, int], keys: np.ndarray, weights: np.ndarray) -> None:
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    sums = np.bincount(inverse, weights=weights)
-    for key, n in zip(uniq.tolist(), sums.tolist(), strict=True):
-        hist[key] = hist.get(key, 0) + int(n)
+    if len(keys) == 0:
+        return
+    # bin keys span a few thousand at most (signed log bins, years): a bincount over the
+    # span is cheaper than sorting the keys
+    low = int(keys.min())
+    sums = np.bincount(np.asarray(keys, dtype=np.int64) - low, weights=weights)
+    for offset in np.flatnonzero(sums).tolist():
+        hist[low + offset] = hist.get(low + offset, 0) + int(sums[offset])
 
 
 # ---------------------------------------------------------------- typed parsing
