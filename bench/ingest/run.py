@@ -87,6 +87,7 @@ def main() -> None:
         "every method alike",
     )
     args = parser.parse_args()
+    described = machine()  # the load average before the runs
     src, rows, size = build_input(args.copies)
     mb = size / 1e6
     runs: dict[str, list[dict]] = {name: [] for name in METHODS}
@@ -114,7 +115,7 @@ def main() -> None:
         "vs Spark CSV reader": round(ours["mb_per_s"] / by["Spark"]["mb_per_s"], 2),
     }
     payload = {
-        "machine": machine(),
+        "machine": {**described, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
         "input": {"files": SOURCES, "copies": args.copies, "rows": rows, "megabytes": round(mb, 1)},
         "rounds": args.rounds,
         "results": results,
@@ -126,7 +127,8 @@ def main() -> None:
         f"Input: {rows:,} real CMS rows ({mb:.0f} MB), {', '.join(Path(s).name for s in SOURCES)} "
         f"repeated {args.copies} times. Machine: {payload['machine']['cpus']} CPUs, "
         f"{payload['machine']['memory_gib']} GiB; load average at start "
-        f"{payload['machine']['load_average_at_start']}.",
+        f"{payload['machine']['load_average_at_start']}, at end "
+        f"{payload['machine']['load_average_at_end']} (1, 5, 15 minutes).",
         "",
         f"Each method ran once per round, {args.rounds} rounds (Spark once); the table shows "
         "each method's fastest round, the last column every round's seconds.",
