@@ -46,9 +46,7 @@ def ledger_uri(settings: Settings) -> str:
 def read_ledger(settings: Settings) -> pa.Table:
     dt = open_table(ledger_uri(settings))
     table = None if dt is None else read_table(dt)
-    if table is None:  # not Schema.empty_table(): it imports pandas (a second of start-up)
-        return pa.Table.from_batches([], schema=SCHEMA)
-    return table.select(SCHEMA.names).cast(SCHEMA)
+    return SCHEMA.empty_table() if table is None else table.select(SCHEMA.names).cast(SCHEMA)
 
 
 def done_hashes(ledger: pa.Table) -> set[str]:
