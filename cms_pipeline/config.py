@@ -166,7 +166,10 @@ def _read_yaml(path: Path) -> dict:
     if not path.exists():
         raise ConfigError(f"{path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        # libyaml's loader when present: every command reads every config file at start
+        data = (
+            yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        )
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
