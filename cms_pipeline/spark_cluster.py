@@ -222,6 +222,9 @@ def _thrift_server_argv(cluster: LocalCluster, cores: int) -> list[str]:
         "spark.sql.legacy.createHiveTableByDefault": "false",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "4",
+        # dbt's queries filter partitioned tables by _batch_id IN (...) (silver's per-batch
+        # store); the Derby-backed metastore can refuse that filter: Spark then prunes itself
+        "spark.sql.hive.metastorePartitionPruningFallbackOnException": "true",
         "spark.driver.extraJavaOptions": (
             f"-Dhive.async.log.enabled=false -Dhive.log.dir={cluster.logs}"
         ),
