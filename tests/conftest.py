@@ -19,14 +19,32 @@ SAMPLE_DATA = PROJECT_ROOT / "data" / "synpuf"
 # Integration modules that read the session's pipeline run (`first_run`) or share its
 # Prefect harness (tests/integration/conftest.py): they must run in one worker.
 SESSION_LAKE_MODULES = {"test_pipeline", "test_pipeline_layers", "test_watcher_flow"}
+# The slowest modules (minutes each on 2 cores), longest first: started first, so that the
+# two workers finish together rather than one waiting on a long module at the end.
+SLOWEST_FIRST = [
+    *sorted(SESSION_LAKE_MODULES),
+    "test_dbt_cluster",
+    "test_quality_gates",
+    "test_incremental_silver",
+    "test_ml_models",
+    "test_deployments",
+]
+
+
+def pytest_collection_modifyitems(items):
+    rank = {module: i for i, module in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable otherwise
 
 
 def pytest_xdist_make_scheduler(config, log):
     """Under pytest-xdist (`-n 2`, scripts/test) each test module runs whole on one worker,
     so its module fixtures (Spark, H2O, a Spark cluster, generated files) start once, and
-    the modules of the session's pipeline run share a worker. (xdist's own `loadgroup`
-    marks do not work with pytest 9.2, which ignores the node ids xdist rewrites.)"""
+    the modules of the session's pipeline run share a worker; modules are handed out in
+    collection order (slowest first), not by their number of tests. (xdist's own
+    `loadgroup` marks do not work with pytest 9.2, which ignores the ids xdist rewrites.)"""
     from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False
 
     class ModuleScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
