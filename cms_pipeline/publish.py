@@ -13,7 +13,6 @@ Delta versions it read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from cms_pipeline.config import PROJECT_ROOT, Settings
 from cms_pipeline.dbt_runner import DbtError, DbtRun, describe_problems, run_dbt
+from cms_pipeline.fingerprint import files_fingerprint
 from cms_pipeline.lake import meta_uri
 
 LAYERS = ("silver", "gold")
@@ -209,13 +209,7 @@ def code_fingerprint(settings: Settings) -> str:
         config / "storage.yaml",
         *(PROJECT_ROOT / "soda_checks" / layer for layer in LAYERS),
     ]
-    digest = hashlib.sha256()
-    for root in roots:
-        files = sorted(root.rglob("*")) if root.is_dir() else [root]
-        for f in (f for f in files if f.is_file()):
-            digest.update(f.relative_to(root.parent).as_posix().encode() + b"\0")
-            digest.update(f.read_bytes())
-    return digest.hexdigest()
+    return files_fingerprint(roots)
 
 
 def current_layers(settings: Settings, bronze_versions: dict[str, int]) -> dict | None:

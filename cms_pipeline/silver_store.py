@@ -12,10 +12,10 @@ published and rollback builds until no kept build reads it.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from cms_pipeline.config import Settings
+from cms_pipeline.fingerprint import files_fingerprint
 from cms_pipeline.sql import statement
 
 STORE_PREFIX = "silver_store_"
@@ -38,13 +38,7 @@ def store_inputs(settings: Settings) -> list[Path]:
 
 
 def store_fingerprint(settings: Settings) -> str:
-    digest = hashlib.sha256()
-    for root in store_inputs(settings):
-        files = sorted(root.rglob("*")) if root.is_dir() else [root]
-        for f in (f for f in files if f.is_file()):
-            digest.update(f.relative_to(root.parent).as_posix().encode() + b"\0")
-            digest.update(f.read_bytes())
-    return digest.hexdigest()[:16]
+    return files_fingerprint(store_inputs(settings))[:16]
 
 
 def choose_store(previous: list[dict], fingerprint: str, build_id: str, full_refresh: bool) -> str:
