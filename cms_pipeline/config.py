@@ -109,6 +109,7 @@ class SourceContract(_Strict):
 class IngestSettings(_Strict):
     batch_rows: int = 65536
     target_file_rows: int = 1_000_000
+    parallel_tables: int = Field(default=2, ge=1)
 
 
 class SparkSettings(_Strict):

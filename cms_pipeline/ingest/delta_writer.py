@@ -22,7 +22,7 @@ from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
 
-from cms_pipeline.storage import delta_storage_options, filesystem, join
+from cms_pipeline.storage import delta_storage_options, filesystem, is_local, join
 
 PARTITION = "_batch_id"
 
@@ -93,7 +93,10 @@ class BatchWriter:
             f"{PARTITION}={self.batch_id}/part-{len(self.adds):05d}-{uuid.uuid4().hex}.parquet"
         )
         fs.makedirs(join(base, f"{PARTITION}={self.batch_id}"), exist_ok=True)
-        self._file = fs.open(join(base, self._rel_path), "wb")
+        path = join(base, self._rel_path)
+        # Local files are written by Arrow itself: through fsspec's Python file object
+        # every page write would take the GIL from the parse and check threads.
+        self._file = pa.OSFile(path, "wb") if is_local(self.table_uri) else fs.open(path, "wb")
         self._writer = pq.ParquetWriter(
             self._file,
             self._physical,

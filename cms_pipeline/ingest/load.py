@@ -12,6 +12,7 @@ quarantine leftovers of the earlier attempt and loads the file again.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -63,6 +64,9 @@ QUARANTINE_SCHEMA = pa.schema(
         ("_ingested_at", pa.timestamp("us", tz="UTC")),
     ]
 )
+# Tables every delivery appends to (quarantine, ledger, profiles, differences): deliveries
+# loading side by side take turns, so that no two commits race to create one of them.
+_SHARED_TABLES = threading.Lock()
 
 
 @dataclass
@@ -130,7 +134,8 @@ def load_delivery(
             except IngestError as exc:
                 result.status, result.error = "rejected", exc.to_dict()
         result.seconds = round(time.monotonic() - started, 3)
-        ledger.record(settings, [_ledger_row(delivery, result)])
+        with _SHARED_TABLES:
+            ledger.record(settings, [_ledger_row(delivery, result)])
     return result
 
 
@@ -143,7 +148,8 @@ def _recover(settings: Settings, delivery: Delivery, result: FileResult) -> File
     leftovers = [b for b in batches_in_table(quarantine) if b.startswith(prefix)]
     if not committed:
         if leftovers:  # quarantine rows of an attempt whose bronze never committed
-            quarantine.delete(" OR ".join(f"{PARTITION} = '{b}'" for b in leftovers))
+            with _SHARED_TABLES:
+                quarantine.delete(" OR ".join(f"{PARTITION} = '{b}'" for b in leftovers))
         return None
     batch_id = committed[-1]
     result.status, result.batch_id = "recovered", batch_id
@@ -189,7 +195,8 @@ def _load(
     meta = {"batch_id": batch_id, "source_file": delivery.relative, "sha256": result.sha256}
     q_adds = quarantine.finish()
     if q_adds:
-        commit_batch(quarantine_uri(settings), QUARANTINE_SCHEMA, q_adds, meta)
+        with _SHARED_TABLES:
+            commit_batch(quarantine_uri(settings), QUARANTINE_SCHEMA, q_adds, meta)
     before = open_table(bronze_uri(settings, contract.table))
     if writer is not None and (adds := writer.finish()):
         result.bronze_version = commit_batch(
@@ -198,9 +205,10 @@ def _load(
     result.status, result.batch_id = "loaded", batch_id
     assert result.rows_read == result.rows_bronze + result.rows_quarantined
     if writer is not None:
-        report = write_reports(
-            settings, contract, profiler, before.version() if before else None, previous_batches
-        )
+        with _SHARED_TABLES:
+            report = write_reports(
+                settings, contract, profiler, before.version() if before else None, previous_batches
+            )
         result.changes = report["summary"]
         result.expectation_failures = report["expectation_failures"]
         result.report_html = report["report_html"]
