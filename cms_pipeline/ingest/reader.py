@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 from cms_pipeline.ingest.errors import IngestError
 from cms_pipeline.storage import filesystem
 
-BLOCK_SIZE = 8 << 20
+BLOCK_SIZE = 16 << 20  # larger blocks measured faster here (fewer dictionaries to build)
 
 
 @dataclass
