@@ -320,3 +320,21 @@ def test_checks_give_the_same_verdicts_on_encoded_and_plain_columns(sample_data)
     assert a.rows.tolist() == b.rows.tolist() == [4, 9]
     assert a.columns == b.columns
     assert a.reasons == b.reasons and "utf-8" in a.reasons[0]
+
+
+def test_tables_load_side_by_side_and_one_tables_files_in_order(settings, sample_data, landing):
+    """sample_0: three beneficiary years (one table) and four claim tables, two at once."""
+    from cms_pipeline.ingest.discovery import discover
+
+    copy_files(sample_data / "sample_0", landing)
+    assert settings.ingest.parallel_tables == 2
+    report = ingest(settings, str(landing))
+    discovered = [d.relative for d in discover(settings, str(landing))[0]]
+    assert [f.file for f in report.files] == discovered  # the report keeps discovery order
+    bene = [f for f in report.files if f.table == "beneficiary_summary"]
+    assert len(bene) == 3
+    # one table's deliveries commit one after another, in discovery order
+    assert [f.bronze_version for f in bene] == sorted(f.bronze_version for f in bene)
+    assert len({f.bronze_version for f in bene}) == 3
+    loaded = ledger.read_ledger(settings).to_pylist()
+    assert sorted(r["sha256"] for r in loaded) == sorted(f.sha256 for f in report.files)

@@ -17,6 +17,7 @@ from cms_pipeline.profiling import (
     Profiler,
     check_expectations,
     conformance,
+    hash_keys,
     hash_values,
     profile_batches,
 )
@@ -304,3 +305,27 @@ def test_key_duplicates_when_there_are_none():
     profile = profile_of(toy_table(2000, seed=4), contract(), batch_rows=300)
     assert profile.keys.duplicate_rows == 0 and profile.keys.duplicate_lines == []
     assert profile.keys.distinct_keys == 2000
+
+
+def test_hashes_are_one_function_of_the_text_whatever_the_layout():
+    """Ids of one length take a word-matrix path, mixed lengths a gathering one: the same
+    text must hash alike on both, in a slice, and decoded from a dictionary."""
+    rng = np.random.default_rng(7)
+    ids = ["".join(rng.choice(list("0123456789ABCDEF"), 16)) for _ in range(20_000)]
+    fixed = hash_values(pa.array(ids))
+    mixed = hash_values(pa.array([*ids, "X"]))[:-1]
+    assert (fixed == mixed).all()
+    assert len(np.unique(fixed)) == len(set(ids))
+    sliced = pa.array(["pad", *ids[:50]]).slice(1)
+    assert (hash_values(sliced) == fixed[:50]).all()
+    encoded = pa.array(ids[:50] * 2).dictionary_encode()
+    assert (hash_values(encoded.cast(pa.string())) == np.concatenate([fixed[:50]] * 2)).all()
+    # a trailing zero byte, a prefix and a long value are each their own text
+    texts = ["abcdefgh", "abcdefgh\x00", "abcdefg", "a" * 5000, "a" * 4999 + "b", ""]
+    assert len(set(hash_values(pa.array(texts)).tolist())) == len(texts)
+
+
+def test_key_hashes_tell_a_null_from_an_empty_text():
+    keys = pa.table({"a": ["x", "x", "", None], "b": ["1", "1", "2", "2"]})
+    hashes = hash_keys(keys, ["a", "b"])
+    assert hashes[0] == hashes[1] and len(set(hashes[1:].tolist())) == 3
