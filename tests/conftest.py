@@ -66,6 +66,15 @@ def settings(tmp_path):
 
 
 @pytest.fixture
+def copied_config(settings, tmp_path):
+    """`settings` reading a copy of the shipped config folder, and that folder: a test
+    edits the copy to see what a config change does."""
+    config = tmp_path / "config"
+    shutil.copytree(settings.config_dir, config)
+    return settings.model_copy(update={"config_dir": str(config)}), config
+
+
+@pytest.fixture
 def landing(tmp_path) -> Path:
     """An empty landing folder; tests copy or write the files they need into it."""
     path = tmp_path / "landing"

@@ -49,12 +49,8 @@ def test_not_current_when_gold_was_built_on_another_silver(settings):
     assert current_layers(settings, VERSIONS) is None
 
 
-def test_fingerprint_follows_the_config_it_reads(settings, tmp_path):
-    import shutil
-
-    config = tmp_path / "config"
-    shutil.copytree(settings.config_dir, config)
-    moved = settings.model_copy(update={"config_dir": str(config)})
+def test_fingerprint_follows_the_config_it_reads(settings, copied_config):
+    moved, config = copied_config
     assert code_fingerprint(moved) == code_fingerprint(settings)
     (config / "storage.yaml").write_text((config / "storage.yaml").read_text() + "\n# changed\n")
     assert code_fingerprint(moved) != code_fingerprint(settings)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 from cms_pipeline.silver_store import STORE_PREFIX, choose_store, kept, store_fingerprint
 
 
@@ -49,10 +47,8 @@ def test_a_publish_keeps_the_stores_and_batches_its_kept_builds_read():
     assert kept([{"build_id": "b0"}])["keep_stores"] == []
 
 
-def test_store_fingerprint_follows_mappings_not_other_config(settings, tmp_path):
-    config = tmp_path / "config"
-    shutil.copytree(settings.config_dir, config)
-    moved = settings.model_copy(update={"config_dir": str(config)})
+def test_store_fingerprint_follows_mappings_not_other_config(settings, copied_config):
+    moved, config = copied_config
     assert store_fingerprint(moved) == store_fingerprint(settings)
     (config / "pipeline.yaml").write_text((config / "pipeline.yaml").read_text() + "\n# x\n")
     assert store_fingerprint(moved) == store_fingerprint(settings)
