@@ -653,11 +653,13 @@ class KeyTracker:
         self.max_lines = max_lines
         self._hashes: list[np.ndarray] = []
         self._lines: list[np.ndarray] = []
+        self._sorted: np.ndarray | None = None  # the check and the key set share one sort
         self.rows = 0
 
     def update(self, batch: pa.RecordBatch | pa.Table) -> None:
         n = batch.num_rows
         self._hashes.append(hash_keys(batch, self.key_columns))
+        self._sorted = None
         if "_source_line" in batch.schema.names:
             lines = batch.column("_source_line").to_numpy(zero_copy_only=False)
         else:
@@ -668,13 +670,21 @@ class KeyTracker:
     def hashes(self) -> np.ndarray:
         return np.concatenate(self._hashes) if self._hashes else np.empty(0, np.uint64)
 
+    def sorted_hashes(self) -> np.ndarray:
+        if self._sorted is None:
+            self._sorted = np.sort(self.hashes())
+        return self._sorted
+
     def key_set(self) -> KeySet:
-        return KeySet(np.unique(self.hashes()), rows=self.rows, key_columns=tuple(self.key_columns))
+        sorted_h = self.sorted_hashes()
+        first = np.ones(len(sorted_h), dtype=bool)
+        first[1:] = sorted_h[1:] != sorted_h[:-1]
+        return KeySet(sorted_h[first], rows=self.rows, key_columns=tuple(self.key_columns))
 
     def result(self) -> KeyCheck:
         hashes = self.hashes()
         lines = np.concatenate(self._lines) if self._lines else np.empty(0, np.int64)
-        sorted_h = np.sort(hashes)
+        sorted_h = self.sorted_hashes()
         repeated = sorted_h[1:][sorted_h[1:] == sorted_h[:-1]]
         dup_lines = np.empty(0, np.int64)
         if len(repeated):  # only the rows of repeated keys need a stable order
