@@ -26,6 +26,17 @@ from cms_pipeline.storage import delta_storage_options, filesystem, is_local, jo
 
 PARTITION = "_batch_id"
 
+# One writer at a time per table within this process (ingest loads files of different
+# tables in threads, and they all append to the same metadata tables): two threads must
+# not race to create a table. Other processes are kept apart by Delta's commit protocol.
+_TABLE_LOCKS: dict[str, threading.Lock] = {}
+_TABLE_LOCKS_GUARD = threading.Lock()
+
+
+def table_lock(table_uri: str) -> threading.Lock:
+    with _TABLE_LOCKS_GUARD:
+        return _TABLE_LOCKS.setdefault(table_uri.rstrip("/"), threading.Lock())
+
 
 def open_table(uri: str, version: int | None = None) -> DeltaTable | None:
     try:
@@ -211,6 +222,13 @@ def commit_batch(
 
     Columns the table does not have yet (schema evolution) are added first.
     """
+    with table_lock(table_uri):
+        return _commit_batch(table_uri, data_schema, adds, metadata)
+
+
+def _commit_batch(
+    table_uri: str, data_schema: pa.Schema, adds: list[AddAction], metadata: dict[str, str]
+) -> int:
     props = CommitProperties(custom_metadata=metadata)
     full_schema = table_schema(data_schema)
     dt = open_table(table_uri)
@@ -283,12 +301,13 @@ def batches_in_table(dt: DeltaTable | None) -> set[str]:
 
 def append_rows(table_uri: str, data: pa.Table, partition_by: list[str] | None = None) -> int:
     """Small metadata tables (ledger, reports): a plain delta-rs append."""
-    write_deltalake(
-        table_uri,
-        data,
-        mode="append",
-        partition_by=partition_by,
-        schema_mode="merge",
-        storage_options=delta_storage_options(table_uri),
-    )
-    return open_table(table_uri).version()
+    with table_lock(table_uri):
+        write_deltalake(
+            table_uri,
+            data,
+            mode="append",
+            partition_by=partition_by,
+            schema_mode="merge",
+            storage_options=delta_storage_options(table_uri),
+        )
+        return open_table(table_uri).version()

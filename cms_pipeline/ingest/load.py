@@ -12,7 +12,6 @@ quarantine leftovers of the earlier attempt and loads the file again.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from cms_pipeline.ingest.delta_writer import (
     batches_in_table,
     commit_batch,
     open_table,
+    table_lock,
 )
 from cms_pipeline.ingest.discovery import Delivery
 from cms_pipeline.ingest.errors import IngestError
@@ -64,9 +64,6 @@ QUARANTINE_SCHEMA = pa.schema(
         ("_ingested_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-# Tables every delivery appends to (quarantine, ledger, profiles, differences): deliveries
-# loading side by side take turns, so that no two commits race to create one of them.
-_SHARED_TABLES = threading.Lock()
 
 
 @dataclass
@@ -134,8 +131,7 @@ def load_delivery(
             except IngestError as exc:
                 result.status, result.error = "rejected", exc.to_dict()
         result.seconds = round(time.monotonic() - started, 3)
-        with _SHARED_TABLES:
-            ledger.record(settings, [_ledger_row(delivery, result)])
+        ledger.record(settings, [_ledger_row(delivery, result)])
     return result
 
 
@@ -148,7 +144,7 @@ def _recover(settings: Settings, delivery: Delivery, result: FileResult) -> File
     leftovers = [b for b in batches_in_table(quarantine) if b.startswith(prefix)]
     if not committed:
         if leftovers:  # quarantine rows of an attempt whose bronze never committed
-            with _SHARED_TABLES:
+            with table_lock(quarantine_uri(settings)):
                 quarantine.delete(" OR ".join(f"{PARTITION} = '{b}'" for b in leftovers))
         return None
     batch_id = committed[-1]
@@ -195,8 +191,7 @@ def _load(
     meta = {"batch_id": batch_id, "source_file": delivery.relative, "sha256": result.sha256}
     q_adds = quarantine.finish()
     if q_adds:
-        with _SHARED_TABLES:
-            commit_batch(quarantine_uri(settings), QUARANTINE_SCHEMA, q_adds, meta)
+        commit_batch(quarantine_uri(settings), QUARANTINE_SCHEMA, q_adds, meta)
     before = open_table(bronze_uri(settings, contract.table))
     if writer is not None and (adds := writer.finish()):
         result.bronze_version = commit_batch(
@@ -205,10 +200,9 @@ def _load(
     result.status, result.batch_id = "loaded", batch_id
     assert result.rows_read == result.rows_bronze + result.rows_quarantined
     if writer is not None:
-        with _SHARED_TABLES:
-            report = write_reports(
-                settings, contract, profiler, before.version() if before else None, previous_batches
-            )
+        report = write_reports(
+            settings, contract, profiler, before.version() if before else None, previous_batches
+        )
         result.changes = report["summary"]
         result.expectation_failures = report["expectation_failures"]
         result.report_html = report["report_html"]
