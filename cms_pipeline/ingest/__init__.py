@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,9 @@ def ingest(
 ) -> IngestReport:
     """Load every delivery found under `source` (default: the configured landing area)."""
     source = source or settings.landing
+    # What is alive now (modules, config) lives for the whole run: freezing it spares every
+    # garbage collection during the load from walking it (measured: a few % of the CPU).
+    gc.freeze()
     deliveries, ignored = discover(settings, source)
     if on_start:
         on_start(deliveries)

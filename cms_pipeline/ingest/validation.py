@@ -109,8 +109,11 @@ def plain(column: pa.Array) -> pa.Array:
 
 def invalid_utf8_rows(column: pa.Array) -> np.ndarray:
     """Row indices whose bytes are not UTF-8 (the reader keeps bytes unchecked for speed)."""
+    # A reader-encoded column's bytes are all in its dictionary; its indices come from
+    # the parser, so checking them too (what a full validation of the column does) is waste.
+    values = column.dictionary if pa.types.is_dictionary(column.type) else column
     try:
-        column.validate(full=True)
+        values.validate(full=True)
         return np.empty(0, dtype=np.int64)
     except pa.ArrowInvalid:
         values = plain(column).cast(pa.binary()).to_pylist()
