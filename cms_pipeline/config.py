@@ -116,6 +116,7 @@ class SparkSettings(_Strict):
     master: str = "local[2]"
     app_name: str = "cms-pipeline"
     native_delta: bool = False
+    java_options: str = ""  # JVM flags of the driver (and executors), e.g. JIT settings
     conf: dict[str, str] = Field(default_factory=dict)
 
 

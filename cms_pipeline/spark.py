@@ -16,6 +16,7 @@ from cms_pipeline.runtime import prepare_environment
 def spark_conf(settings: Settings) -> dict[str, str]:
     """All Spark settings for a profile; dbt's profile is generated from the same dict."""
     meta = Path(settings.metadata).resolve()
+    java = settings.spark.java_options
     conf = {
         "spark.master": settings.spark.master,
         "spark.app.name": settings.spark.app_name,
@@ -24,9 +25,11 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.javax.jdo.option.ConnectionURL": (
             f"jdbc:derby:;databaseName={meta / 'metastore_db'};create=true"
         ),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={meta}",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={meta} {java}".strip(),
         "spark.sql.legacy.createHiveTableByDefault": "false",
     }
+    if java:
+        conf["spark.executor.extraJavaOptions"] = java
     if settings.spark.native_delta:
         conf["spark.sql.extensions"] = "io.delta.sql.DeltaSparkSessionExtension"
         conf["spark.sql.catalog.spark_catalog"] = "org.apache.spark.sql.delta.catalog.DeltaCatalog"

@@ -38,6 +38,14 @@ _THRIFT_SERVER = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 _METASTORE = "org.apache.hadoop.hive.metastore.HiveMetaStore"
 
 
+def _quick_jit() -> str:
+    """The local profile's JVM flags (config/pipeline.yaml): this cluster shares one
+    machine's few cores too, so its JVMs use the JIT's quick tier as the local session."""
+    from cms_pipeline.config import load_settings
+
+    return load_settings(profile="local").spark.java_options
+
+
 class ClusterError(RuntimeError):
     """A cluster process did not start; the message names its log file."""
 
@@ -79,6 +87,7 @@ class LocalCluster:
             "CMS_SPARK_THRIFT_PORT": str(self.thrift_port),
             "CMS_SPARK_NATIVE_DELTA": "false",
             "CMS_SPARK_SHUFFLE_PARTITIONS": "4",
+            "CMS_SPARK_JAVA_OPTIONS": _quick_jit(),
         }
         if lake:
             env["CMS_PIPELINE_LAKE"] = lake
@@ -130,6 +139,7 @@ def _env(root: Path) -> dict[str, str]:
         "SPARK_LOCAL_IP": HOST,
         "SPARK_LOG_DIR": str(root / "logs"),
         "SPARK_WORKER_DIR": str(root / "work"),
+        "SPARK_DAEMON_JAVA_OPTS": _quick_jit(),  # master and worker
     }
 
 
@@ -199,6 +209,7 @@ def _metastore_argv(cluster: LocalCluster) -> list[str]:
     return [
         str(Path(java_home()) / "bin" / "java"),
         "-Xmx512m",
+        *_quick_jit().split(),
         # Hive turns on log4j's async logger, whose jar Spark does not ship
         "-Dhive.async.log.enabled=false",
         f"-Dhive.log.dir={cluster.logs}",
@@ -213,6 +224,7 @@ def _metastore_argv(cluster: LocalCluster) -> list[str]:
 
 
 def _thrift_server_argv(cluster: LocalCluster, cores: int) -> list[str]:
+    jit = _quick_jit()
     conf = {
         "spark.cores.max": str(cores),  # leaves the other worker cores to the pipeline
         "spark.executor.memory": "1g",
@@ -226,8 +238,9 @@ def _thrift_server_argv(cluster: LocalCluster, cores: int) -> list[str]:
         # store); the Derby-backed metastore can refuse that filter: Spark then prunes itself
         "spark.sql.hive.metastorePartitionPruningFallbackOnException": "true",
         "spark.driver.extraJavaOptions": (
-            f"-Dhive.async.log.enabled=false -Dhive.log.dir={cluster.logs}"
+            f"-Dhive.async.log.enabled=false -Dhive.log.dir={cluster.logs} {jit}"
         ),
+        "spark.executor.extraJavaOptions": jit,
     }
     hiveconf = {
         "hive.server2.thrift.port": str(cluster.thrift_port),

@@ -3,6 +3,8 @@ environment (no JVM)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -19,6 +21,7 @@ CLUSTER_VARS = [
     "CMS_SPARK_THRIFT_PORT",
     "CMS_SPARK_NATIVE_DELTA",
     "CMS_SPARK_SHUFFLE_PARTITIONS",
+    "CMS_SPARK_JAVA_OPTIONS",
     "CMS_PIPELINE_METADATA",
     "CMS_PIPELINE_LANDING",
 ]
@@ -79,6 +82,10 @@ def test_cluster_profile_follows_a_local_cluster(clean_env, tmp_path):
     conf = spark_conf(settings)
     assert conf["spark.hadoop.hive.metastore.uris"] == "thrift://127.0.0.1:9183"
     assert conf["spark.sql.warehouse.dir"] == str(cluster.warehouse)
+    # the one-machine cluster's JVMs take the local profile's JIT flags
+    quick_jit = load_settings(profile="local").spark.java_options
+    assert quick_jit and conf["spark.executor.extraJavaOptions"] == quick_jit
+    assert conf["spark.driver.extraJavaOptions"].endswith(quick_jit)
     out = _outputs(settings)["cluster"]
     assert (out["host"], out["port"], out["threads"]) == ("127.0.0.1", 10100, 4)
 
@@ -111,3 +118,20 @@ def test_unset_variable_without_default_names_file_key_and_variable(clean_env, t
     assert "CMS_TEST_NO_SUCH_MASTER" in message
     clean_env.setenv("CMS_TEST_NO_SUCH_MASTER", "spark://h:1")
     assert load_settings(config_dir=config, profile="c").spark.master == "spark://h:1"
+
+
+def test_java_options_reach_driver_and_executors_and_keep_the_metastore_home(
+    clean_env, copied_config
+):
+    settings, config = copied_config
+    conf = spark_conf(settings)
+    derby = f"-Dderby.system.home={Path(settings.metadata).resolve()}"
+    assert conf["spark.driver.extraJavaOptions"] == f"{derby} {settings.spark.java_options}"
+    assert conf["spark.executor.extraJavaOptions"] == settings.spark.java_options
+
+    text = (config / "pipeline.yaml").read_text()
+    shipped = f"java_options: {settings.spark.java_options}"
+    (config / "pipeline.yaml").write_text(text.replace(shipped, 'java_options: ""'))
+    plain = spark_conf(load_settings(config_dir=config, lake=settings.lake))
+    assert plain["spark.driver.extraJavaOptions"] == derby
+    assert "spark.executor.extraJavaOptions" not in plain
