@@ -116,7 +116,7 @@ class SparkSettings(_Strict):
     master: str = "local[2]"
     app_name: str = "cms-pipeline"
     native_delta: bool = False
-    java_options: str = ""  # JVM flags of the driver (and executors), e.g. JIT settings
+    quick_jit: bool = False  # the JIT's quick tier only: faster on small data (spark.py)
     conf: dict[str, str] = Field(default_factory=dict)
 
 

@@ -12,11 +12,23 @@ from pathlib import Path
 from cms_pipeline.config import Settings
 from cms_pipeline.runtime import prepare_environment
 
+# The JIT's quick tier only (C1), with room for its code (alone, C1 fills the default
+# 48 MB code cache and stops compiling). On small data Spark's time goes to planning
+# queries and the optimising tier (C2) only competes for the cores; on large data the
+# hot loops want C2. Measured here: the tests' first pipeline run 381 -> 313 s, the
+# default test run 17 -> 12 minutes; a scale-0.1 run 446 -> 539 s (slower).
+QUICK_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+
+
+def java_options(settings: Settings) -> str:
+    """JVM flags of the Spark driver and executors."""
+    return QUICK_JIT if settings.spark.quick_jit else ""
+
 
 def spark_conf(settings: Settings) -> dict[str, str]:
     """All Spark settings for a profile; dbt's profile is generated from the same dict."""
     meta = Path(settings.metadata).resolve()
-    java = settings.spark.java_options
+    java = java_options(settings)
     conf = {
         "spark.master": settings.spark.master,
         "spark.app.name": settings.spark.app_name,

@@ -39,11 +39,12 @@ _METASTORE = "org.apache.hadoop.hive.metastore.HiveMetaStore"
 
 
 def _quick_jit() -> str:
-    """The local profile's JVM flags (config/pipeline.yaml): this cluster shares one
-    machine's few cores too, so its JVMs use the JIT's quick tier as the local session."""
+    """The local profile's JVM flags (cms_pipeline/spark.py): this cluster shares one
+    machine's cores with the pipeline, so its JVMs follow the local session's JIT choice."""
     from cms_pipeline.config import load_settings
+    from cms_pipeline.spark import java_options
 
-    return load_settings(profile="local").spark.java_options
+    return java_options(load_settings(profile="local"))
 
 
 class ClusterError(RuntimeError):
@@ -87,7 +88,7 @@ class LocalCluster:
             "CMS_SPARK_THRIFT_PORT": str(self.thrift_port),
             "CMS_SPARK_NATIVE_DELTA": "false",
             "CMS_SPARK_SHUFFLE_PARTITIONS": "4",
-            "CMS_SPARK_JAVA_OPTIONS": _quick_jit(),
+            "CMS_SPARK_QUICK_JIT": "true" if _quick_jit() else "false",
         }
         if lake:
             env["CMS_PIPELINE_LAKE"] = lake

@@ -10,7 +10,7 @@ import yaml
 
 from cms_pipeline.config import ConfigError, load_settings
 from cms_pipeline.dbt_runner import PROFILE_NAME, needs_session, profiles, write_profiles
-from cms_pipeline.spark import spark_conf
+from cms_pipeline.spark import QUICK_JIT, spark_conf
 from cms_pipeline.spark_cluster import LocalCluster
 
 CLUSTER_VARS = [
@@ -21,7 +21,7 @@ CLUSTER_VARS = [
     "CMS_SPARK_THRIFT_PORT",
     "CMS_SPARK_NATIVE_DELTA",
     "CMS_SPARK_SHUFFLE_PARTITIONS",
-    "CMS_SPARK_JAVA_OPTIONS",
+    "CMS_SPARK_QUICK_JIT",
     "CMS_PIPELINE_METADATA",
     "CMS_PIPELINE_LANDING",
 ]
@@ -82,10 +82,6 @@ def test_cluster_profile_follows_a_local_cluster(clean_env, tmp_path):
     conf = spark_conf(settings)
     assert conf["spark.hadoop.hive.metastore.uris"] == "thrift://127.0.0.1:9183"
     assert conf["spark.sql.warehouse.dir"] == str(cluster.warehouse)
-    # the one-machine cluster's JVMs take the local profile's JIT flags
-    quick_jit = load_settings(profile="local").spark.java_options
-    assert quick_jit and conf["spark.executor.extraJavaOptions"] == quick_jit
-    assert conf["spark.driver.extraJavaOptions"].endswith(quick_jit)
     out = _outputs(settings)["cluster"]
     assert (out["host"], out["port"], out["threads"]) == ("127.0.0.1", 10100, 4)
 
@@ -120,18 +116,25 @@ def test_unset_variable_without_default_names_file_key_and_variable(clean_env, t
     assert load_settings(config_dir=config, profile="c").spark.master == "spark://h:1"
 
 
-def test_java_options_reach_driver_and_executors_and_keep_the_metastore_home(
-    clean_env, copied_config
-):
-    settings, config = copied_config
-    conf = spark_conf(settings)
+def test_quick_jit_reaches_driver_executors_and_the_local_cluster(clean_env, tmp_path):
+    lake = str(tmp_path / "lake")
+    settings = load_settings(lake=lake)
     derby = f"-Dderby.system.home={Path(settings.metadata).resolve()}"
-    assert conf["spark.driver.extraJavaOptions"] == f"{derby} {settings.spark.java_options}"
-    assert conf["spark.executor.extraJavaOptions"] == settings.spark.java_options
-
-    text = (config / "pipeline.yaml").read_text()
-    shipped = f"java_options: {settings.spark.java_options}"
-    (config / "pipeline.yaml").write_text(text.replace(shipped, 'java_options: ""'))
-    plain = spark_conf(load_settings(config_dir=config, lake=settings.lake))
+    plain = spark_conf(settings)  # by default the JVM's own JIT
     assert plain["spark.driver.extraJavaOptions"] == derby
     assert "spark.executor.extraJavaOptions" not in plain
+
+    clean_env.setenv("CMS_SPARK_QUICK_JIT", "true")
+    conf = spark_conf(load_settings(lake=lake))
+    assert conf["spark.driver.extraJavaOptions"] == f"{derby} {QUICK_JIT}"
+    assert conf["spark.executor.extraJavaOptions"] == QUICK_JIT
+    # a one-machine cluster follows the local profile, in its JVMs and its CLI processes
+    cluster = LocalCluster(
+        root=tmp_path / "cluster", master_port=7177, master_ui_port=8181, metastore_port=9183,
+        thrift_port=10100,
+    )  # fmt: skip
+    env = cluster.environment(lake=lake)
+    clean_env.delenv("CMS_SPARK_QUICK_JIT")  # from here on, only what the cluster passes on
+    for key, value in env.items():
+        clean_env.setenv(key, value)
+    assert spark_conf(load_settings())["spark.executor.extraJavaOptions"] == QUICK_JIT
