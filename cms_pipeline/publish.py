@@ -30,6 +30,10 @@ _SELECT = {"silver": ["path:models/silver", "path:seeds"], "gold": ["path:models
 # views too: silver models on the per-batch store are views (README "Incremental silver");
 # steps that are not part of a layer say `publish: false`
 _PUBLISHED_MATERIALIZATIONS = ("table", "view", "incremental", "seed")
+# dbt tests that the layer's Soda gate repeats on the same build schema (a key is present,
+# unique, found in its parent table): a build that the gate checks next leaves them to it
+# (each is a full scan of a table of millions of rows). Other builds run them.
+_LEFT_TO_THE_GATE = "tag:repeated_by_soda"
 
 
 class PublishError(RuntimeError):
@@ -48,6 +52,7 @@ class BuildResult:
     upstream_build: str | None = None  # gold: the silver build it read
     select: list[str] | None = None  # part of the layer only (never published)
     exclude: list[str] | None = None  # what it left out (never published)
+    gated: bool = False  # the dbt tests its Soda gate repeats were left to the gate
     bronze_batches: dict[str, list[str]] = field(default_factory=dict)  # silver: the snapshot
     silver_store: str | None = None  # silver: the per-batch store it read and added to
     store_fingerprint: str = ""  # the code that shaped the store's rows
@@ -100,14 +105,16 @@ def build_layer(
     vars: dict | None = None,
     select: list[str] | None = None,
     exclude: list[str] | None = None,
+    gated: bool = False,
 ) -> BuildResult:
     """`dbt build` of one layer into `<layer>_build_<build_id>`, with its tests.
 
     Silver first pins `bronze.*` to the latest committed Delta versions (or to
     `bronze_versions`) and records them. `vars` override dbt vars of dbt_project.yml.
     `select` and `exclude` (dbt selectors) build only part of the layer (or skip its
-    tests): such a build is never published. Returns the result (check `.success`);
-    never publishes.
+    tests): such a build is never published. `gated`: the layer's Soda gate checks the
+    build next, so the dbt tests it repeats are left to it. Returns the result (check
+    `.success`); never publishes.
     """
     _check_layer(layer)
     if not build_id.replace("_", "").isalnum() or build_id != build_id.lower():
@@ -127,8 +134,9 @@ def build_layer(
     # a selection stays within the layer: each selector intersected with the layer's paths
     scope = [f"{base},{s}" for s in select for base in _SELECT[layer]] if select else _SELECT[layer]
     args = ["build", "--select", *scope, "--indirect-selection", "buildable"]
-    if exclude:
-        args += ["--exclude", *exclude]
+    excluded = [*([_LEFT_TO_THE_GATE] if gated else []), *(exclude or [])]
+    if excluded:
+        args += ["--exclude", *excluded]
     if full_refresh:
         args.append("--full-refresh")
     if fail_fast:
@@ -154,6 +162,7 @@ def build_layer(
         upstream_build=upstream,
         select=select,
         exclude=exclude,
+        gated=gated,
         bronze_batches=store.get("bronze_batches", {}),
         silver_store=store.get("silver_store"),
         store_fingerprint=store.get("store_fingerprint", ""),

@@ -17,7 +17,8 @@ def build(lake: str | None, layer: str, build_id: str):
     from cms_pipeline.publish import build_layer
     from cms_pipeline.spark import get_spark
 
-    return build_layer(settings, get_spark(settings), layer, build_id)
+    # the Soda gate checks this build next (build_gate_publish)
+    return build_layer(settings, get_spark(settings), layer, build_id, gated=True)
 
 
 @task(name="publish layer")

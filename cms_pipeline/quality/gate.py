@@ -27,6 +27,7 @@ from cms_pipeline.quality import batches, store
 from cms_pipeline.quality import metrics as qmetrics
 from cms_pipeline.quality.results import ERROR, WARN, CheckResult, GateResult, from_scan
 from cms_pipeline.quality.sampler import BoundedSampler
+from cms_pipeline.quality.spark_cursor import use_one_pass_cursor
 
 CHECKS_DIR = PROJECT_ROOT / "soda_checks"
 LAYERS = ("bronze", "silver", "gold")
@@ -182,6 +183,7 @@ def _scan(
     scan.set_scan_definition_name(f"{layer}.{table}")
     scan.set_data_source_name("spark_df")
     scan.add_spark_session(spark, data_source_name="spark_df")
+    use_one_pass_cursor(scan, "spark_df")
     scan.add_variables(variables)  # before the file: Soda resolves ${...} while parsing
     scan.add_sodacl_yaml_file(str(path))
     scan.sampler = sampler

@@ -492,3 +492,35 @@ def test_bronze_compares_the_newest_batch_with_the_previous_batch(spark, tmp_pat
     assert rows.outcome == "warn"
     assert rows.value == pytest.approx(100 * (len(third) - len(second)) / len(second))
     assert f"{shift} (measured {format_value(moved.value)})" in gate.explain()
+
+
+def test_a_failed_rows_query_runs_once_however_soda_pages_through_it(spark, lake, tmp_path):
+    # Soda's own Spark cursor ran a `fail query` once to count it and again for every page
+    # of 100 rows (cms_pipeline/quality/spark_cursor.py); each run evaluates `counted`
+    evaluated = spark.sparkContext.accumulator(0)
+
+    def counted(value):
+        evaluated.add(1)
+        return value
+
+    spark.udf.register("counted", counted, "bigint")
+    schema = f"qa_one_pass_{lake['tag']}"
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {schema}")
+    ids = list(range(1, 1201))
+    spark.createDataFrame([(i,) for i in ids], "id bigint").write.saveAsTable(f"{schema}.events")
+    (tmp_path / "silver").mkdir()
+    (tmp_path / "silver" / "events.yml").write_text(
+        "checks for events:\n"
+        "  - failed rows:\n"
+        "      name: Multiples of 7\n"
+        "      samples limit: 5\n"
+        "      fail query: SELECT id FROM events WHERE counted(id) % 7 = 0\n"
+    )
+    gate = run_checks(spark, lake["settings"], "silver", schema=schema, tables=["events"],
+                      checks_dir=tmp_path, save=False)  # fmt: skip
+    (result,) = gate.checks
+    multiples = [i for i in ids if i % 7 == 0]
+    assert (result.outcome, result.value) == ("fail", len(multiples))
+    assert len(result.failed_rows) == 5
+    assert {r["id"] for r in result.failed_rows} <= set(multiples)
+    assert evaluated.value == len(ids)
