@@ -3,6 +3,11 @@
   position whose values are present (a code is not null, or an amount is not 0), with the
   position number kept in the mapping's `position` column. `staged` (SQL) replaces the
   default input, the table's staging model.
+
+  One filtered `select` per position, in a `union all`: each reads only its own columns
+  and keeps only present values (Parquet skips row groups where a column is all null).
+  Spark's `lateral view inline(array(named_struct(...)))` built a struct for every position
+  of every row first: the 13 carrier line groups at scale 1.0 took 98 s against 65 s.
 #}
 {% macro unpivot_from_mapping(source_table, target, keys, staged=none) %}
 {%- set m = cms_mapping(source_table) -%}
@@ -13,33 +18,26 @@ with staged as (
 
 ),
 
-unpivoted as (
+present as (
+    {%- for r in u.rows %}
 
     select
         {%- for k in keys %}
-        staged.{{ k }},
+        {{ k }},
         {%- endfor %}
-        item.*
+        {{ r.position }} as {{ u.position }}
+        {%- for c in u.columns %},
+        {{ r['values'][c.name] }} as {{ c.name }}
+        {%- endfor %}
     from staged
-    lateral view inline(array(
-        {%- for r in u.rows %}
-        named_struct('{{ u.position }}', {{ r.position }}
-            {%- for c in u.columns %}, '{{ c.name }}', {{ r['values'][c.name] }}{% endfor %})
-            {{- "," if not loop.last }}
-        {%- endfor %}
-    )) item
-
-),
-
-present as (
-
-    select * from unpivoted
     where
         {%- for c in u.columns %}
         {{ "or " if not loop.first }}
-        {%- if c.type == 'decimal' %}coalesce({{ c.name }}, 0) <> 0
-        {%- else %}{{ c.name }} is not null{% endif %}
+        {%- if c.type == 'decimal' %}coalesce({{ r['values'][c.name] }}, 0) <> 0
+        {%- else %}{{ r['values'][c.name] }} is not null{% endif %}
         {%- endfor %}
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
 
 ),
 
