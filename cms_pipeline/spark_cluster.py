@@ -38,13 +38,12 @@ _THRIFT_SERVER = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 _METASTORE = "org.apache.hadoop.hive.metastore.HiveMetaStore"
 
 
-def _quick_jit() -> str:
-    """The local profile's JVM flags (cms_pipeline/spark.py): this cluster shares one
-    machine's cores with the pipeline, so its JVMs follow the local session's JIT choice."""
+def _local_quick_jit() -> bool:
+    """The local profile's JIT choice (cms_pipeline/spark.py): this cluster shares one
+    machine's cores with the pipeline, so its JVMs follow the local session's choice."""
     from cms_pipeline.config import load_settings
-    from cms_pipeline.spark import java_options
 
-    return java_options(load_settings(profile="local"))
+    return load_settings(profile="local").spark.quick_jit
 
 
 class ClusterError(RuntimeError):
@@ -59,6 +58,13 @@ class LocalCluster:
     metastore_port: int
     thrift_port: int
     pids: dict[str, int] = field(default_factory=dict)  # process name -> pid (group leader)
+    quick_jit: bool = False  # chosen at start; every JVM and CLI process of it follows
+
+    @property
+    def java_options(self) -> str:
+        from cms_pipeline.spark import QUICK_JIT
+
+        return QUICK_JIT if self.quick_jit else ""
 
     @property
     def master_url(self) -> str:
@@ -88,7 +94,7 @@ class LocalCluster:
             "CMS_SPARK_THRIFT_PORT": str(self.thrift_port),
             "CMS_SPARK_NATIVE_DELTA": "false",
             "CMS_SPARK_SHUFFLE_PARTITIONS": "4",
-            "CMS_SPARK_QUICK_JIT": "true" if _quick_jit() else "false",
+            "CMS_SPARK_QUICK_JIT": "true" if self.quick_jit else "false",
         }
         if lake:
             env["CMS_PIPELINE_LAKE"] = lake
@@ -131,7 +137,8 @@ def _port_open(port: int) -> bool:
         return s.connect_ex((HOST, port)) == 0
 
 
-def _env(root: Path) -> dict[str, str]:
+def _env(cluster: LocalCluster) -> dict[str, str]:
+    root = cluster.root
     prepare_environment()
     return {
         **os.environ,
@@ -140,17 +147,17 @@ def _env(root: Path) -> dict[str, str]:
         "SPARK_LOCAL_IP": HOST,
         "SPARK_LOG_DIR": str(root / "logs"),
         "SPARK_WORKER_DIR": str(root / "work"),
-        "SPARK_DAEMON_JAVA_OPTS": _quick_jit(),  # master and worker
+        "SPARK_DAEMON_JAVA_OPTS": cluster.java_options,  # master and worker
     }
 
 
-def _launch(root: Path, name: str, argv: list[str]) -> int:
+def _launch(cluster: LocalCluster, name: str, argv: list[str]) -> int:
     """Start one process in its own session (it outlives the caller); returns its pid."""
-    log = (root / "logs" / f"{name}.log").open("ab")
+    log = (cluster.root / "logs" / f"{name}.log").open("ab")
     proc = subprocess.Popen(
         argv,
-        cwd=root,
-        env=_env(root),
+        cwd=cluster.root,
+        env=_env(cluster),
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -210,7 +217,7 @@ def _metastore_argv(cluster: LocalCluster) -> list[str]:
     return [
         str(Path(java_home()) / "bin" / "java"),
         "-Xmx512m",
-        *_quick_jit().split(),
+        *cluster.java_options.split(),
         # Hive turns on log4j's async logger, whose jar Spark does not ship
         "-Dhive.async.log.enabled=false",
         f"-Dhive.log.dir={cluster.logs}",
@@ -225,7 +232,7 @@ def _metastore_argv(cluster: LocalCluster) -> list[str]:
 
 
 def _thrift_server_argv(cluster: LocalCluster, cores: int) -> list[str]:
-    jit = _quick_jit()
+    jit = cluster.java_options
     conf = {
         "spark.cores.max": str(cores),  # leaves the other worker cores to the pipeline
         "spark.executor.memory": "1g",
@@ -287,13 +294,14 @@ def start_local_cluster(
         master_ui_port=free_port(),
         metastore_port=free_port(),
         thrift_port=free_port(),
+        quick_jit=_local_quick_jit(),
     )
     spark_class = str(spark_home() / "bin" / "spark-class")
     try:
         # metastore and master start together (the slowest steps on a busy machine)
-        cluster.pids["metastore"] = _launch(root, "metastore", _metastore_argv(cluster))
+        cluster.pids["metastore"] = _launch(cluster, "metastore", _metastore_argv(cluster))
         cluster.pids["master"] = _launch(
-            root,
+            cluster,
             "master",
             [
                 spark_class,
@@ -309,7 +317,7 @@ def start_local_cluster(
         cluster.save()
         _wait_until(lambda: _port_open(cluster.master_port), cluster, "master", timeout)
         cluster.pids["worker"] = _launch(
-            root,
+            cluster,
             "worker",
             [
                 spark_class,
@@ -331,7 +339,7 @@ def start_local_cluster(
         _wait_until(lambda: _workers_alive(cluster), cluster, "worker", timeout)
         _wait_until(lambda: _port_open(cluster.metastore_port), cluster, "metastore", timeout)
         cluster.pids["thrift_server"] = _launch(
-            root, "thrift_server", _thrift_server_argv(cluster, thrift_server_cores)
+            cluster, "thrift_server", _thrift_server_argv(cluster, thrift_server_cores)
         )
         cluster.save()
         _wait_until(lambda: _port_open(cluster.thrift_port), cluster, "thrift_server", timeout)

@@ -11,7 +11,7 @@ import yaml
 from cms_pipeline.config import ConfigError, load_settings
 from cms_pipeline.dbt_runner import PROFILE_NAME, needs_session, profiles, write_profiles
 from cms_pipeline.spark import QUICK_JIT, spark_conf
-from cms_pipeline.spark_cluster import LocalCluster
+from cms_pipeline.spark_cluster import LocalCluster, _local_quick_jit, _thrift_server_argv
 
 CLUSTER_VARS = [
     "CMS_SPARK_MASTER",
@@ -128,13 +128,19 @@ def test_quick_jit_reaches_driver_executors_and_the_local_cluster(clean_env, tmp
     conf = spark_conf(load_settings(lake=lake))
     assert conf["spark.driver.extraJavaOptions"] == f"{derby} {QUICK_JIT}"
     assert conf["spark.executor.extraJavaOptions"] == QUICK_JIT
-    # a one-machine cluster follows the local profile, in its JVMs and its CLI processes
+    # a one-machine cluster records the local profile's choice when it starts
+    # (start_local_cluster) and passes that on to its JVMs and its CLI processes
     cluster = LocalCluster(
         root=tmp_path / "cluster", master_port=7177, master_ui_port=8181, metastore_port=9183,
-        thrift_port=10100,
+        thrift_port=10100, quick_jit=_local_quick_jit(),
     )  # fmt: skip
-    env = cluster.environment(lake=lake)
-    clean_env.delenv("CMS_SPARK_QUICK_JIT")  # from here on, only what the cluster passes on
-    for key, value in env.items():
+    cluster.root.mkdir()
+    cluster.save()
+    clean_env.delenv("CMS_SPARK_QUICK_JIT")  # a later change does not reach a running cluster
+    assert not _local_quick_jit()
+    started = LocalCluster.load(cluster.root)
+    assert started.java_options == QUICK_JIT
+    assert QUICK_JIT in " ".join(_thrift_server_argv(started, cores=2))
+    for key, value in started.environment(lake=lake).items():
         clean_env.setenv(key, value)
     assert spark_conf(load_settings())["spark.executor.extraJavaOptions"] == QUICK_JIT
