@@ -9,7 +9,7 @@ with lines as (
     {{ unpivot_from_mapping(
         'carrier_claims', 'carrier_lines',
         ['claim_id', 'desynpuf_id', 'claim_start_date', '_source_file', '_source_line', '_batch_id'],
-        staged=staged) }}
+        staged=staged, select_per_position=true) }}
 
 ),
 
