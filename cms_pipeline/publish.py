@@ -327,11 +327,17 @@ def published_build(settings: Settings, layer: str) -> dict | None:
 
 
 def promote(
-    settings: Settings, spark, layer: str, build_id: str, models: list[str] | None = None
+    settings: Settings,
+    spark,
+    layer: str,
+    build_id: str,
+    models: list[str] | None = None,
+    gate_passed: bool = False,
 ) -> dict:
     """Point the published schema `<layer>` at this build (one view per table).
 
-    Refuses a build whose run record says it failed. Keeps the previous build for
+    Refuses a build whose run record says it failed, and a gated build (one that left
+    some dbt tests to its Soda gate) unless `gate_passed`. Keeps the previous build for
     `rollback` and drops older build schemas. Returns the new publish entry.
     """
     _check_layer(layer)
@@ -340,6 +346,13 @@ def promote(
         raise PublishError(
             f"{layer} build {build_id} failed; the published {layer} schema is unchanged.\n"
             f"{record.get('error') or ''}"
+        )
+    if record.get("gated") and not gate_passed:
+        raise PublishError(
+            f"{layer} build {build_id} left its `{_LEFT_TO_THE_GATE}` dbt tests to the Soda "
+            f"gate, which has not passed it; the published {layer} schema is unchanged. "
+            "Publish it through its gate (`cms-pipeline run`, or the transform flow), or "
+            f"build {layer} again without the gate (`cms-pipeline transform`)."
         )
     if record.get("select") or record.get("exclude"):
         raise PublishError(
@@ -391,5 +404,7 @@ def rollback(settings: Settings, spark, layer: str) -> dict:
     history = publish_history(settings, layer)
     if len(history) < 2:
         raise PublishError(f"no previous {layer} build to roll back to")
-    previous = history[1]
-    return promote(settings, spark, layer, previous["build_id"], previous["models"])
+    previous = history[1]  # published before, so it passed its gate if it had one
+    return promote(
+        settings, spark, layer, previous["build_id"], previous["models"], gate_passed=True
+    )

@@ -20,15 +20,15 @@ from cms_pipeline.runtime import prepare_environment
 QUICK_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 
 
-def java_options(settings: Settings) -> str:
-    """JVM flags of the Spark driver and executors."""
-    return QUICK_JIT if settings.spark.quick_jit else ""
+def java_options(quick_jit: bool) -> str:
+    """JVM flags of the Spark driver and executors (and of a local cluster's JVMs)."""
+    return QUICK_JIT if quick_jit else ""
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:
     """All Spark settings for a profile; dbt's profile is generated from the same dict."""
     meta = Path(settings.metadata).resolve()
-    java = java_options(settings)
+    java = java_options(settings.spark.quick_jit)
     conf = {
         "spark.master": settings.spark.master,
         "spark.app.name": settings.spark.app_name,

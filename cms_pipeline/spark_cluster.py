@@ -62,9 +62,9 @@ class LocalCluster:
 
     @property
     def java_options(self) -> str:
-        from cms_pipeline.spark import QUICK_JIT
+        from cms_pipeline.spark import java_options
 
-        return QUICK_JIT if self.quick_jit else ""
+        return java_options(self.quick_jit)
 
     @property
     def master_url(self) -> str:

@@ -42,7 +42,7 @@ def promote_if_passed(
     """Publish `build` when `refusal` finds nothing; else raise LayerNotPublished."""
     reason = refusal(build, gate)
     if reason is None:
-        return promote(settings, spark, build.layer, build.build_id, build.models)
+        return promote(settings, spark, build.layer, build.build_id, build.models, gate_passed=True)
     current = published_build(settings, build.layer)
     kept = (
         f"published {build.layer} unchanged: still build {current['build_id']}"

@@ -132,3 +132,11 @@ def test_cli_registers_transform_commands():
         assert command in result.output
     docs = CliRunner().invoke(app, ["docs", "--help"])
     assert "generate" in docs.output and "serve" in docs.output
+
+
+def test_promote_refuses_a_gated_build_that_its_gate_has_not_passed(settings):
+    # a gated build left the dbt tests its Soda gate repeats to that gate
+    gated = BuildResult("silver", "b3", "silver_build_b3", True, models=["x"], gated=True)
+    record_run(settings, gated, None)
+    with pytest.raises(PublishError, match="has not passed it"):
+        promote(settings, None, "silver", "b3")

@@ -54,8 +54,11 @@
   A store model: bronze.<source_table> rows of the batches not stored yet, typed and
   decoded as the mapping says. Not deduplicated: which delivery of a key wins depends on
   the whole snapshot, so each build decides it (stg_superseded / latest_deliveries).
+  `keep_repeated` (source name prefixes) keeps only those numbered columns: a wide
+  table's line groups need not be typed, written and read back when another store
+  unpivots them from bronze.
 #}
-{% macro stg_by_batch(source_table) %}
+{% macro stg_by_batch(source_table, keep_repeated=none) %}
 {%- set m = cms_mapping(source_table) -%}
 with source as (
 
@@ -67,7 +70,7 @@ with source as (
 typed as (
 
     select
-        {{ cms_typed_columns(m) }}
+        {{ cms_typed_columns(m, keep_repeated) }}
     from source
 
 ),

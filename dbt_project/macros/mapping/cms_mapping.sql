@@ -50,16 +50,3 @@
     {%- endfor -%}
     {{ return(found) }}
 {% endmacro %}
-
-{# Sum of numbered columns whose source name starts with `prefix` (nulls count as 0). #}
-{% macro sum_repeated(source_table, prefix) -%}
-    {%- set m = cms_mapping(source_table) -%}
-    {%- set parts = [] -%}
-    {%- for c in m.repeated if c.source.startswith(prefix) -%}
-        {%- do parts.append("coalesce(" ~ c.name ~ ", 0)") -%}
-    {%- endfor -%}
-    {%- if not parts -%}
-        {{ exceptions.raise_compiler_error("sum_repeated: no column of " ~ source_table ~ " starts with " ~ prefix) }}
-    {%- endif -%}
-    ({{ parts | join(" + ") }})
-{%- endmacro %}

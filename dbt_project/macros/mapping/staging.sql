@@ -47,12 +47,13 @@ row_number() over (
         )
 {%- endmacro %}
 
-{# Every mapped column cast and decoded, the numbered columns typed, then the lineage. #}
-{% macro cms_typed_columns(m) -%}
+{# Every mapped column cast and decoded, the numbered columns typed (only those whose source
+   name, less its number, is in `keep_repeated` when that is given), then the lineage. #}
+{% macro cms_typed_columns(m, keep_repeated=none) -%}
         {%- for c in m.columns %}
         {{ cms_cast(c.source, c.type, c.decode) }} as {{ c.name }},
         {%- endfor %}
-        {%- for c in m.repeated %}
+        {%- for c in m.repeated if keep_repeated is none or c.source.rstrip('0123456789') in keep_repeated %}
         {{ cms_cast(c.source, c.type) }} as {{ c.name }},
         {%- endfor %}
         _source_file,

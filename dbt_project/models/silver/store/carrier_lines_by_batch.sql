@@ -1,8 +1,9 @@
--- The used lines of every stored carrier claim (the 13 numbered line groups as rows), for
--- the batches of carrier_claims_by_batch that this store does not hold yet.
+-- The used lines of every carrier claim (the 13 numbered line groups as rows), typed from
+-- the bronze batches that this store does not hold yet.
 {%- set staged -%}
-select * from {{ ref('carrier_claims_by_batch') }}
-    where {{ batches_not_stored() }}
+select {{ cms_typed_columns(cms_mapping('carrier_claims')) }}
+from {{ source('bronze', 'carrier_claims') }}
+where {{ batches_not_stored() }}
 {%- endset %}
 with lines as (
 
