@@ -21,6 +21,7 @@ line_totals as (
         sum(line_primary_payer_paid_amount) as primary_payer_paid_amount,
         sum(line_allowed_charge_amount) as allowed_charge_amount
     from {{ ref('carrier_lines_by_batch') }}
+    -- the batches this store lacks: the line store, built first, holds their lines
     where {{ batches_not_stored() }}
     group by _batch_id, _source_file, _source_line
 
