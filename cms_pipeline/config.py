@@ -125,7 +125,7 @@ class DbtSettings(_Strict):
     thrift_host: str = "localhost"  # Spark Thrift Server of the `cluster` target
     thrift_port: int = 10000
     thrift_user: str = "cms"
-    threads: int = 4  # dbt threads on the cluster target (session mode runs one)
+    threads: int = 4  # dbt models built at once (session mode: on the one SparkSession)
 
 
 class Profile(_Strict):

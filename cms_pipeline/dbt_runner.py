@@ -127,7 +127,9 @@ def profiles(settings: Settings) -> dict:
                     "method": "session",
                     "host": "NA",
                     "schema": "default",
-                    "threads": 1,
+                    # models run side by side on the one session: small models mostly
+                    # wait for Spark to plan and for the metastore, not for the 2 cores
+                    "threads": dbt.threads,
                     # identical to the session's settings: dbt's getOrCreate() applies them
                     "server_side_parameters": spark_conf(settings),
                 },
@@ -321,12 +323,14 @@ def run_dbt(
     if _takes_vars(args):
         merged = dbt_vars(settings, **(vars or {}))
         full_args += ["--vars", yaml.safe_dump(merged, default_flow_style=True, width=10**9)]
-    current: dict[str, str] = {}
+    running: list[str] = []  # nodes started and not finished (dbt runs several at once)
     errors: list[str] = []
 
-    def _track(event) -> None:  # which node runs, and error events outside any node
+    def _track(event) -> None:  # which nodes run, and error events outside any node
         if event.info.name == "NodeStart":
-            current["node"] = event.data.node_info.unique_id
+            running.append(event.data.node_info.unique_id)
+        elif event.info.name == "NodeFinished" and event.data.node_info.unique_id in running:
+            running.remove(event.data.node_info.unique_id)
         elif str(event.info.level) in ("error", "EventLevel.ERROR") and event.info.msg:
             errors.append(str(event.info.msg))
 
@@ -347,14 +351,15 @@ def run_dbt(
         elif not run.success and not run.problems() and errors:
             run.error = short_error("\n".join(errors))
     if not run.success and raise_on_failure:
-        raise DbtError(_failure_message(run, current.get("node")), run)
+        raise DbtError(_failure_message(run, running), run)
     return run
 
 
-def _failure_message(run: DbtRun, running: str | None) -> str:
+def _failure_message(run: DbtRun, running: list[str]) -> str:
     head = f"dbt {' '.join(run.args)} failed"
     body = describe_problems(run)
     if run.error:
-        where = f" while running {running.split('.', 2)[-1]}" if running else ""
+        names = ", ".join(node.split(".", 2)[-1] for node in running)
+        where = f" while running {names}" if names else ""
         body = "\n".join(filter(None, [body, f"dbt error{where}: {run.error}"]))
     return f"{head}:\n{body or 'see the dbt log under the metadata folder (dbt/logs)'}"
