@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 
 import pytest
@@ -106,8 +107,15 @@ def _soda_check_text(check) -> str:
     return " ".join((check if isinstance(check, str) else next(iter(check))).split())
 
 
+def _seed_codes(seed: str) -> set[str]:
+    path = CHECKS_DIR.parent / "dbt_project" / "seeds" / f"{seed}.csv"
+    return {row["code"] for row in csv.DictReader(path.open())}
+
+
 def _dbt_tests_left_to_the_gate(yml):
-    """(model, expected Soda check) for each dbt test tagged `repeated_by_soda`."""
+    """(model, expected Soda check, its valid values or None) for each dbt test tagged
+    `repeated_by_soda`. A relationship to a codebook seed is the Soda check that the
+    column holds only the seed's codes."""
     for model in yaml.safe_load(yml.read_text()).get("models", []):
         name = model["name"]
         tests = [(None, t) for t in model.get("data_tests", [])]
@@ -120,28 +128,37 @@ def _dbt_tests_left_to_the_gate(yml):
                 continue
             args = cfg.get("arguments", {})
             if kind == "not_null":
-                yield name, f"missing_count({column}) = 0"
+                yield name, f"missing_count({column}) = 0", None
             elif kind == "unique":
-                yield name, f"duplicate_count({column}) = 0"
+                yield name, f"duplicate_count({column}) = 0", None
             elif kind == "unique_combination_of_columns":
-                yield name, f"duplicate_count({', '.join(args['combination_of_columns'])}) = 0"
+                columns = ", ".join(args["combination_of_columns"])
+                yield name, f"duplicate_count({columns}) = 0", None
             elif kind == "relationships":
                 parent = re.fullmatch(r"ref\('(\w+)'\)", args["to"]).group(1)
-                yield name, f"values in ({column}) must exist in {parent} ({args['field']})"
+                if parent.startswith("codebook_"):
+                    yield name, f"invalid_count({column}) = 0", _seed_codes(parent)
+                else:
+                    field = args["field"]
+                    yield name, f"values in ({column}) must exist in {parent} ({field})", None
             else:
-                yield name, f"an equivalent of dbt's {kind}"
+                yield name, f"an equivalent of dbt's {kind}", None
 
 
 def test_every_dbt_test_left_to_the_gate_is_a_check_of_the_gate():
     # gated builds skip these dbt tests (cms_pipeline.publish): the layer's Soda gate must
     # make the same assertion on the same table, or nothing would check it
     left = [
-        (layer, model, expected)
+        (layer, model, expected, codes)
         for layer in ("silver", "gold")
         for yml in (CHECKS_DIR.parent / "dbt_project" / "models" / layer).rglob("_*.yml")
-        for model, expected in _dbt_tests_left_to_the_gate(yml)
+        for model, expected, codes in _dbt_tests_left_to_the_gate(yml)
     ]
     assert left, "no dbt test is tagged repeated_by_soda"
-    for layer, model, expected in left:
+    for layer, model, expected, codes in left:
         _, checks = _checks(CHECKS_DIR / layer / f"{model}.yml")
-        assert expected in {_soda_check_text(c) for c in checks}, (layer, model, expected)
+        found = {_soda_check_text(c): c for c in checks}
+        assert expected in found, (layer, model, expected)
+        if codes is not None:
+            valid = {str(v) for v in found[expected][next(iter(found[expected]))]["valid values"]}
+            assert valid == codes, (layer, model, expected, valid, codes)
