@@ -8,6 +8,7 @@ import re
 import pytest
 import yaml
 
+from cms_pipeline.dbt_runner import DBT_PROJECT_DIR
 from cms_pipeline.quality.gate import CHECKS_DIR, LAYERS, check_files
 from cms_pipeline.quality.metrics import wanted_metrics
 
@@ -29,12 +30,13 @@ def _checks(path):
     return section, _sections(path)[section]
 
 
+def _config(check) -> dict:
+    """The settings of a check (`name`, `valid values`, ...); none for a one-line check."""
+    return {} if isinstance(check, str) else check[next(iter(check))] or {}
+
+
 def _name(check) -> str:
-    if isinstance(check, str):
-        return check
-    key = next(iter(check))
-    cfg = check[key] or {}
-    return cfg.get("name", key)
+    return _config(check).get("name", check if isinstance(check, str) else next(iter(check)))
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -108,7 +110,7 @@ def _soda_check_text(check) -> str:
 
 
 def _seed_codes(seed: str) -> set[str]:
-    path = CHECKS_DIR.parent / "dbt_project" / "seeds" / f"{seed}.csv"
+    path = DBT_PROJECT_DIR / "seeds" / f"{seed}.csv"
     return {row["code"] for row in csv.DictReader(path.open())}
 
 
@@ -151,7 +153,7 @@ def test_every_dbt_test_left_to_the_gate_is_a_check_of_the_gate():
     left = [
         (layer, model, expected, codes)
         for layer in ("silver", "gold")
-        for yml in (CHECKS_DIR.parent / "dbt_project" / "models" / layer).rglob("_*.yml")
+        for yml in (DBT_PROJECT_DIR / "models" / layer).rglob("_*.yml")
         for model, expected, codes in _dbt_tests_left_to_the_gate(yml)
     ]
     assert left, "no dbt test is tagged repeated_by_soda"
@@ -160,5 +162,5 @@ def test_every_dbt_test_left_to_the_gate_is_a_check_of_the_gate():
         found = {_soda_check_text(c): c for c in checks}
         assert expected in found, (layer, model, expected)
         if codes is not None:
-            valid = {str(v) for v in found[expected][next(iter(found[expected]))]["valid values"]}
+            valid = {str(v) for v in _config(found[expected])["valid values"]}
             assert valid == codes, (layer, model, expected, valid, codes)
