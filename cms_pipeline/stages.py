@@ -1,5 +1,5 @@
-"""Wall time and peak memory of each pipeline stage (this process and its children,
-which include the Spark and H2O JVMs)."""
+"""Wall time, CPU time and peak memory of each pipeline stage (this process and its
+children, which include the Spark and H2O JVMs)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,28 @@ def _tree_rss() -> int:
     return total
 
 
+def _tree_cpu() -> float:
+    """CPU seconds used so far by this process, its live children and the children it
+    has reaped."""
+    proc = psutil.Process()
+    times = proc.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in proc.children(recursive=True):
+        try:
+            child_times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += child_times.user + child_times.system
+    return total
+
+
 @dataclass
 class Stage:
     name: str
     seconds: float = 0.0
     peak_mib: float = 0.0
+    # CPU seconds of the stage: against seconds x cores, how busy the machine was
+    cpu_seconds: float = 0.0
     status: str = "ok"
     detail: str = ""
 
@@ -49,7 +66,7 @@ class StageLog:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), _tree_cpu()
         try:
             yield stage
         except BaseException:
@@ -59,6 +76,7 @@ class StageLog:
             stop.set()
             sampler.join()
             stage.seconds = round(time.perf_counter() - started, 2)
+            stage.cpu_seconds = round(_tree_cpu() - cpu_started, 1)
             stage.peak_mib = round(max(peak[0], _tree_rss()) / 2**20, 1)
 
     def to_list(self) -> list[dict]:

@@ -76,12 +76,9 @@ def main() -> None:
             f"Raw files to gated gold: {to_gold}. Training: "
             f"{r.get('train', 'missing')}. Machine: {r.get('machine', '')}",
             "",
-            "| stage | seconds | s per million rows | peak MiB |",
-            "|---|---:|---:|---:|",
-            *[
-                f"| {s['name']} | {s['seconds']} | {s['seconds'] / r['input_rows'] * 1e6:.1f} | {s['peak_mib']} |"
-                for s in r["stages"]
-            ],
+            "| stage | seconds | s per million rows | CPU s | cores busy | peak MiB |",
+            "|---|---:|---:|---:|---:|---:|",
+            *[_stage_row(s, r["input_rows"]) for s in r["stages"]],
             "",
         ]
     lines += [
@@ -89,6 +86,16 @@ def main() -> None:
         "",
     ]
     write_results("pipeline", {"results": results}, "\n".join(lines))
+
+
+def _stage_row(stage: dict, input_rows: int) -> str:
+    # CPU seconds per wall second: 2.0 is both cores busy on this machine
+    cpu = stage.get("cpu_seconds")  # not measured in results older than the column
+    busy = f"{cpu / stage['seconds']:.2f}" if cpu is not None and stage["seconds"] else "-"
+    return (
+        f"| {stage['name']} | {stage['seconds']} | {stage['seconds'] / input_rows * 1e6:.1f} "
+        f"| {cpu if cpu is not None else '-'} | {busy} | {stage['peak_mib']} |"
+    )
 
 
 def _earlier_results(exclude: set[float]) -> list[dict]:

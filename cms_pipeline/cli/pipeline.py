@@ -77,7 +77,9 @@ def render_summary(s: dict) -> None:
             f"-> {r['predictions_table']}"
         )
     if s.get("stages"):
-        out.print(table("Stages", s["stages"], ["name", "status", "seconds", "peak_mib"]))
+        out.print(
+            table("Stages", s["stages"], ["name", "status", "seconds", "cpu_seconds", "peak_mib"])
+        )
     if s["ok"]:
         out.print("[green bold]Pipeline finished: every gate passed.[/green bold]")
     else:

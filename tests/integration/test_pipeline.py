@@ -47,6 +47,9 @@ def test_stage_timings_are_reported(first_run):
     names = [s["name"] for s in first_run["stages"]]
     assert names[:3] == ["ingest", "bronze sync", "bronze gate"]
     assert all(s["seconds"] >= 0 and s["peak_mib"] > 0 for s in first_run["stages"])
+    # Spark's work happens in its JVM, a child process: its CPU time is counted
+    silver = next(s for s in first_run["stages"] if s["name"] == "silver")
+    assert silver["cpu_seconds"] > 1.0
 
 
 def test_second_run_ingests_nothing_and_keeps_the_champions(
