@@ -6,7 +6,19 @@
     code_column: its code column; position_column: its position column
 #}
 {% macro top_codes_by_cost(codes_model, code_column, position_column) %}
-with {{ import_refs(codes=codes_model, claims='fct_claims') }},
+{#- only claim types that have such codes: fct_claims holds every claim type (drug events
+    have no diagnosis, and only hospital claims have procedures), and the join shuffles
+    what it reads -#}
+{%- set claim_types = cms_mappings_with_unpivot(codes_model) | map(attribute='claim_type') | list %}
+with {{ import_refs(codes=codes_model) }},
+
+claims as (
+
+    select claim_type, claim_id, desynpuf_id, payment_amount
+    from {{ ref('fct_claims') }}
+    where claim_type in ('{{ claim_types | join("', '") }}')
+
+),
 
 principal_codes as (
 

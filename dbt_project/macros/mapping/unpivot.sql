@@ -2,7 +2,8 @@
   Numbered columns -> rows, as declared under `unpivots` in the mapping: one row per
   position whose values are present (a code is not null, or an amount is not 0), with the
   position number kept in the mapping's `position` column. `staged` (SQL) replaces the
-  default input, the table's staging model.
+  default input, the table's staging model. `decode=false` leaves the codebook labels out
+  (cms_lookups), for a model that must not wait for the seeds (see carrier_lines).
 
   Two plans give the same rows. By default one scan makes a struct per position of every
   row (`lateral view inline`), then keeps the present ones. `select_per_position` makes
@@ -12,7 +13,7 @@
   wide typed store that carrier_claims_by_batch was then, took 95 s against 135 s; one
   code per position (claim_diagnoses, claim_hcpcs) took 45 and 59 s against 20 and 22 s.
 #}
-{% macro unpivot_from_mapping(source_table, target, keys, staged=none, select_per_position=false) %}
+{% macro unpivot_from_mapping(source_table, target, keys, staged=none, select_per_position=false, decode=true) %}
 {%- set m = cms_mapping(source_table) -%}
 {%- set u = m.unpivots[target] -%}
 with staged as (
@@ -68,7 +69,7 @@ present as (
 
 decoded as (
 
-    {{ cms_lookups('present', u.columns) }}
+    {{ cms_lookups('present', u.columns if decode else []) }}
 
 )
 
@@ -111,11 +112,12 @@ from (
 {%- endfor %}
 {% endmacro %}
 
-{# Output column names of unpivot_from_mapping, in order: keys, position, values, labels. #}
-{% macro unpivot_columns(source_table, target, keys) %}
+{# Output column names of unpivot_from_mapping, in order: keys, position, values, labels
+   (when `decode`). #}
+{% macro unpivot_columns(source_table, target, keys, decode=true) %}
     {%- set u = cms_mapping(source_table).unpivots[target] -%}
     {%- set names = keys + [u.position] -%}
     {%- for c in u.columns %}{% do names.append(c.name) %}{% endfor -%}
-    {%- for c in u.columns if c.lookup %}{% do names.append(c.lookup.name) %}{% endfor -%}
+    {%- for c in u.columns if c.lookup and decode %}{% do names.append(c.lookup.name) %}{% endfor -%}
     {{ return(names) }}
 {% endmacro %}

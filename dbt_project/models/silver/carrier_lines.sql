@@ -1,7 +1,21 @@
 -- One row per used line of a carrier claim (the 13 numbered line groups unpivoted): the
--- stored lines (carrier_lines_by_batch) of this build's snapshot, latest delivery of each claim.
+-- stored lines (carrier_lines_by_batch) of this build's snapshot, latest delivery of each
+-- claim, with the labels of their codes.
 {{ config(materialized='view') }}
-{{ latest_deliveries(
-    'carrier_claims', 'carrier_lines_by_batch',
-    columns=unpivot_columns('carrier_claims', 'carrier_lines', ['claim_id', 'desynpuf_id', 'claim_start_date'])
-        + ['is_allowed']) }}
+{%- set keys = ['claim_id', 'desynpuf_id', 'claim_start_date'] %}
+with lines as (
+
+    {{ latest_deliveries(
+        'carrier_claims', 'carrier_lines_by_batch',
+        columns=unpivot_columns('carrier_claims', 'carrier_lines', keys, decode=false) + ['is_allowed']) }}
+
+),
+
+decoded as (
+
+    {{ cms_lookups('lines', cms_mapping('carrier_claims').unpivots['carrier_lines'].columns) }}
+
+)
+
+select {{ (unpivot_columns('carrier_claims', 'carrier_lines', keys) + ['is_allowed']) | join(', ') }}
+from decoded
