@@ -18,14 +18,21 @@
     {{ return(found) }}
 {% endmacro %}
 
-{# A CMS text field as its silver type; decodings per config/mappings/README.md. #}
+{#
+  A CMS text field as its silver type; decodings per config/mappings/README.md.
+  Decimals: '0.00', the text of most CMS amounts (unused carrier line groups hold it in all
+  their amounts), is answered without parsing it. A text-to-decimal cast parses each value
+  as a Java BigDecimal: the carrier line unpivot, whose filter reads 65 amounts of every
+  claim, took 43 s at scale 1.0 with plain casts, 30 s with this (same rows and sums).
+#}
 {% macro cms_cast(expr, type, decode=none) -%}
     {%- if decode == 'flag_1_2' -%} case {{ expr }} when '1' then true when '2' then false end
     {%- elif decode == 'flag_y_0' -%} case {{ expr }} when 'Y' then true when '0' then false end
     {%- elif decode == 'zero_pad_2' -%} lpad(trim({{ expr }}), 2, '0')
     {%- elif decode == 'zero_pad_3' -%} lpad(trim({{ expr }}), 3, '0')
     {%- elif type == 'date' -%} to_date({{ expr }}, 'yyyyMMdd')
-    {%- elif type == 'decimal' -%} cast({{ expr }} as decimal(12, 2))
+    {%- elif type == 'decimal' -%}
+        case when {{ expr }} = '0.00' then cast(0 as decimal(12, 2)) else cast({{ expr }} as decimal(12, 2)) end
     {%- elif type in ('int', 'bigint', 'boolean') -%} cast({{ expr }} as {{ type }})
     {%- else -%} {{ expr }}
     {%- endif -%}
