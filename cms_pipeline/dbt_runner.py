@@ -27,6 +27,8 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 PROFILE_NAME = "cms_pipeline"
 # first line of what follows a Spark error message: plan, SQL echo, stack trace
 _NOISE = re.compile(r"^\s*('|\+-|:-|== SQL ==|JVM stacktrace:|at org\.|\tat |compiled code at)")
+# terminal colours (a unit test's diff of actual and expected rows has them)
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 # dbt subcommands that take no --vars (`docs serve` takes them: it parses the project,
 # whose macros need the mapping)
 _NO_VARS = {("clean",), ("deps",), ("init",), ("debug",)}
@@ -236,9 +238,10 @@ def needs_session(settings: Settings, args: list[str]) -> bool:
 
 
 def short_error(text: str) -> str:
-    """The useful part of a Spark/dbt error: no JVM stack trace, no repeated blank lines."""
+    """The useful part of a Spark/dbt error: no JVM stack trace, no repeated blank lines,
+    no terminal colours."""
     lines = []
-    for line in str(text).strip().splitlines():
+    for line in _COLOURS.sub("", str(text)).strip().splitlines():
         if _NOISE.match(line):
             break  # query plan, SQL echo or JVM stack trace follow: not for people
         if line.strip():

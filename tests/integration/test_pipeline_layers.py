@@ -114,6 +114,30 @@ def test_feature_tables_keep_their_contract(lake, spark):
             assert types.get(name) == kind, f"gold.{table}.{name}: {types.get(name)}"
 
 
+def test_a_failing_unit_test_fails_the_build_after_its_model_is_built(lake, spark, spark_settings):
+    # unit tests run as a second dbt command once the models exist
+    # (cms_pipeline.publish._build_then_unit_test); with no gap allowed between stays, the
+    # model builds but its transfer unit test (a stay starting the day after) fails
+    result = build_layer(
+        spark_settings,
+        spark,
+        "gold",
+        new_build_id(),
+        select=["+readmission__transfers_merged"],
+        vars={"transfer_gap_days": 0},
+    )
+    assert not result.success
+    assert "transfer_within_one_day_is_one_hospitalization" in result.error
+    unit = next(t for t in result.tests if t["resource_type"] == "unit_test")
+    assert unit["status"] == "fail"
+    record = json.loads(
+        (spark_settings.metadata_path("dbt_runs") / f"gold_{result.build_id}.json").read_text()
+    )
+    model = next(n for n in record["dbt"]["nodes"] if n["name"] == "readmission__transfers_merged")
+    assert model["status"] == "success"
+    assert "&&" in record["dbt"]["args"]  # one record of both commands
+
+
 def test_failed_build_names_the_model_and_publishes_nothing(lake, spark, spark_settings):
     before = publish_history(spark_settings, "gold")[0]["build_id"]
     result = build_layer(

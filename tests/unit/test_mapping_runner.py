@@ -45,6 +45,12 @@ def test_short_error_drops_plans_and_stack_traces():
     )
 
 
+def test_short_error_drops_terminal_colours():
+    # a failing dbt unit test's message: its diff of actual and expected rows, coloured
+    raw = "\x1b[32mactual\x1b[0m differs from \x1b[31mexpected\x1b[0m:\n\x1b[0;1m@@\x1b[0m,claim_count"
+    assert short_error(raw) == "actual differs from expected:\n@@,claim_count"
+
+
 def test_vars_only_for_commands_that_take_them():
     assert _takes_vars(["build", "-s", "x"])
     assert _takes_vars(["docs", "generate"])
