@@ -6,7 +6,7 @@
 -- every delivery again: at scale 1.0 that sort over 10 million rows cost more than the
 -- sums. Which delivery wins is the unit tests' and the gate's distinct-key checks' concern.
 {%- set line_amounts = [] %}
-{%- for n in range(1, 14) %}{% do line_amounts.append("coalesce(cast(LINE_NCH_PMT_AMT_" ~ n ~ " as decimal(18, 2)), 0)") %}{% endfor %}
+{%- for n in range(1, 14) %}{% do line_amounts.append("coalesce(" ~ bronze_amount("LINE_NCH_PMT_AMT_" ~ n) ~ ", 0)") %}{% endfor %}
 with bronze_inpatient as (
 
     select
@@ -49,13 +49,13 @@ bronze_drug_events as (
 
 bronze_totals as (
 
-    select 'inpatient' as claim_type, sum(cast(amount as decimal(18, 2))) as bronze_amount from bronze_inpatient where delivery_rank = 1
+    select 'inpatient' as claim_type, sum({{ bronze_amount('amount') }}) as bronze_amount from bronze_inpatient where delivery_rank = 1
     union all
-    select 'outpatient', sum(cast(amount as decimal(18, 2))) from bronze_outpatient where delivery_rank = 1
+    select 'outpatient', sum({{ bronze_amount('amount') }}) from bronze_outpatient where delivery_rank = 1
     union all
     select 'carrier', sum(amount) from bronze_carrier
     union all
-    select 'pde', sum(cast(amount as decimal(18, 2))) from bronze_drug_events
+    select 'pde', sum({{ bronze_amount('amount') }}) from bronze_drug_events
 
 ),
 
