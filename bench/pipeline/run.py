@@ -76,8 +76,8 @@ def main() -> None:
             f"Raw files to gated gold: {to_gold}. Training: "
             f"{r.get('train', 'missing')}. Machine: {r.get('machine', '')}",
             "",
-            "| stage | seconds | s per million rows | CPU s | cores busy | peak MiB |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| stage | seconds | s per million rows | CPU s | cores busy | JIT s | peak MiB |",
+            "|---|---:|---:|---:|---:|---:|---:|",
             *[_stage_row(s, r["input_rows"]) for s in r["stages"]],
             "",
         ]
@@ -92,9 +92,11 @@ def _stage_row(stage: dict, input_rows: int) -> str:
     # CPU seconds per wall second: 2.0 is both cores busy on this machine
     cpu = stage.get("cpu_seconds")  # not measured in results older than the column
     busy = f"{cpu / stage['seconds']:.2f}" if cpu is not None and stage["seconds"] else "-"
+    # of the CPU s, the Spark JVM's JIT compilers: each query's generated code is new
+    jit = stage.get("jit_seconds", "-")
     return (
         f"| {stage['name']} | {stage['seconds']} | {stage['seconds'] / input_rows * 1e6:.1f} "
-        f"| {cpu if cpu is not None else '-'} | {busy} | {stage['peak_mib']} |"
+        f"| {cpu if cpu is not None else '-'} | {busy} | {jit} | {stage['peak_mib']} |"
     )
 
 

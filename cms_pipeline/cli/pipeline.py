@@ -78,7 +78,11 @@ def render_summary(s: dict) -> None:
         )
     if s.get("stages"):
         out.print(
-            table("Stages", s["stages"], ["name", "status", "seconds", "cpu_seconds", "peak_mib"])
+            table(
+                "Stages",
+                s["stages"],
+                ["name", "status", "seconds", "cpu_seconds", "jit_seconds", "peak_mib"],
+            )
         )
     if s["ok"]:
         out.print("[green bold]Pipeline finished: every gate passed.[/green bold]")

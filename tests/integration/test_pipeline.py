@@ -50,6 +50,8 @@ def test_stage_timings_are_reported(first_run):
     # Spark's work happens in its JVM, a child process: its CPU time is counted
     silver = next(s for s in first_run["stages"] if s["name"] == "silver")
     assert silver["cpu_seconds"] > 1.0
+    # the Spark JVM's JIT compiles every query's generated code: measured from that JVM
+    assert silver["jit_seconds"] > 0
 
 
 def test_second_run_ingests_nothing_and_keeps_the_champions(

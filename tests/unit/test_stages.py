@@ -17,4 +17,6 @@ def test_a_stage_counts_the_cpu_time_of_its_child_processes():
     # the child spent at least 1 s of CPU; the parent only waited
     assert stage.cpu_seconds >= 0.9
     assert idle.cpu_seconds < 0.5
+    # no Spark JVM runs here: no JIT time is attributed to either stage
+    assert stage.jit_seconds == idle.jit_seconds == 0
     assert [s["name"] for s in log.to_list()] == ["busy child", "idle"]
