@@ -52,10 +52,12 @@ def _spark_jit_seconds() -> float:
     context = pyspark.SparkContext._active_spark_context if pyspark else None
     if context is None:
         return 0.0
+    from py4j.protocol import Py4JError  # loaded with pyspark
+
     try:
         management = context._jvm.java.lang.management.ManagementFactory
         return management.getCompilationMXBean().getTotalCompilationTime() / 1000
-    except Exception:  # a JVM going down mid-stage: the figure is only a diagnostic
+    except Py4JError:  # a JVM going down mid-stage: the figure is only a diagnostic
         return 0.0
 
 
@@ -66,7 +68,8 @@ class Stage:
     peak_mib: float = 0.0
     # CPU seconds of the stage: against seconds x cores, how busy the machine was
     cpu_seconds: float = 0.0
-    # of which the Spark JVM's JIT compilers (a JVM started in the stage counts from 0)
+    # the Spark JVM's JIT compile time in the stage (elapsed in its compiler threads, so
+    # not strictly part of cpu_seconds; a JVM started in the stage counts from 0)
     jit_seconds: float = 0.0
     status: str = "ok"
     detail: str = ""

@@ -92,7 +92,8 @@ def _stage_row(stage: dict, input_rows: int) -> str:
     # CPU seconds per wall second: 2.0 is both cores busy on this machine
     cpu = stage.get("cpu_seconds")  # not measured in results older than the column
     busy = f"{cpu / stage['seconds']:.2f}" if cpu is not None and stage["seconds"] else "-"
-    # of the CPU s, the Spark JVM's JIT compilers: each query's generated code is new
+    # the Spark JVM's JIT compile time (elapsed in its compiler threads): each query's
+    # generated code is new to the JVM
     jit = stage.get("jit_seconds", "-")
     return (
         f"| {stage['name']} | {stage['seconds']} | {stage['seconds'] / input_rows * 1e6:.1f} "
