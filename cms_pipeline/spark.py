@@ -39,6 +39,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         ),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={meta} {java}".strip(),
         "spark.sql.legacy.createHiveTableByDefault": "false",
+        # Class names without the codegen stage's id: stages whose generated code is the
+        # same share one class, which the JVM compiles once (see dbt's unpivot_from_mapping)
+        "spark.sql.codegen.useIdInClassName": "false",
     }
     if java:
         conf["spark.executor.extraJavaOptions"] = java

@@ -114,6 +114,33 @@ def test_feature_tables_keep_their_contract(lake, spark):
             assert types.get(name) == kind, f"gold.{table}.{name}: {types.get(name)}"
 
 
+def test_carrier_line_positions_compile_to_one_generated_class(lake, spark, spark_settings):
+    # the line store selects each line group on its own (unpivot_from_mapping's
+    # select_per_position); the selects must generate the same Java code, so that the JVM
+    # compiles one class, not one per line group
+    from collections import Counter
+
+    from cms_pipeline.mapping import load_mappings
+
+    positions = load_mappings(spark_settings)["carrier_claims"]["unpivots"]["carrier_lines"]
+    compiled = dbt_dir(spark_settings) / "target/compiled/cms_pipeline/models/silver/store"
+    query = spark.sql((compiled / "carrier_lines_by_batch.sql").read_text())
+    codes = Counter(_generated_code(query._jdf.queryExecution().executedPlan()))
+    assert max(codes.values()) == len(positions["rows"]), sorted(codes.values())
+    # the store keeps the line number as a decimal; the published view, as an int
+    assert dict(spark.table("silver.carrier_lines").dtypes)["line_num"] == "int"
+
+
+def _generated_code(plan):
+    """The Java source of each whole-stage codegen stage of a physical plan (py4j objects),
+    as Spark's compile cache compares it: without its comments, which name the stage."""
+    if plan.getClass().getSimpleName() == "WholeStageCodegenExec":
+        yield plan.doCodeGen()._2().body()
+    children = plan.children()
+    for i in range(children.size()):
+        yield from _generated_code(children.apply(i))
+
+
 def test_a_failing_unit_test_fails_the_build_after_its_model_is_built(lake, spark, spark_settings):
     # unit tests run as a second dbt command once the models exist
     # (cms_pipeline.publish._build_then_unit_test); with no gap allowed between stays, the

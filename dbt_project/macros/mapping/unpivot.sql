@@ -12,6 +12,11 @@
   many columns: the 13 carrier line groups (10 columns each) at scale 1.0, read from the
   wide typed store that carrier_claims_by_batch was then, took 95 s against 135 s; one
   code per position (claim_diagnoses, claim_hcpcs) took 45 and 59 s against 20 and 22 s.
+  Its position is a decimal: Spark writes an integer literal into the code it generates for
+  each select, but passes a decimal to it, so the selects share one generated class (with
+  spark.sql.codegen.useIdInClassName off, cms_pipeline/spark.py) that the JVM compiles
+  once, not once per position (the carrier line store, first run in a new JVM: 77 -> 63 s,
+  JIT compile time 72 -> 45 s). Cast it back to int where it is read (carrier_lines).
 #}
 {% macro unpivot_from_mapping(source_table, target, keys, staged=none, select_per_position=false, decode=true) %}
 {%- set m = cms_mapping(source_table) -%}
@@ -23,6 +28,7 @@ with staged as (
 ),
 
 {% if select_per_position -%}
+{%- set digits = u.rows | map(attribute='position') | max | string | length -%}
 present as (
     {%- for r in u.rows %}
 
@@ -30,7 +36,7 @@ present as (
         {%- for k in keys %}
         {{ k }},
         {%- endfor %}
-        {{ r.position }} as {{ u.position }}
+        cast({{ r.position }} as decimal({{ digits }}, 0)) as {{ u.position }}
         {%- for c in u.columns %},
         {{ r['values'][c.name] }} as {{ c.name }}
         {%- endfor %}
