@@ -286,6 +286,77 @@ def test_silver_gate_stops_on_orphan_claim_duplicate_key_and_out_of_range_date(s
     assert all(c.outcome != "warn" for c in gate.failures)
 
 
+SILVER_DIAGNOSES = (
+    "claim_type string, claim_id string, segment int, desynpuf_id string, "
+    "claim_start_date date, diagnosis_position int, icd9_dgns_cd string"
+)
+SILVER_CARRIER_LINES = (
+    "claim_id string, desynpuf_id string, claim_start_date date, line_num int, "
+    "performing_npi string, provider_tax_num string, hcpcs_cd string, "
+    "line_payment_amount decimal(12,2), line_deductible_amount decimal(12,2), "
+    "line_primary_payer_paid_amount decimal(12,2), line_coinsurance_amount decimal(12,2), "
+    "line_allowed_charge_amount decimal(12,2), line_processing_indicator_code string, "
+    "line_icd9_dgns_cd string, is_allowed boolean"
+)
+
+
+def test_codes_and_lines_fail_without_a_claim_or_with_a_position_twice(spark, lake):
+    # one pass per claim finds both defects (soda_checks/silver/claim_diagnoses.yml,
+    # carrier_lines.yml): a code or line whose claim is not in silver, and a position
+    # (line number) that a claim holds twice; a claim with distinct positions passes
+    bene, ip = beneficiaries(), claims()
+    clean, twice = ip[0], ip[1]
+
+    def code(claim: dict | str, position: int) -> tuple:
+        clm = claim if isinstance(claim, str) else claim["clm"]
+        return ("inpatient", clm, 1, clean["id"], clean["from"], position, "4019")
+
+    def line(clm: str, number: int) -> tuple:
+        amounts = [Decimal(10), *[Decimal(0)] * 4]
+        return (
+            clm,
+            clean["id"],
+            clean["from"],
+            number,
+            None,
+            None,
+            "99213",
+            *amounts,
+            "A",
+            None,
+            True,
+        )
+
+    diagnoses = [code(clean, 1), code(clean, 2), code(twice, 3), code(twice, 3), code("999", 1)]
+    lines = [line("C1", 1), line("C1", 2), line("C2", 1), line("C2", 1), line("C9", 1)]
+    frames = silver_frames(spark, bene, ip) | {
+        "outpatient_claims": spark.createDataFrame([], "claim_id string, segment int"),
+        "carrier_claims": spark.createDataFrame(
+            [("C1", Decimal(20)), ("C2", Decimal(20))],
+            "claim_id string, payment_amount decimal(12,2)",
+        ),
+        "claim_diagnoses": spark.createDataFrame(diagnoses, SILVER_DIAGNOSES),
+        "carrier_lines": spark.createDataFrame(lines, SILVER_CARRIER_LINES),
+    }
+    schema = f"qa_silver_build_codes_{lake['tag']}"
+    write_schema(spark, schema, frames)
+    gate = run_checks(spark, lake["settings"], "silver", schema=schema,
+                      tables=["claim_diagnoses", "carrier_lines"], upstream={"bronze": lake["bronze"]})  # fmt: skip
+    assert not gate.passed
+    codes = check(gate, "claim_diagnoses",
+                  "Every code belongs to a silver claim, one code per claim segment and position")  # fmt: skip
+    assert codes.outcome == "fail"
+    assert sorted((r["claim_id"], r["codes"], r["positions"], r["has_no_claim"]) for r in codes.failed_rows) == [
+        (twice["clm"], 2, 1, False), ("999", 1, 1, True)
+    ]  # fmt: skip
+    by_line = check(gate, "carrier_lines",
+                    "Every line belongs to a carrier claim, one line per claim and line number")  # fmt: skip
+    assert by_line.outcome == "fail"
+    assert sorted((r["claim_id"], r["lines"], r["has_no_claim"]) for r in by_line.failed_rows) == [
+        ("C2", 2, False), ("C9", 1, True)
+    ]  # fmt: skip
+
+
 def test_a_shifted_distribution_fails_against_the_last_passing_scan(spark, lake):
     settings = lake["settings"]
     baseline = run_checks(spark, settings, "silver", schema=lake["silver"],
