@@ -131,6 +131,39 @@ def test_carrier_line_positions_compile_to_one_generated_class(lake, spark, spar
     assert dict(spark.table("silver.carrier_lines").dtypes)["line_num"] == "int"
 
 
+def test_carrier_claim_totals_add_up_their_lines_and_refuse_an_amount_too_large(
+    lake, spark, spark_settings
+):
+    # the claim store sums its lines' amounts as whole cents (macros/sum_amount.sql)
+    import re
+
+    from py4j.protocol import Py4JJavaError
+
+    compiled = dbt_dir(spark_settings) / "target/compiled/cms_pipeline/models/silver/store"
+    model = (compiled / "carrier_claims_by_batch.sql").read_text()
+    lines = re.search(r"from (\S+\.carrier_lines_by_batch)", model).group(1)
+    totals = model.replace("select * from final", "select * from line_totals")
+    keys = "_batch_id, _source_file, _source_line"
+    plain = spark.sql(
+        f"select {keys}, sum(line_payment_amount) as payment_amount, "
+        f"sum(line_allowed_charge_amount) as allowed_charge_amount from {lines} group by {keys}"
+    )
+    ours = spark.sql(totals)
+    assert dict(ours.dtypes)["payment_amount"] == dict(plain.dtypes)["payment_amount"]
+    assert ours.count() == plain.count() > 0
+    assert ours.select(*plain.columns).exceptAll(plain).count() == 0
+
+    row = spark.table(lines).where("line_payment_amount >= 0").limit(1)
+    row.withColumn(
+        "line_payment_amount", row.line_payment_amount + 1000000
+    ).createOrReplaceTempView("line_too_large")
+    with pytest.raises(Py4JJavaError) as refused:
+        spark.sql(totals.replace(lines, "line_too_large")).collect()
+    source = row.first()
+    assert f"{source._source_file} line {source._source_line}" in str(refused.value)
+    assert "1,000,000 or more" in str(refused.value)
+
+
 def _generated_code(plan):
     """The Java source of each whole-stage codegen stage of a physical plan (py4j objects),
     as Spark's compile cache compares it: without its comments, which name the stage."""

@@ -15,11 +15,11 @@ line_totals as (
         _batch_id,
         _source_file,
         _source_line,
-        sum(line_payment_amount) as payment_amount,
-        sum(line_deductible_amount) as deductible_amount,
-        sum(line_coinsurance_amount) as coinsurance_amount,
-        sum(line_primary_payer_paid_amount) as primary_payer_paid_amount,
-        sum(line_allowed_charge_amount) as allowed_charge_amount
+        {{ sum_amount('line_payment_amount') }} as payment_amount,
+        {{ sum_amount('line_deductible_amount') }} as deductible_amount,
+        {{ sum_amount('line_coinsurance_amount') }} as coinsurance_amount,
+        {{ sum_amount('line_primary_payer_paid_amount') }} as primary_payer_paid_amount,
+        {{ sum_amount('line_allowed_charge_amount') }} as allowed_charge_amount
     from {{ ref('carrier_lines_by_batch') }}
     -- the batches this store lacks: the line store, built first, holds their lines
     where {{ batches_not_stored() }}
