@@ -16,6 +16,14 @@ import psutil
 RESULTS = Path(__file__).parent / "results"
 
 
+def commit() -> str:
+    """The checked-out commit (with "+changes" when the tree differs), for results files."""
+    git = {"capture_output": True, "text": True, "cwd": Path(__file__).parent}
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], **git)
+    dirty = subprocess.run(["git", "status", "--porcelain"], **git)
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def machine() -> dict:
     return {
         "cpus": os.cpu_count(),

@@ -25,19 +25,39 @@ def _tree_rss() -> int:
     return total
 
 
-def _tree_cpu() -> float:
-    """CPU seconds used so far by this process, its live children and the children it
-    has reaped."""
+@dataclass(frozen=True)
+class _CpuReading:
+    own: float  # this process and the children it has reaped
+    live: dict[int, tuple[float, bool]]  # pid -> (CPU so far, a direct child)
+
+
+def _cpu_reading() -> _CpuReading:
     proc = psutil.Process()
     times = proc.cpu_times()
-    total = times.user + times.system + times.children_user + times.children_system
+    live = {}
     for child in proc.children(recursive=True):
         try:
             child_times = child.cpu_times()
+            live[child.pid] = (child_times.user + child_times.system, child.ppid() == proc.pid)
         except psutil.Error:
             continue
-        total += child_times.user + child_times.system
-    return total
+    return _CpuReading(
+        times.user + times.system + times.children_user + times.children_system, live
+    )
+
+
+def _cpu_between(start: _CpuReading, end: _CpuReading) -> float:
+    """CPU seconds of the process tree between two readings. A child that was running at
+    the start counts from its reading then: one reaped since counts in `own` with its whole
+    life, so its earlier part is taken off; a grandchild that ended since is left out (its
+    parent, not this process, reaped it), rather than taken off whole."""
+    total = end.own - start.own
+    for pid, (cpu, _) in end.live.items():
+        total += cpu - start.live.get(pid, (0.0, False))[0]
+    for pid, (cpu, direct) in start.live.items():
+        if pid not in end.live and direct:
+            total -= cpu
+    return max(total, 0.0)
 
 
 def _spark_jit_seconds() -> float:
@@ -92,7 +112,11 @@ class StageLog:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        started, cpu_started, jit_started = time.perf_counter(), _tree_cpu(), _spark_jit_seconds()
+        started, cpu_started, jit_started = (
+            time.perf_counter(),
+            _cpu_reading(),
+            _spark_jit_seconds(),
+        )
         try:
             yield stage
         except BaseException:
@@ -102,7 +126,7 @@ class StageLog:
             stop.set()
             sampler.join()
             stage.seconds = round(time.perf_counter() - started, 2)
-            stage.cpu_seconds = round(_tree_cpu() - cpu_started, 1)
+            stage.cpu_seconds = round(_cpu_between(cpu_started, _cpu_reading()), 1)
             stage.jit_seconds = round(max(_spark_jit_seconds() - jit_started, 0.0), 1)
             stage.peak_mib = round(max(peak[0], _tree_rss()) / 2**20, 1)
 

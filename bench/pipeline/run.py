@@ -17,7 +17,7 @@ import json
 import shutil
 import sys
 
-from bench.common import RESULTS, machine, run_measured, write_results
+from bench.common import RESULTS, commit, machine, run_measured, write_results
 from cms_pipeline.config import PROJECT_ROOT
 
 WORK = PROJECT_ROOT / "bench" / "work" / "pipeline"
@@ -59,7 +59,12 @@ def main() -> None:
     parser.add_argument("--train", default="missing", help="missing (default) or never")
     args = parser.parse_args()
     results = _earlier_results(exclude=set(args.scales))
-    results += [run_scale(s, args.seed, args.train) for s in args.scales]
+    # each scale's section names the command and commit that measured it
+    measured_by = {
+        "command": "python -m bench.pipeline.run " + " ".join(sys.argv[1:]),
+        "commit": commit(),
+    }
+    results += [{**run_scale(s, args.seed, args.train), **measured_by} for s in args.scales]
     results.sort(key=lambda r: r["scale"])
     lines = ["# Pipeline benchmark", ""]
     for r in results:
@@ -81,10 +86,8 @@ def main() -> None:
             *[_stage_row(s, r["input_rows"]) for s in r["stages"]],
             "",
         ]
-    lines += [
-        "Command: `python -m bench.pipeline.run --scales " + " ".join(map(str, args.scales)) + "`",
-        "",
-    ]
+        if "command" in r:  # results older than these fields do not say
+            lines += [f"Command: `{r['command']}`, at commit {r['commit']}.", ""]
     write_results("pipeline", {"results": results}, "\n".join(lines))
 
 

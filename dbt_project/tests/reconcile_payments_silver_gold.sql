@@ -1,6 +1,6 @@
--- Reconciliation: total payments per claim type agree between silver and gold
--- (fct_claims, and the claim-based payments of beneficiary_year for claims whose year has
--- a summary row). Failing rows: the claim types that differ.
+-- Reconciliation: total payments per claim type agree between silver and gold.fct_claims.
+-- Failing rows: the claim types that differ. (beneficiary_year, which holds the claims whose
+-- year has a summary row, against fct_claims: the gold gate's payment_beyond_claims.)
 with silver_totals as (
 
     select 'inpatient' as claim_type, sum(payment_amount) as silver_amount from {{ ref('inpatient_claims') }}

@@ -2,6 +2,9 @@
 
 import subprocess
 import sys
+import time
+
+import psutil
 
 from cms_pipeline.stages import StageLog
 
@@ -20,3 +23,26 @@ def test_a_stage_counts_the_cpu_time_of_its_child_processes():
     # no Spark JVM runs here: no JIT time is attributed to either stage
     assert stage.jit_seconds == idle.jit_seconds == 0
     assert [s["name"] for s in log.to_list()] == ["busy child", "idle"]
+
+
+def test_a_grandchild_that_ends_within_the_stage_does_not_count_less_than_nothing():
+    # a process running when the stage starts (here a grandchild, reaped by its own parent)
+    # that ends within it: its CPU before the stage must not be taken off the stage's
+    spawner = (
+        "import subprocess, sys, time\n"
+        f"subprocess.run([sys.executable, '-c', {BUSY_CHILD!r}])\n"
+        "time.sleep(3)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", spawner])
+    deadline = time.monotonic() + 20
+    grandchild = None
+    while time.monotonic() < deadline and grandchild is None:
+        busy = [p for p in psutil.Process(child.pid).children() if sum(p.cpu_times()[:2]) > 0.5]
+        grandchild = busy[0] if busy else None
+        time.sleep(0.02)
+    assert grandchild is not None
+    log = StageLog()
+    with log.stage("outlives a grandchild") as stage:
+        grandchild.wait(timeout=20)
+    child.wait(timeout=20)
+    assert stage.cpu_seconds >= 0

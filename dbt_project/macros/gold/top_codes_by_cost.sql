@@ -9,7 +9,13 @@
 {#- only claim types that have such codes: fct_claims holds every claim type (drug events
     have no diagnosis, and only hospital claims have procedures), and the join shuffles
     what it reads -#}
-{%- set claim_types = cms_mappings_with_unpivot(codes_model) | map(attribute='claim_type') | list %}
+{%- set claim_types = [] %}
+{%- set split_types = [] %}{# claim types whose claims come in segments #}
+{%- for m in cms_mappings_with_unpivot(codes_model) %}
+    {%- do claim_types.append(m.claim_type) %}
+    {%- if 'segment' in m.columns | map(attribute='name') | list %}{% do split_types.append(m.claim_type) %}{% endif %}
+{%- endfor %}
+{%- set whole_types = claim_types | reject('in', split_types) | list %}
 with {{ import_refs(codes=codes_model) }},
 
 claims as (
@@ -22,13 +28,25 @@ claims as (
 
 principal_codes as (
 
+    {#- a claim in one segment has one code at position 1 (the silver gate fails a position
+        twice): no grouping, which for a text code is a sort of every claim (carrier: most) -#}
+    {%- if whole_types %}
+    select claim_type, claim_id, {{ code_column }}
+    from codes
+    where {{ position_column }} = 1 and claim_type in ('{{ whole_types | join("', '") }}')
+    {%- endif %}
+    {%- if whole_types and split_types %}
+    union all
+    {%- endif %}
+    {%- if split_types %}
     select
         claim_type,
         claim_id,
         min_by({{ code_column }}, segment) as {{ code_column }}
     from codes
-    where {{ position_column }} = 1
+    where {{ position_column }} = 1 and claim_type in ('{{ split_types | join("', '") }}')
     group by claim_type, claim_id
+    {%- endif %}
 
 ),
 
@@ -36,6 +54,7 @@ costed as (
 
     select
         principal_codes.claim_type,
+        principal_codes.claim_id,
         principal_codes.{{ code_column }},
         claims.desynpuf_id,
         claims.payment_amount
@@ -53,8 +72,12 @@ totals as (
         {{ code_column }},
         count(*) as claim_count,
         count(distinct desynpuf_id) as beneficiary_count,
-        sum(payment_amount) as total_payment_amount,
-        cast(avg(payment_amount) as decimal(18, 2)) as mean_payment_amount
+        {{ sum_amount('payment_amount', "concat(claim_type, ' claim ', claim_id)", 'decimal(28, 2)') }} as total_payment_amount,
+        -- avg() as Spark computes it for decimals, from the faster sum
+        cast(cast(
+            {{ sum_amount('payment_amount', "concat(claim_type, ' claim ', claim_id)", 'decimal(28, 2)') }}
+            / cast(count(payment_amount) as decimal(20, 0))
+        as decimal(22, 6)) as decimal(18, 2)) as mean_payment_amount
     from costed
     group by claim_type, {{ code_column }}
 

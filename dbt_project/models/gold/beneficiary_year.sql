@@ -5,19 +5,36 @@ with {{ import_refs(
     claims='fct_claims',
 ) }},
 
+claim_amounts as (
+
+    select
+        desynpuf_id,
+        claim_year,
+        claim_key,
+        claim_type,
+        claim_start_date,
+        claim_end_date,
+        {%- for t in ['inpatient', 'outpatient', 'carrier', 'pde'] %}
+        case when claim_type = '{{ t }}' then payment_amount else 0 end as {{ t }}_payment_amount,
+        {%- endfor %}
+        payment_amount
+    from claims
+
+),
+
 claims_by_year as (
 
     select
         desynpuf_id,
         claim_year,
         {%- for t in ['inpatient', 'outpatient', 'carrier', 'pde'] %}
-        sum(case when claim_type = '{{ t }}' then payment_amount else 0 end) as {{ t }}_payment_amount,
+        {{ sum_amount(t ~ '_payment_amount', 'claim_key', 'decimal(28, 2)') }} as {{ t }}_payment_amount,
         count_if(claim_type = '{{ t }}') as {{ t }}_claim_count,
         {%- endfor %}
         sum(case when claim_type = 'inpatient'
             then datediff(claim_end_date, claim_start_date) else 0 end) as inpatient_days,
-        sum(payment_amount) as claims_payment_amount
-    from claims
+        {{ sum_amount('payment_amount', 'claim_key', 'decimal(28, 2)') }} as claims_payment_amount
+    from claim_amounts
     group by desynpuf_id, claim_year
 
 ),
