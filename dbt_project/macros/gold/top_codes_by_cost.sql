@@ -16,6 +16,8 @@
     {%- if 'segment' in m.columns | map(attribute='name') | list %}{% do split_types.append(m.claim_type) %}{% endif %}
 {%- endfor %}
 {%- set whole_types = claim_types | reject('in', split_types) | list %}
+{#- the payments under a code: its total, and the sum behind its mean #}
+{%- set total_payment = sum_amount('payment_amount', "concat(claim_type, ' claim ', claim_id)", 'decimal(28, 2)') %}
 with {{ import_refs(codes=codes_model) }},
 
 claims as (
@@ -72,11 +74,10 @@ totals as (
         {{ code_column }},
         count(*) as claim_count,
         count(distinct desynpuf_id) as beneficiary_count,
-        {{ sum_amount('payment_amount', "concat(claim_type, ' claim ', claim_id)", 'decimal(28, 2)') }} as total_payment_amount,
+        {{ total_payment }} as total_payment_amount,
         -- avg() as Spark computes it for decimals, from the faster sum
         cast(cast(
-            {{ sum_amount('payment_amount', "concat(claim_type, ' claim ', claim_id)", 'decimal(28, 2)') }}
-            / cast(count(payment_amount) as decimal(20, 0))
+            {{ total_payment }} / cast(count(payment_amount) as decimal(20, 0))
         as decimal(22, 6)) as decimal(18, 2)) as mean_payment_amount
     from costed
     group by claim_type, {{ code_column }}
