@@ -117,6 +117,7 @@ class SparkSettings(_Strict):
     app_name: str = "cms-pipeline"
     native_delta: bool = False
     quick_jit: bool = False  # the JIT's quick tier only: faster on small data (spark.py)
+    java_options: str = ""  # more flags for the JVMs of the driver and executors
     conf: dict[str, str] = Field(default_factory=dict)
 
 

@@ -20,15 +20,15 @@ from cms_pipeline.runtime import prepare_environment
 QUICK_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 
 
-def java_options(quick_jit: bool) -> str:
+def java_options(quick_jit: bool, extra: str = "") -> str:
     """JVM flags of the Spark driver and executors (and of a local cluster's JVMs)."""
-    return QUICK_JIT if quick_jit else ""
+    return " ".join(flags for flags in (QUICK_JIT if quick_jit else "", extra.strip()) if flags)
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:
     """All Spark settings for a profile; dbt's profile is generated from the same dict."""
     meta = Path(settings.metadata).resolve()
-    java = java_options(settings.spark.quick_jit)
+    java = java_options(settings.spark.quick_jit, settings.spark.java_options)
     conf = {
         "spark.master": settings.spark.master,
         "spark.app.name": settings.spark.app_name,

@@ -22,6 +22,7 @@ CLUSTER_VARS = [
     "CMS_SPARK_NATIVE_DELTA",
     "CMS_SPARK_SHUFFLE_PARTITIONS",
     "CMS_SPARK_QUICK_JIT",
+    "CMS_SPARK_JAVA_OPTIONS",
     "CMS_PIPELINE_METADATA",
     "CMS_PIPELINE_LANDING",
 ]
@@ -116,11 +117,29 @@ def test_unset_variable_without_default_names_file_key_and_variable(clean_env, t
     assert load_settings(config_dir=config, profile="c").spark.master == "spark://h:1"
 
 
+def test_java_options_of_the_config_reach_driver_and_executors(clean_env, tmp_path):
+    lake = str(tmp_path / "lake")
+    derby = f"-Dderby.system.home={Path(load_settings(lake=lake).metadata).resolve()}"
+    # the local profile's collector, unless the environment says otherwise
+    chosen = load_settings(lake=lake).spark.java_options
+    assert "-XX:+UseParallelGC" in chosen
+    conf = spark_conf(load_settings(lake=lake))
+    assert conf["spark.driver.extraJavaOptions"] == f"{derby} {chosen}"
+    assert conf["spark.executor.extraJavaOptions"] == chosen
+
+    clean_env.setenv("CMS_SPARK_JAVA_OPTIONS", "-XX:+UseG1GC -Xss4m")
+    clean_env.setenv("CMS_SPARK_QUICK_JIT", "true")
+    conf = spark_conf(load_settings(lake=lake))
+    assert conf["spark.driver.extraJavaOptions"] == f"{derby} {QUICK_JIT} -XX:+UseG1GC -Xss4m"
+    assert conf["spark.executor.extraJavaOptions"] == f"{QUICK_JIT} -XX:+UseG1GC -Xss4m"
+
+
 def test_quick_jit_reaches_driver_executors_and_the_local_cluster(clean_env, tmp_path):
     lake = str(tmp_path / "lake")
     settings = load_settings(lake=lake)
     derby = f"-Dderby.system.home={Path(settings.metadata).resolve()}"
-    plain = spark_conf(settings)  # by default the JVM's own JIT
+    clean_env.setenv("CMS_SPARK_JAVA_OPTIONS", "")  # no other flags: see the next test
+    plain = spark_conf(load_settings(lake=lake))  # by default the JVM's own JIT
     assert plain["spark.driver.extraJavaOptions"] == derby
     assert "spark.executor.extraJavaOptions" not in plain
 
