@@ -119,11 +119,12 @@ def test_unset_variable_without_default_names_file_key_and_variable(clean_env, t
 
 def test_java_options_of_the_config_reach_driver_and_executors(clean_env, tmp_path):
     lake = str(tmp_path / "lake")
-    derby = f"-Dderby.system.home={Path(load_settings(lake=lake).metadata).resolve()}"
+    settings = load_settings(lake=lake)
+    derby = f"-Dderby.system.home={Path(settings.metadata).resolve()}"
     # the local profile's collector, unless the environment says otherwise
-    chosen = load_settings(lake=lake).spark.java_options
+    chosen = settings.spark.java_options
     assert "-XX:+UseParallelGC" in chosen
-    conf = spark_conf(load_settings(lake=lake))
+    conf = spark_conf(settings)
     assert conf["spark.driver.extraJavaOptions"] == f"{derby} {chosen}"
     assert conf["spark.executor.extraJavaOptions"] == chosen
 
@@ -138,7 +139,7 @@ def test_quick_jit_reaches_driver_executors_and_the_local_cluster(clean_env, tmp
     lake = str(tmp_path / "lake")
     settings = load_settings(lake=lake)
     derby = f"-Dderby.system.home={Path(settings.metadata).resolve()}"
-    clean_env.setenv("CMS_SPARK_JAVA_OPTIONS", "")  # no other flags: see the next test
+    clean_env.setenv("CMS_SPARK_JAVA_OPTIONS", "")  # no other flags: see the test above
     plain = spark_conf(load_settings(lake=lake))  # by default the JVM's own JIT
     assert plain["spark.driver.extraJavaOptions"] == derby
     assert "spark.executor.extraJavaOptions" not in plain
