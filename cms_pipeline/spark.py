@@ -7,6 +7,7 @@ may hold the Derby metastore at a time.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from cms_pipeline.config import Settings
@@ -68,3 +69,19 @@ def get_spark(settings: Settings):
     spark = builder.enableHiveSupport().getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def start_in_background(settings: Settings) -> threading.Thread:
+    """Start the session (the JVM, then the metastore's first connection) on a thread of
+    its own, so that it overlaps work that leaves a core idle: ingestion runs no JVM. A
+    failure is left to the next get_spark, which raises it where a stage needs Spark."""
+
+    def start() -> None:
+        try:
+            get_spark(settings).catalog.databaseExists("bronze")
+        except Exception:  # noqa: BLE001 (the next get_spark reports it)
+            pass
+
+    thread = threading.Thread(target=start, name="spark-start", daemon=True)
+    thread.start()
+    return thread

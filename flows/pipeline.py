@@ -67,6 +67,9 @@ def pipeline_flow(
 
 
 def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_id: str):
+    from cms_pipeline.spark import start_in_background
+
+    start_in_background(settings)  # the JVM starts while ingestion keeps to Python
     with log.stage("ingest"):
         report = ingest_files(settings.lake, source)
     summary.ingest = report.to_dict()
