@@ -46,6 +46,13 @@ def _local_quick_jit() -> bool:
     return load_settings(profile="local").spark.quick_jit
 
 
+def _local_java_options() -> str:
+    """The local profile's other JVM flags (collector, JIT thresholds), for the same reason."""
+    from cms_pipeline.config import load_settings
+
+    return load_settings(profile="local").spark.java_options
+
+
 class ClusterError(RuntimeError):
     """A cluster process did not start; the message names its log file."""
 
@@ -59,12 +66,13 @@ class LocalCluster:
     thrift_port: int
     pids: dict[str, int] = field(default_factory=dict)  # process name -> pid (group leader)
     quick_jit: bool = False  # chosen at start; every JVM and CLI process of it follows
+    extra_java_options: str = ""  # likewise
 
     @property
     def java_options(self) -> str:
         from cms_pipeline.spark import java_options
 
-        return java_options(self.quick_jit)
+        return java_options(self.quick_jit, self.extra_java_options)
 
     @property
     def master_url(self) -> str:
@@ -95,6 +103,7 @@ class LocalCluster:
             "CMS_SPARK_NATIVE_DELTA": "false",
             "CMS_SPARK_SHUFFLE_PARTITIONS": "4",
             "CMS_SPARK_QUICK_JIT": "true" if self.quick_jit else "false",
+            "CMS_SPARK_JAVA_OPTIONS": self.extra_java_options,
         }
         if lake:
             env["CMS_PIPELINE_LAKE"] = lake
@@ -295,6 +304,7 @@ def start_local_cluster(
         metastore_port=free_port(),
         thrift_port=free_port(),
         quick_jit=_local_quick_jit(),
+        extra_java_options=_local_java_options(),
     )
     spark_class = str(spark_home() / "bin" / "spark-class")
     try:

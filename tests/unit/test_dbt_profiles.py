@@ -11,7 +11,14 @@ import yaml
 from cms_pipeline.config import ConfigError, load_settings
 from cms_pipeline.dbt_runner import PROFILE_NAME, needs_session, profiles, write_profiles
 from cms_pipeline.spark import QUICK_JIT, spark_conf
-from cms_pipeline.spark_cluster import LocalCluster, _local_quick_jit, _thrift_server_argv
+from cms_pipeline.spark_cluster import (
+    LocalCluster,
+    _env,
+    _local_java_options,
+    _local_quick_jit,
+    _metastore_argv,
+    _thrift_server_argv,
+)
 
 CLUSTER_VARS = [
     "CMS_SPARK_MASTER",
@@ -164,3 +171,26 @@ def test_quick_jit_reaches_driver_executors_and_the_local_cluster(clean_env, tmp
     for key, value in started.environment(lake=lake).items():
         clean_env.setenv(key, value)
     assert spark_conf(load_settings())["spark.executor.extraJavaOptions"] == QUICK_JIT
+
+
+def test_the_local_clusters_jvms_take_the_local_profiles_java_options(clean_env, tmp_path):
+    lake = str(tmp_path / "lake")
+    clean_env.setenv("CMS_SPARK_JAVA_OPTIONS", "-XX:+UseSerialGC -Xss4m")
+    cluster = LocalCluster(
+        root=tmp_path / "cluster", master_port=7177, master_ui_port=8181, metastore_port=9183,
+        thrift_port=10100, quick_jit=_local_quick_jit(), extra_java_options=_local_java_options(),
+    )  # fmt: skip
+    cluster.root.mkdir()
+    cluster.save()
+    clean_env.delenv("CMS_SPARK_JAVA_OPTIONS")  # a later change does not reach a running cluster
+    assert "-XX:+UseParallelGC" in _local_java_options()  # the local profile's default again
+    started = LocalCluster.load(cluster.root)
+    assert started.java_options == "-XX:+UseSerialGC -Xss4m"
+    assert _env(started)["SPARK_DAEMON_JAVA_OPTS"] == started.java_options  # master, worker
+    assert "-XX:+UseSerialGC" in _metastore_argv(started)
+    assert "-XX:+UseSerialGC -Xss4m" in " ".join(_thrift_server_argv(started, cores=2))
+    # the pipeline's session on the cluster (its executors run on the cluster's worker)
+    for key, value in started.environment(lake=lake).items():
+        clean_env.setenv(key, value)
+    conf = spark_conf(load_settings())
+    assert conf["spark.executor.extraJavaOptions"] == "-XX:+UseSerialGC -Xss4m"
