@@ -13,6 +13,8 @@ from pathlib import Path
 
 import psutil
 
+from cms_pipeline.stages import tree_rss
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -48,11 +50,8 @@ def run_measured(args: list[str], env: dict | None = None, timeout: float = 3600
         peak = 0
         while proc.poll() is None:
             try:
-                rss = ps.memory_info().rss + sum(
-                    c.memory_info().rss for c in ps.children(recursive=True)
-                )
-                peak = max(peak, rss)
-            except psutil.Error:
+                peak = max(peak, tree_rss(ps))
+            except psutil.Error:  # the command just ended
                 pass
             # sample often at first (short runs), then twice a second (cheap on long runs)
             time.sleep(0.05 if time.perf_counter() - started < 10 else 0.5)

@@ -6,7 +6,7 @@ import time
 
 import psutil
 
-from cms_pipeline.stages import StageLog
+from cms_pipeline.stages import StageLog, tree_rss
 
 BUSY_CHILD = "import time\nend = time.process_time() + 1.0\nwhile time.process_time() < end: pass"
 
@@ -46,3 +46,23 @@ def test_a_grandchild_that_ends_within_the_stage_does_not_count_less_than_nothin
         grandchild.wait(timeout=20)
     child.wait(timeout=20)
     assert stage.cpu_seconds >= 0
+
+
+def test_a_process_trees_memory_leaves_out_children_younger_than_the_age_given():
+    # a JVM's just-spawned helper reports the JVM's memory until it execs: a child that
+    # young is left out, an older one counts
+    holder = "import time\nblock = b'x' * (200 * 2**20)\ntime.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", holder])
+    try:
+        deadline = time.monotonic() + 30
+        while psutil.Process(child.pid).memory_info().rss < 150 * 2**20:
+            assert time.monotonic() < deadline, "the child never held its 200 MiB"
+            time.sleep(0.05)
+        me = psutil.Process()
+        counted = tree_rss(me, min_child_age=0)
+        left_out = tree_rss(me, min_child_age=3600)  # younger than an hour: left out
+        assert counted - left_out >= 150 * 2**20
+        assert left_out < me.memory_info().rss + 150 * 2**20
+    finally:
+        child.kill()
+        child.wait()
