@@ -77,8 +77,10 @@ def start_in_background(settings: Settings) -> threading.Thread:
     failure is left to the next get_spark, which raises it where a stage needs Spark."""
 
     def start() -> None:
+        from cms_pipeline.bronze_catalog import DATABASE  # the first stage's database
+
         try:
-            get_spark(settings).catalog.databaseExists("bronze")
+            get_spark(settings).catalog.databaseExists(DATABASE)
         except Exception:  # noqa: BLE001 (the next get_spark reports it)
             pass
 

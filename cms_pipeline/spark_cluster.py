@@ -38,19 +38,13 @@ _THRIFT_SERVER = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 _METASTORE = "org.apache.hadoop.hive.metastore.HiveMetaStore"
 
 
-def _local_quick_jit() -> bool:
-    """The local profile's JIT choice (cms_pipeline/spark.py): this cluster shares one
-    machine's cores with the pipeline, so its JVMs follow the local session's choice."""
+def _local_spark():
+    """The local profile's Spark settings: this cluster shares one machine's cores with the
+    pipeline, so its JVMs take the local session's JIT choice and JVM flags
+    (cms_pipeline/spark.py)."""
     from cms_pipeline.config import load_settings
 
-    return load_settings(profile="local").spark.quick_jit
-
-
-def _local_java_options() -> str:
-    """The local profile's other JVM flags (collector, JIT thresholds), for the same reason."""
-    from cms_pipeline.config import load_settings
-
-    return load_settings(profile="local").spark.java_options
+    return load_settings(profile="local").spark
 
 
 class ClusterError(RuntimeError):
@@ -297,14 +291,15 @@ def start_local_cluster(
     root = Path(root).resolve()
     for sub in ("logs", "work", "tmp", "warehouse"):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    local = _local_spark()
     cluster = LocalCluster(
         root=root,
         master_port=free_port(),
         master_ui_port=free_port(),
         metastore_port=free_port(),
         thrift_port=free_port(),
-        quick_jit=_local_quick_jit(),
-        extra_java_options=_local_java_options(),
+        quick_jit=local.quick_jit,
+        extra_java_options=local.java_options,
     )
     spark_class = str(spark_home() / "bin" / "spark-class")
     try:

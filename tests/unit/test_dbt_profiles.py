@@ -14,8 +14,7 @@ from cms_pipeline.spark import QUICK_JIT, spark_conf
 from cms_pipeline.spark_cluster import (
     LocalCluster,
     _env,
-    _local_java_options,
-    _local_quick_jit,
+    _local_spark,
     _metastore_argv,
     _thrift_server_argv,
 )
@@ -159,12 +158,12 @@ def test_quick_jit_reaches_driver_executors_and_the_local_cluster(clean_env, tmp
     # (start_local_cluster) and passes that on to its JVMs and its CLI processes
     cluster = LocalCluster(
         root=tmp_path / "cluster", master_port=7177, master_ui_port=8181, metastore_port=9183,
-        thrift_port=10100, quick_jit=_local_quick_jit(),
+        thrift_port=10100, quick_jit=_local_spark().quick_jit,
     )  # fmt: skip
     cluster.root.mkdir()
     cluster.save()
     clean_env.delenv("CMS_SPARK_QUICK_JIT")  # a later change does not reach a running cluster
-    assert not _local_quick_jit()
+    assert not _local_spark().quick_jit
     started = LocalCluster.load(cluster.root)
     assert started.java_options == QUICK_JIT
     assert QUICK_JIT in " ".join(_thrift_server_argv(started, cores=2))
@@ -178,12 +177,13 @@ def test_the_local_clusters_jvms_take_the_local_profiles_java_options(clean_env,
     clean_env.setenv("CMS_SPARK_JAVA_OPTIONS", "-XX:+UseSerialGC -Xss4m")
     cluster = LocalCluster(
         root=tmp_path / "cluster", master_port=7177, master_ui_port=8181, metastore_port=9183,
-        thrift_port=10100, quick_jit=_local_quick_jit(), extra_java_options=_local_java_options(),
+        thrift_port=10100, quick_jit=_local_spark().quick_jit,
+        extra_java_options=_local_spark().java_options,
     )  # fmt: skip
     cluster.root.mkdir()
     cluster.save()
     clean_env.delenv("CMS_SPARK_JAVA_OPTIONS")  # a later change does not reach a running cluster
-    assert "-XX:+UseParallelGC" in _local_java_options()  # the local profile's default again
+    assert "-XX:+UseParallelGC" in _local_spark().java_options  # the local profile's default again
     started = LocalCluster.load(cluster.root)
     assert started.java_options == "-XX:+UseSerialGC -Xss4m"
     assert _env(started)["SPARK_DAEMON_JAVA_OPTS"] == started.java_options  # master, worker
