@@ -32,7 +32,6 @@ from cms_pipeline.quality.spark_cursor import use_one_pass_cursor
 CHECKS_DIR = PROJECT_ROOT / "soda_checks"
 LAYERS = ("bronze", "silver", "gold")
 LEDGER_VIEW = "file_ledger"
-CACHE_MAX_CELLS = 10_000_000  # rows x columns of a table cached while its checks run
 SCAN_THREADS = 2  # tables scanned at once
 _SQL_DIR = Path(__file__).parent / "sql"
 
@@ -150,15 +149,10 @@ def _check_table(
         "newest_batch_ids": batches.sql_list(newest),
         **upstream_vars,
     }
-    # A scan runs a dozen queries: small tables are read once and cached for them.
-    cached = (current[wanted[0]] or 0) * len(frame.columns) <= CACHE_MAX_CELLS
-    if cached:
-        frame.cache()
-    try:
-        checks = _scan(spark, layer, table, path, variables)
-    finally:
-        if cached:
-            frame.unpersist()
+    # Not cached for its queries: caching builds every column in memory while each query
+    # reads a few from Parquet (gates at scale 0.1, warm: 88 s with tables under 10M cells
+    # cached, 56 s without).
+    checks = _scan(spark, layer, table, path, variables)
     return _TableChecks(checks, version, {m.key: v for m, v in current.items()}, arrival)
 
 
