@@ -216,11 +216,14 @@ def _joined(first: DbtRun, second: DbtRun | None) -> DbtRun:
     )
 
 
+_STORE_VARS = ("bronze_batches", "silver_store", "store_fingerprint")  # _silver_store_vars' keys
+
+
 def _silver_store_vars(
     settings: Settings, bronze_versions: dict[str, int], build_id: str, full_refresh: bool
 ) -> dict:
-    """dbt vars of a silver build: its bronze snapshot's batches and the per-batch store it
-    adds to (cms_pipeline.silver_store)."""
+    """dbt vars of a silver build (`_STORE_VARS`, also in its run record): its bronze
+    snapshot's batches and the per-batch store it adds to (cms_pipeline.silver_store)."""
     from cms_pipeline import silver_store
 
     fingerprint = silver_store.store_fingerprint(settings)
@@ -419,11 +422,14 @@ def promote(
             if run_record_path(settings, layer, b).exists()
         ]
         args["stores"] = kept(kept_records)
+    # the build's own vars (not read by the macro): dbt parses the project again whenever
+    # its vars change, 4 s of a silver publish at scale 1.0
+    store = {k: record[k] for k in _STORE_VARS if k in record} if layer == "silver" else {}
     run_dbt(
         settings,
         ["run-operation", "promote_layer", "--args", json.dumps(args)],
         spark=spark,
-        vars=_build_vars(layer, build_id),
+        vars={**store, **_build_vars(layer, build_id)},
     )
     entry = {
         "build_id": build_id,
