@@ -99,12 +99,39 @@ def test_gold_builds_with_reconciliation_and_leakage_tests(lake, spark):
         "assert_readmission_features_precede_admission",
         "assert_high_cost_features_from_feature_year",
         "transfers_are_merged_and_readmissions_flagged",
+        "principal_codes_come_from_the_first_segment_that_has_one",
+        "top_diagnoses_count_each_claim_once_under_its_principal_code",
     } <= names
     assert not gold.failed_tests
     assert gold.upstream_build == lake["silver"].build_id
     claims = spark.table("silver.inpatient_claims").select("claim_id").distinct().count()
     inpatient = spark.table("gold.fct_claims").where("claim_type = 'inpatient'").count()
     assert inpatient == claims
+
+
+def test_principal_codes_are_position_1_of_the_first_segment_with_codes(lake, spark):
+    """fct_claims reads the principal codes from the silver claims; the unpivots hold the
+    same codes as rows: both paths must name the same code for every claim."""
+    from pyspark.sql import functions as F
+
+    for codes, code, position, principal in [
+        ("claim_diagnoses", "icd9_dgns_cd", "diagnosis_position", "principal_icd9_dgns_cd"),
+        ("claim_procedures", "icd9_prcdr_cd", "procedure_position", "principal_icd9_prcdr_cd"),
+    ]:
+        unpivoted = (
+            spark.table(f"silver.{codes}")
+            .where(F.col(position) == 1)
+            .groupBy("claim_type", "claim_id")
+            .agg(F.min_by(code, "segment").alias("code"))
+        )
+        facts = (
+            spark.table("gold.fct_claims")
+            .where(F.col(principal).isNotNull())
+            .select("claim_type", "claim_id", F.col(principal).alias("code"))
+        )
+        assert unpivoted.count() > 0, codes
+        assert facts.exceptAll(unpivoted).count() == 0, codes
+        assert unpivoted.exceptAll(facts).count() == 0, codes
 
 
 def test_feature_tables_keep_their_contract(lake, spark):

@@ -1,6 +1,6 @@
 -- One row per claim across settings (inpatient, outpatient, carrier, Part D events).
 -- Institutional claims split into segments count once: amounts summed over segments,
--- dates spanning them.
+-- dates spanning them, principal codes from the first segment that has one.
 with {{ import_refs(
     inpatient='inpatient_claims',
     outpatient='outpatient_claims',
@@ -21,6 +21,8 @@ institutional_segments as (
         claim_end_date,
         provider_id,
         {{ drg_code }} as drg_code,
+        principal_icd9_dgns_cd,
+        principal_icd9_prcdr_cd,
         coalesce(payment_amount, 0) as payment_amount,
         coalesce(deductible_amount, 0) + coalesce(coinsurance_amount, 0)
             + coalesce(blood_deductible_amount, 0) as beneficiary_responsibility_amount,
@@ -41,6 +43,10 @@ institutional_claims as (
         max(claim_end_date) as claim_end_date,
         min_by(provider_id, segment) as provider_id,
         max_by(drg_code, segment) as drg_code,
+        {#- min_by skips rows whose ordering is null: segments without the code #}
+        {%- for code in ['principal_icd9_dgns_cd', 'principal_icd9_prcdr_cd'] %}
+        min_by({{ code }}, case when {{ code }} is not null then segment end) as {{ code }},
+        {%- endfor %}
         count(*) as segment_count,
         sum(payment_amount) as payment_amount,
         sum(beneficiary_responsibility_amount) as beneficiary_responsibility_amount,
@@ -60,6 +66,8 @@ carrier_claims as (
         claim_end_date,
         cast(null as string) as provider_id,
         cast(null as string) as drg_code,
+        principal_icd9_dgns_cd,
+        cast(null as string) as principal_icd9_prcdr_cd,
         cast(1 as bigint) as segment_count,
         payment_amount,
         deductible_amount + coinsurance_amount as beneficiary_responsibility_amount,
@@ -79,6 +87,8 @@ drug_event_claims as (
         service_date as claim_end_date,
         cast(null as string) as provider_id,
         cast(null as string) as drg_code,
+        cast(null as string) as principal_icd9_dgns_cd,
+        cast(null as string) as principal_icd9_prcdr_cd,
         cast(1 as bigint) as segment_count,
         coalesce(total_rx_cost_amount, 0) as payment_amount,
         coalesce(patient_pay_amount, 0) as beneficiary_responsibility_amount,
@@ -109,6 +119,8 @@ final as (
         year(claim_start_date) as claim_year,
         provider_id,
         drg_code,
+        principal_icd9_dgns_cd,
+        principal_icd9_prcdr_cd,
         segment_count,
         cast(payment_amount as decimal(18, 2)) as payment_amount,
         cast(beneficiary_responsibility_amount as decimal(18, 2)) as beneficiary_responsibility_amount,

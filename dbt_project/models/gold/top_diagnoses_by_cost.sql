@@ -1,3 +1,3 @@
 -- The top {{ var('top_n_codes') }} principal diagnoses per claim type by total claim payment,
 -- each claim's payment counted once under its principal code (macros/gold/top_codes_by_cost).
-{{ top_codes_by_cost('claim_diagnoses', 'icd9_dgns_cd', 'diagnosis_position') }}
+{{ top_codes_by_cost('principal_icd9_dgns_cd', 'icd9_dgns_cd') }}

@@ -1,3 +1,3 @@
 -- The top {{ var('top_n_codes') }} principal procedures per claim type by total claim payment,
 -- each claim's payment counted once under its principal code (macros/gold/top_codes_by_cost).
-{{ top_codes_by_cost('claim_procedures', 'icd9_prcdr_cd', 'procedure_position') }}
+{{ top_codes_by_cost('principal_icd9_prcdr_cd', 'icd9_prcdr_cd') }}
