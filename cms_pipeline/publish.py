@@ -216,6 +216,54 @@ def _joined(first: DbtRun, second: DbtRun | None) -> DbtRun:
     )
 
 
+def unit_test_layer(settings: Settings, spark, layer: str, vars: dict | None = None) -> DbtRun:
+    """The layer's dbt unit tests on their own, as in development: no rows are built.
+
+    A unit test's fixtures take their columns from the relations its model reads, and the
+    layer's intermediate models exist only in build schemas. So the layer is built empty
+    (`dbt build --empty`: every model with its columns and no rows, from bronze or the
+    published silver) into a scratch build schema, the unit tests run against it, and the
+    scratch schemas are dropped. Nothing is recorded or published. `vars` override dbt vars.
+    Raises DbtError when a unit test fails (its run holds the results).
+    """
+    _check_layer(layer)
+    build_id = new_build_id()
+    store: dict = {}
+    if layer == "silver":
+        from cms_pipeline.bronze_catalog import sync_bronze
+
+        store = _silver_store_vars(settings, sync_bronze(spark, settings), build_id, True)
+    vars = {**(vars or {}), **store, **_build_vars(layer, build_id)}
+    selection = ["--select", *_SELECT[layer]]
+    scratch = [build_schema(layer, build_id), f"{build_schema(layer, build_id)}_audit"]
+    scratch += [store["silver_store"]] if store else []
+    try:
+        run_dbt(
+            settings,
+            [
+                "build",
+                *selection,
+                "--empty",
+                "--full-refresh",
+                "--exclude-resource-type",
+                "unit_test",
+                "test",
+            ],
+            spark=spark,
+            vars=vars,
+        )
+        return run_dbt(
+            settings, ["test", *selection, "--resource-type", "unit_test"], spark=spark, vars=vars
+        )
+    finally:
+        run_dbt(
+            settings,
+            ["run-operation", "drop_scratch_schemas", "--args", json.dumps({"schemas": scratch})],
+            spark=spark,
+            vars=vars,
+        )
+
+
 _STORE_VARS = ("bronze_batches", "silver_store", "store_fingerprint")  # _silver_store_vars' keys
 
 

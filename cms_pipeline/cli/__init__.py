@@ -20,7 +20,7 @@ app = typer.Typer(
         "-> transform -> check gold -> train -> score -> export."
     ),
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 

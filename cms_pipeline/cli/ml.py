@@ -23,7 +23,7 @@ models_app = typer.Typer(
     help="Registered models: list, show, promote, roll back.", no_args_is_help=True
 )
 
-UseCaseArg = Annotated[str, typer.Argument(help="Use case = a file config/ml/<USE_CASE>.yaml")]
+UseCaseArg = Annotated[str, typer.Argument(help="Use case = a file `config/ml/<USE_CASE>.yaml`")]
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -196,7 +196,7 @@ def score(
     profile: ProfileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score a gold table with the champion MOJO into gold.predictions_<USE_CASE> and JSON."""
+    """Score a gold table with the champion MOJO into `gold.predictions_<USE_CASE>` and JSON."""
     from models_ml.batch import as_dict
     from models_ml.batch import score as run_score
 

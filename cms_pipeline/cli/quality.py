@@ -24,7 +24,7 @@ SchemaOption = Annotated[
     str | None,
     typer.Option(
         "--schema",
-        help="Schema to scan, e.g. a build schema silver_build_<id> (default: the published layer).",
+        help="Schema to scan, e.g. a build schema `silver_build_<id>` (default: the published layer).",
     ),
 ]
 TableOption = Annotated[

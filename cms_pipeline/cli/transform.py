@@ -88,6 +88,38 @@ def register(app: typer.Typer) -> None:
         if not all(b["success"] for b in summary["builds"]):
             raise typer.Exit(1)
 
+    @app.command("unit-test")
+    def unit_test_command(
+        lake: LakeOption = None, layer: LayerOption = None, as_json: JsonOption = False
+    ) -> None:
+        """Run the dbt unit tests on their own, while you change a model or macro: each
+        layer is built empty (columns, no rows) into a scratch schema that is dropped after.
+        Needs bronze (silver) or a published silver (gold); nothing is published."""
+        from cms_pipeline.dbt_runner import DbtError
+        from cms_pipeline.publish import unit_test_layer
+
+        settings = settings_for(lake)
+        spark = _spark(settings)
+        tests, failed = [], False
+        for name in layer or ["silver", "gold"]:
+            console.print(f"[bold]dbt unit tests[/bold] {name} ...")
+            try:
+                run = unit_test_layer(settings, spark, name)
+            except DbtError as exc:
+                run, failed = exc.run, True
+                console.print(f"[red]{exc}[/red]")
+            units = run.of_type("unit_test") if run else []
+            tests += [{"layer": name, **n.to_dict()} for n in units]
+        emit(
+            {"unit_tests": tests},
+            as_json,
+            lambda s: out.print(
+                table("dbt unit tests", s["unit_tests"], ["layer", "attached_to", "name", "status"])
+            ),
+        )
+        if failed or any(t["status"] in ("fail", "error") for t in tests):
+            raise typer.Exit(1)
+
     @app.command(
         "dbt",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},

@@ -81,3 +81,13 @@
         {% endif %}
     {% endfor %}
 {% endmacro %}
+
+{# Drop the given schemas and everything in them: the scratch schemas of
+   cms_pipeline.publish.unit_test_layer, which nothing reads once its unit tests ran. #}
+{% macro drop_scratch_schemas(schemas) %}
+    {% for schema in schemas %}
+        {% call statement('drop_' ~ schema) %}
+            drop schema if exists {{ schema }} cascade
+        {% endcall %}
+    {% endfor %}
+{% endmacro %}

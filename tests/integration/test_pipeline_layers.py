@@ -13,8 +13,16 @@ import json
 
 import pytest
 
-from cms_pipeline.dbt_runner import dbt_dir, run_dbt
-from cms_pipeline.publish import LAYERS, BuildResult, build_layer, new_build_id, publish_history
+from cms_pipeline.dbt_runner import DbtError, dbt_dir, run_dbt
+from cms_pipeline.publish import (
+    LAYERS,
+    BuildResult,
+    build_layer,
+    new_build_id,
+    publish_history,
+    runs_dir,
+    unit_test_layer,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -223,6 +231,32 @@ def test_a_failing_unit_test_fails_the_build_after_its_model_is_built(lake, spar
     model = next(n for n in record["dbt"]["nodes"] if n["name"] == "readmission__transfers_merged")
     assert model["status"] == "success"
     assert "&&" in record["dbt"]["args"]  # one record of both commands
+
+
+def test_unit_tests_run_alone_and_leave_nothing_behind(lake, spark, spark_settings):
+    # `cms-pipeline unit-test`: each layer built empty into a scratch schema, then dropped
+    from cms_pipeline.bronze_catalog import sync_bronze
+
+    def state():
+        schemas = {d.name for d in spark.catalog.listDatabases()}
+        records = sorted(p.name for p in runs_dir(spark_settings).glob("*.json"))
+        return schemas, records, [publish_history(spark_settings, x) for x in LAYERS]
+
+    before = state()
+    try:
+        for layer in LAYERS:
+            run = unit_test_layer(spark_settings, spark, layer)
+            units = run.of_type("unit_test")
+            assert units and all(u.status == "pass" for u in units), layer
+            assert all(n.resource_type == "unit_test" for n in run.nodes)
+        assert "principal_codes_come_from_the_first_segment_that_has_one" in {u.name for u in units}
+        with pytest.raises(DbtError) as failed:  # no gap allowed between stays, as above
+            unit_test_layer(spark_settings, spark, "gold", vars={"transfer_gap_days": 0})
+        statuses = {n.name: n.status for n in failed.value.run.of_type("unit_test")}
+        assert statuses["transfer_within_one_day_is_one_hospitalization"] == "fail"
+        assert state() == before
+    finally:  # the silver unit tests read the newest bronze; later tests want silver's
+        sync_bronze(spark, spark_settings, lake["silver"].bronze_versions)
 
 
 def test_failed_build_names_the_model_and_publishes_nothing(lake, spark, spark_settings):

@@ -134,7 +134,7 @@ def test_cli_registers_transform_commands():
 
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("transform", "dbt", "docs", "export"):
+    for command in ("transform", "unit-test", "dbt", "docs", "export"):
         assert command in result.output
     docs = CliRunner().invoke(app, ["docs", "--help"])
     assert "generate" in docs.output and "serve" in docs.output
