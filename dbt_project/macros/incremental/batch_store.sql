@@ -95,7 +95,8 @@ from decoded
 #}
 {% macro stg_superseded(source_table) %}
 {%- set m = cms_mapping(source_table) -%}
-with deliveries as (
+select _batch_id, _source_file, _source_line
+from (
 
     select
         _batch_id,
@@ -104,10 +105,7 @@ with deliveries as (
         {{ delivery_rank(m) }} as _delivery_rank
     from {{ source('bronze', source_table) }}
 
-)
-
-select _batch_id, _source_file, _source_line
-from deliveries
+) as deliveries
 where _delivery_rank > 1
 {% endmacro %}
 

@@ -1,6 +1,9 @@
 {#
   One staging step per bronze table, compiled from its mapping:
-  1. deduplicated: a row delivered again (same key) keeps its latest delivery;
+  1. deduplicated: a row delivered again (same key) keeps its latest delivery. The
+     superseded deliveries are ranked from the keys and lineage only (stg_superseded), then
+     left out of the wide rows by a broadcast anti join: a window over the wide rows sorted
+     all of them (scale 1.0, stg_outpatient_claims warm 5.7 -> 3.5 s, the same rows);
   2. typed: every mapped column cast and decoded, numbered columns typed for the unpivots;
   3. decoded: codebook labels joined from the seeds named by `lookup`.
 #}
@@ -12,12 +15,21 @@ with source as (
 
 ),
 
+superseded as (
+
+    {{ stg_superseded(source_table) }}
+
+),
+
 deduplicated as (
 
-    select
-        *,
-        {{ delivery_rank(m) }} as _delivery_rank
+    {#- usually no row at all; a whole file delivered again is only its lineage (tens of MB at scale 1.0) #}
+    select /*+ BROADCAST(superseded) */ source.*
     from source
+    left anti join superseded  {#- null-safe: the lineage of a unit test's rows may be null #}
+        on source._batch_id <=> superseded._batch_id
+        and source._source_file <=> superseded._source_file
+        and source._source_line <=> superseded._source_line
 
 ),
 
@@ -26,7 +38,6 @@ typed as (
     select
         {{ cms_typed_columns(m) }}
     from deduplicated
-    where _delivery_rank = 1
 
 ),
 
