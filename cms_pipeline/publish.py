@@ -235,8 +235,7 @@ def unit_test_layer(settings: Settings, spark, layer: str, vars: dict | None = N
         store = _silver_store_vars(settings, sync_bronze(spark, settings), build_id, True)
     vars = {**(vars or {}), **store, **_build_vars(layer, build_id)}
     selection = ["--select", *_SELECT[layer]]
-    scratch = [build_schema(layer, build_id), f"{build_schema(layer, build_id)}_audit"]
-    scratch += [store["silver_store"]] if store else []
+    scratch = [build_schema(layer, build_id)] + ([store["silver_store"]] if store else [])
     try:
         run_dbt(
             settings,

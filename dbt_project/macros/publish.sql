@@ -42,9 +42,7 @@
         {% set schema = row[0] | lower %}
         {% if schema.startswith(prefix) and schema not in keep_schemas %}
             {% do log("dropping old build schema " ~ schema, info=true) %}
-            {% call statement('drop_' ~ schema) %}
-                drop schema if exists {{ schema }} cascade
-            {% endcall %}
+            {% do drop_schema_cascade(schema) %}
         {% endif %}
     {% endfor %}
 {% endmacro %}
@@ -60,9 +58,7 @@
         {% set schema = row[0] | lower %}
         {% if schema.startswith(prefix) and schema not in keep_stores %}
             {% do log("dropping unused silver store " ~ schema, info=true) %}
-            {% call statement('drop_' ~ schema) %}
-                drop schema if exists {{ schema }} cascade
-            {% endcall %}
+            {% do drop_schema_cascade(schema) %}
         {% elif schema in keep_stores and var('file_format') == 'parquet' %}
             {# parquet stores only: a Delta table has no metastore partitions to drop #}
             {% for table in run_query('show tables in ' ~ schema) if not table[2] %}
@@ -86,8 +82,13 @@
    cms_pipeline.publish.unit_test_layer, which nothing reads once its unit tests ran. #}
 {% macro drop_scratch_schemas(schemas) %}
     {% for schema in schemas %}
-        {% call statement('drop_' ~ schema) %}
-            drop schema if exists {{ schema }} cascade
-        {% endcall %}
+        {% do drop_schema_cascade(schema) %}
     {% endfor %}
+{% endmacro %}
+
+{# Drop one schema and everything in it (dbt's own drop_schema takes a relation). #}
+{% macro drop_schema_cascade(schema) %}
+    {% call statement('drop_' ~ schema) %}
+        drop schema if exists {{ schema }} cascade
+    {% endcall %}
 {% endmacro %}

@@ -30,9 +30,7 @@ bronze_carrier as (
     select {{ line_amounts | join(' + ') }} as amount
     from {{ source('bronze', 'carrier_claims') }} as bronze
     left anti join {{ ref('stg_carrier_claims_superseded') }} as superseded
-        on superseded._batch_id = bronze._batch_id
-        and superseded._source_file = bronze._source_file
-        and superseded._source_line = bronze._source_line
+        on {{ same_delivery('bronze', 'superseded') }}
 
 ),
 
@@ -41,9 +39,7 @@ bronze_drug_events as (
     select TOT_RX_CST_AMT as amount
     from {{ source('bronze', 'prescription_drug_events') }} as bronze
     left anti join {{ ref('stg_prescription_drug_events_superseded') }} as superseded
-        on superseded._batch_id = bronze._batch_id
-        and superseded._source_file = bronze._source_file
-        and superseded._source_line = bronze._source_line
+        on {{ same_delivery('bronze', 'superseded') }}
 
 ),
 

@@ -89,9 +89,21 @@ from decoded
 {% endmacro %}
 
 {#
+  The join condition of a row and a superseded delivery: the same bronze row by lineage,
+  which ingestion writes on every row (so plain equality; null-safe equality cost the
+  carrier view 0.9 -> 1.2 s per read at scale 1.0).
+#}
+{% macro same_delivery(left, right) -%}
+{{ left }}._batch_id = {{ right }}._batch_id
+        and {{ left }}._source_file = {{ right }}._source_file
+        and {{ left }}._source_line = {{ right }}._source_line
+{%- endmacro %}
+
+{#
   The rows of the build's bronze snapshot that a later delivery of the same key
-  supersedes (latest ingest wins, as in stg_from_mapping). Only keys and lineage are read,
-  so the window over the whole snapshot stays narrow; the result is usually tiny.
+  supersedes (delivery_rank: the latest ingest wins); stg_from_mapping and
+  latest_deliveries leave them out. Only keys and lineage are read, so the window over the
+  whole snapshot stays narrow; the result is usually tiny.
 #}
 {% macro stg_superseded(source_table) %}
 {%- set m = cms_mapping(source_table) -%}
@@ -134,9 +146,7 @@ latest as (
     select stored.*
     from stored
     left anti join superseded
-        on stored._batch_id = superseded._batch_id
-        and stored._source_file = superseded._source_file
-        and stored._source_line = superseded._source_line
+        on {{ same_delivery('stored', 'superseded') }}
 
 )
 

@@ -26,10 +26,8 @@ deduplicated as (
     {#- usually no row at all; a whole file delivered again is only its lineage (tens of MB at scale 1.0) #}
     select /*+ BROADCAST(superseded) */ source.*
     from source
-    left anti join superseded  {#- null-safe: the lineage of a unit test's rows may be null #}
-        on source._batch_id <=> superseded._batch_id
-        and source._source_file <=> superseded._source_file
-        and source._source_line <=> superseded._source_line
+    left anti join superseded
+        on {{ same_delivery('source', 'superseded') }}
 
 ),
 
