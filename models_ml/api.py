@@ -1,33 +1,42 @@
 """REST scoring: FastAPI over champion MOJOs held in this process's JVM.
 
-    GET  /healthz                          liveness and loaded versions (no key)
-    GET  /v1/models                        champions with versions and metrics
-    GET  /v1/models/{use_case}             one champion, with its record schema
+    GET  /healthz (or /livez)              liveness and served versions (no key)
+    GET  /readyz                           per use case: ok / degraded / unavailable (no key)
+    GET  /v1/models                        served models with versions and metrics
+    GET  /v1/models/{use_case}             one served model, with its record schema
     POST /v1/models/{use_case}/predict     {"records": [{feature: value, ...}, ...]}
 
-Requests need the header X-API-Key equal to $CMS_PIPELINE_API_KEY. Records are checked
-against a pydantic model derived from the champion's features (unknown fields rejected,
-one message per bad field). A background thread follows the registry: when the
-champion changes, the new MOJO is loaded and swapped in.
+Requests need the header X-API-Key equal to $CMS_PIPELINE_API_KEY (401 otherwise, for
+any bytes a client sends). Records are checked against a pydantic model derived from the
+model's features (unknown fields, NaN and infinities rejected, one message per bad
+field). A body over $CMS_PIPELINE_API_MAX_BODY_BYTES gets 413 before it is read whole.
 
-Latency: a request touches only in-memory state on the event loop's thread (no
-threadpool hop, no registry query), parses its JSON with pydantic-core in one step and
-writes its response without a second validation. The background thread asks the
-registry only when its SQLite file changed or `FULL_CHECK_SECONDS` passed (a tracking
-server: every time).
+A background thread follows the registry: when the champion changes, the new MOJO is
+loaded and swapped in. A champion that cannot be loaded (artefact missing or corrupt)
+never replaces a working model: the API keeps serving the last good version (on start,
+the most recent earlier champion that loads) and /readyz says which and why; each use
+case loads on its own, so one bad model never stops the others.
+
+Latency and liveness: a small body (under `INLINE_BODY_BYTES`: microseconds of work) is
+parsed and scored on the event loop's thread; a larger one in a worker thread (JPype
+attaches it to the JVM on its first call), so health checks answer while 10,000 records
+are scored. The background thread asks the registry only when its SQLite file changed or
+`FULL_CHECK_SECONDS` passed (a tracking server: every time).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
-import secrets
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
+import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -37,12 +46,17 @@ from pydantic import BaseModel, ValidationError
 from cms_pipeline.config import Settings
 from models_ml import registry
 from models_ml.schema import records_to_columns, request_model
-from models_ml.serving import LoadedModel, load_version
+from models_ml.serving import LoadedModel, earlier_champions, load_version, why
 from models_ml.usecase import list_use_cases
 
 API_KEY_ENV = "CMS_PIPELINE_API_KEY"
+MAX_BODY_ENV = "CMS_PIPELINE_API_MAX_BODY_BYTES"
+MAX_BODY_BYTES = 16 * 1024 * 1024  # 10,000 records of ~20 features fit with room to spare
 MAX_RECORDS = 10_000
+INLINE_BODY_BYTES = 32 * 1024  # smaller bodies are scored on the event loop (no thread hop)
+SCORING_THREADS = 2  # large requests scored at once; more wait (the host has few cores)
 FULL_CHECK_SECONDS = 60.0  # ask the registry at least this often, changed file or not
+RETRY_FAILED_SECONDS = 60.0  # a champion that failed to load is tried again after this
 PREDICT_BODY = {
     "required": True,
     "description": "`records`: 1 to 10,000 records; see GET /v1/models/{use_case} "
@@ -61,6 +75,16 @@ log = logging.getLogger("models_ml.api")
 class Served:
     model: LoadedModel
     request: type[BaseModel]
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What one use case serves: its champion, or the last good version and why."""
+
+    status: Literal["ok", "degraded", "unavailable"]
+    champion: str | None  # the registry's champion version
+    served: str | None  # the version answering requests
+    reason: str | None = None
 
 
 class Prediction(BaseModel):
@@ -83,15 +107,17 @@ class ModelInfo(BaseModel):
 
 
 class Champions:
-    """The loaded champion of each use case; swapped atomically on reload."""
+    """The loaded model of each use case, swapped atomically on reload, and its readiness."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self.models: dict[str, Served] = {}
+        self.readiness: dict[str, Readiness] = {}
         self._lock = threading.Lock()
         self._store = registry.local_store(settings)
         self._seen: object = None
         self._checked_at = float("-inf")
+        self._failed: dict[tuple[str, str], tuple[float, str]] = {}  # (uc, version) -> when, why
 
     def refresh_if_changed(self) -> None:
         stamp = registry.store_stamp(self._store)
@@ -104,36 +130,126 @@ class Champions:
 
     def refresh(self) -> None:
         for name in list_use_cases(self.settings):
-            champ = registry.champion(self.settings, name)
-            if champ is None:
-                continue
-            current = self.models.get(name)
-            if current is not None and current.model.version == str(champ.version):
-                continue
-            with self._lock:
-                loaded = load_version(self.settings, name, str(champ.version))
-                self.models[name] = Served(
-                    loaded, request_model(name, loaded.features, MAX_RECORDS)
-                )
-            log.info("loaded %s version %s", name, champ.version)
+            try:
+                self.readiness[name] = self._refresh_one(name)
+            except Exception as exc:  # noqa: BLE001 - one use case never stops the others
+                log.exception("checking %s failed; keeping what it serves", name)
+                self.readiness[name] = self._state(name, None, f"registry check failed: {why(exc)}")
+
+    def _refresh_one(self, name: str) -> Readiness:
+        champ = registry.champion(self.settings, name)
+        if champ is None:
+            return self._state(name, None, "no champion in the registry (or it is unreachable)")
+        want = str(champ.version)
+        current = self.models.get(name)
+        if current is not None and current.model.version == want:
+            return Readiness("ok", want, want)
+        failed = self._failed.get((name, want))
+        if failed is not None and time.monotonic() - failed[0] < RETRY_FAILED_SECONDS:
+            return self._state(name, want, failed[1])
+        try:
+            self._install(name, load_version(self.settings, name, want))
+            self._failed.pop((name, want), None)
+            return Readiness("ok", want, want)
+        except Exception as exc:  # noqa: BLE001 - a bad artefact must not stop serving
+            reason = f"champion version {want} cannot be loaded: {why(exc)}"
+            log.error("%s: %s; fix or re-promote it (`cms-pipeline models promote`)", name, reason)
+            self._failed[(name, want)] = (time.monotonic(), reason)
+        if current is None:  # nothing served yet (start): the most recent earlier champion
+            for version in earlier_champions(self.settings, name, want):
+                try:
+                    self._install(name, load_version(self.settings, name, version))
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    reason += f"; earlier champion {version} cannot be loaded either: {why(exc)}"
+        return self._state(name, want, reason)
+
+    def _install(self, name: str, loaded: LoadedModel) -> None:
+        with self._lock:
+            self.models[name] = Served(loaded, request_model(name, loaded.features, MAX_RECORDS))
+        log.info("serving %s version %s", name, loaded.version)
+
+    def _state(self, name: str, champion: str | None, reason: str) -> Readiness:
+        served = self.models.get(name)
+        if served is None:
+            return Readiness("unavailable", champion, None, reason)
+        return Readiness("degraded", champion, served.model.version, reason)
 
     def get(self, use_case: str) -> Served:
         served = self.models.get(use_case)
         if served is None:
             raise HTTPException(
-                404, f"no champion model for '{use_case}' (served: {sorted(self.models)})"
+                404,
+                f"no model served for '{use_case}' (served: {sorted(self.models)}; "
+                "see /readyz for why)",
             )
         return served
 
 
+class BodyLimit:
+    """ASGI middleware: 413 for a body over `max_bytes`, by its Content-Length before
+    reading, and by counting while it streams (chunked bodies declare no length)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return await _plain(400, "Content-Length is not a number")(scope, receive, send)
+            if int(declared) > self.max_bytes:
+                return await self._too_large()(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, self._message())  # answered by FastAPI's handler
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self) -> str:
+        return (
+            f"request body over {self.max_bytes} bytes; send fewer records per request "
+            f"(or raise {MAX_BODY_ENV})"
+        )
+
+    def _too_large(self):
+        return _plain(413, self._message())
+
+
+def _plain(status: int, detail: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"detail": detail}, headers={"Connection": "close"}
+    )
+
+
+def key_matches(given: str | None, expected: bytes) -> bool:
+    """Constant-time check of the X-API-Key header. Starlette decodes headers as
+    Latin-1, so encoding back gives the client's exact bytes, whatever they are."""
+    return given is not None and hmac.compare_digest(given.encode("latin-1"), expected)
+
+
 def create_app(
-    settings: Settings, api_key: str | None = None, reload_seconds: float = 5.0
+    settings: Settings,
+    api_key: str | None = None,
+    reload_seconds: float = 5.0,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
     api_key = api_key or os.environ.get(API_KEY_ENV)
     if not api_key:
         raise RuntimeError(f"set {API_KEY_ENV} in the environment: the API refuses to run open")
+    expected = api_key.encode("utf-8")
+    max_body = max_body_bytes or _env_int(MAX_BODY_ENV, MAX_BODY_BYTES)
     champions = Champions(settings)
     champions.refresh_if_changed()
+    scoring = anyio.CapacityLimiter(SCORING_THREADS)  # big requests; the rest wait their turn
     stop = threading.Event()
 
     def follow_registry() -> None:
@@ -142,8 +258,6 @@ def create_app(
                 champions.refresh_if_changed()
             except Exception:  # noqa: BLE001 - keep serving the loaded models
                 log.exception("reloading champions failed; keeping the loaded models")
-
-    from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -159,10 +273,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.champions = champions
+    app.state.scoring = scoring
+    app.add_middleware(BodyLimit, max_bytes=max_body)
     header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
     def require_key(key: str | None) -> None:
-        if key is None or not secrets.compare_digest(key, api_key):
+        if not key_matches(key, expected):
             raise HTTPException(401, "missing or wrong X-API-Key header")
 
     # async: a sync dependency would hop to a threadpool
@@ -173,22 +289,36 @@ def create_app(
     async def _invalid(_request: Request, exc: RequestValidationError):
         return JSONResponse(status_code=422, content={"detail": field_errors(exc.errors())})
 
+    # async (no threadpool): liveness must answer while the threadpool is busy scoring
     @app.get("/healthz")
-    def healthz() -> dict:
+    @app.get("/livez")
+    async def healthz() -> dict:
         return {"status": "ok", "models": {k: s.model.version for k, s in champions.models.items()}}
 
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        states = dict(champions.readiness)
+        kinds = {s.status for s in states.values()}
+        overall = "ok" if kinds == {"ok"} else "unavailable" if not champions.models else "degraded"
+        # ready while anything is served: taking the API out of rotation for one bad use
+        # case would stop the good ones too
+        return JSONResponse(
+            status_code=200 if champions.models else 503,
+            content={"status": overall, "use_cases": {k: asdict(v) for k, v in states.items()}},
+        )
+
     @app.get("/v1/models", dependencies=[Depends(check_key)])
-    def models() -> list[ModelInfo]:
+    async def models() -> list[ModelInfo]:
         return [info(s) for s in champions.models.values()]
 
     @app.get("/v1/models/{use_case}", dependencies=[Depends(check_key)])
-    def model(use_case: str) -> dict:
+    async def model(use_case: str) -> dict:
         served = champions.get(use_case)
         return {**info(served).model_dump(), "request_schema": served.request.model_json_schema()}
 
-    # The hot path. async: scoring takes microseconds, a threadpool hop costs more. The
-    # key is checked inline (FastAPI's dependency solving costs more than the scoring)
-    # and the body is validated by the champion's own model: OpenAPI gets both by hand.
+    # The hot path. The key is checked inline (FastAPI's dependency solving costs more
+    # than the scoring) and the body is validated by the served model's own request
+    # model: OpenAPI gets both by hand.
     @app.post(
         "/v1/models/{use_case}/predict",
         response_model=PredictResponse,
@@ -197,27 +327,48 @@ def create_app(
     async def predict(use_case: str, request: Request) -> Response:
         require_key(request.headers.get("x-api-key"))
         served = champions.get(use_case)  # one model for the whole request
-        try:
-            parsed = served.request.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-            ) from exc
-        scorer = served.model.scorer
-        columns = records_to_columns(parsed.records, served.model.features)
-        scores = scorer.score_columns(columns, len(parsed.records))
-        labels = scorer.labels(scores)
-        body = {
-            "use_case": use_case,
-            "model_version": served.model.version,
-            "threshold": scorer.threshold,
-            "predictions": [
-                {"score": float(s), "label": int(v)} for s, v in zip(scores, labels, strict=True)
-            ],
-        }
-        return Response(json.dumps(body), media_type="application/json")
+        body = await request.body()
+        if len(body) <= INLINE_BODY_BYTES:
+            return score_body(served, use_case, body)
+        return await anyio.to_thread.run_sync(score_body, served, use_case, body, limiter=scoring)
 
     return app
+
+
+def score_body(served: Served, use_case: str, body: bytes) -> Response:
+    """Validate, score and encode one request (runs in a worker thread for big bodies)."""
+    try:
+        parsed = served.request.model_validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        ) from exc
+    scorer = served.model.scorer
+    columns = records_to_columns(parsed.records, served.model.features)
+    scores = scorer.score_columns(columns, len(parsed.records))
+    labels = scorer.labels(scores)
+    result = {
+        "use_case": use_case,
+        "model_version": served.model.version,
+        "threshold": scorer.threshold,
+        "predictions": [
+            {"score": float(s), "label": int(v)} for s, v in zip(scores, labels, strict=True)
+        ],
+    }
+    return Response(json.dumps(result), media_type="application/json")
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        parsed = int(value)
+    except ValueError:
+        parsed = 0
+    if parsed <= 0:
+        raise RuntimeError(f"{name}={value!r}: expected a positive number of bytes")
+    return parsed
 
 
 def info(served: Served) -> ModelInfo:

@@ -7,9 +7,20 @@ before they reach Java: the MOJO would silently ignore unknown columns.
 from __future__ import annotations
 
 import keyword
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+
+def _finite(value: Any) -> Any:
+    # a level may be sent as a number (coerced to text), but never NaN or an infinity
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("Input should be a finite number or a text level")
+    return value
+
+
+Level = Annotated[str, BeforeValidator(_finite)]
 
 
 class Feature(BaseModel):
@@ -22,11 +33,11 @@ class Feature(BaseModel):
 
 def record_model(use_case: str, features: list[Feature]) -> type[BaseModel]:
     """A pydantic model for one record: every feature is required but may be null
-    (missing value); numbers must be numbers; unknown fields are rejected.
+    (missing value); numbers must be finite numbers; unknown fields are rejected.
     Unseen categorical levels are allowed and scored as missing, as H2O does."""
     fields: dict[str, Any] = {}
     for f in features:
-        py_type = float if f.type == "numeric" else str
+        py_type = float if f.type == "numeric" else Level
         alias = f.name
         attr = f"f_{f.name}" if keyword.iskeyword(f.name) or not f.name.isidentifier() else f.name
         desc = f"levels seen in training: {f.levels[:20]}" if f.levels else "number"
@@ -34,7 +45,12 @@ def record_model(use_case: str, features: list[Feature]) -> type[BaseModel]:
     title = "".join(part.title() for part in use_case.split("_")) + "Record"
     return create_model(
         title,
-        __config__=ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True),
+        __config__=ConfigDict(
+            extra="forbid",
+            populate_by_name=True,
+            coerce_numbers_to_str=True,
+            allow_inf_nan=False,  # NaN/Infinity literals (and 1e999) are not scores' inputs
+        ),
         **fields,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from cms_pipeline.config import Settings
 from models_ml import registry
 from models_ml.mojo import MojoScorer
 from models_ml.schema import Feature
+
+REASON_CHARS = 300  # a Java stack message can be long; the readiness report stays readable
 
 
 @dataclass
@@ -27,7 +30,10 @@ def cache_dir(settings: Settings) -> Path:
 
 
 def load_version(settings: Settings, use_case: str, version: str | None = None) -> LoadedModel:
-    """Load `version`, or the champion when None, into the process's JVM."""
+    """Load `version`, or the champion when None, into the process's JVM.
+
+    A version that fails to load leaves no cached copy behind, so the next attempt
+    downloads it again (a repaired artefact is picked up)."""
     if version is None:
         champ = registry.champion(settings, use_case)
         if champ is None:
@@ -36,16 +42,42 @@ def load_version(settings: Settings, use_case: str, version: str | None = None) 
                 f"or promote a version (`cms-pipeline models promote {use_case} VERSION`)"
             )
         version = str(champ.version)
+    try:
+        return _load(settings, use_case, str(version))
+    except BaseException:
+        shutil.rmtree(cache_dir(settings) / use_case / str(version), ignore_errors=True)
+        raise
+
+
+def _load(settings: Settings, use_case: str, version: str) -> LoadedModel:
     paths = registry.download_version(settings, use_case, version, cache_dir(settings))
+    for kind in ("mojo", "jar", "features"):
+        if not paths[kind].is_file():
+            raise FileNotFoundError(f"{paths[kind].name} missing from the version's artefacts")
     spec = json.loads(paths["features"].read_text())
     scorer = MojoScorer(paths["mojo"], paths["jar"])
     c = registry.client(settings)
     summary = registry.version_summary(c, c.get_model_version(use_case, version))
     return LoadedModel(
         use_case=use_case,
-        version=str(version),
+        version=version,
         scorer=scorer,
         features=scorer.features,
         id_columns=spec.get("id_columns", []),
         metrics=summary["metrics"],
     )
+
+
+def earlier_champions(settings: Settings, use_case: str, failed: str) -> list[str]:
+    """The versions that were champion before `failed`, most recent first: what to serve
+    when the champion cannot be loaded (a version never promoted is never served)."""
+    c = registry.client(settings)
+    history = json.loads(c.get_registered_model(use_case).tags.get(registry.HISTORY_TAG, "[]"))
+    return [v for v in dict.fromkeys(reversed(history)) if v != failed]
+
+
+def why(exc: BaseException) -> str:
+    """One line naming what failed to load, for logs and /readyz."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    name = type(exc).__name__
+    return (text if text.startswith(name) else f"{name}: {text}")[:REASON_CHARS]
