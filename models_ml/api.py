@@ -233,7 +233,13 @@ def _plain(status: int, detail: str) -> JSONResponse:
 def key_matches(given: str | None, expected: bytes) -> bool:
     """Constant-time check of the X-API-Key header. Starlette decodes headers as
     Latin-1, so encoding back gives the client's exact bytes, whatever they are."""
-    return given is not None and hmac.compare_digest(given.encode("latin-1"), expected)
+    if given is None:
+        return False
+    try:
+        sent = given.encode("latin-1")
+    except UnicodeEncodeError:  # not from an HTTP header; never equal
+        return False
+    return hmac.compare_digest(sent, expected)
 
 
 def create_app(
@@ -326,8 +332,8 @@ def create_app(
     )
     async def predict(use_case: str, request: Request) -> Response:
         require_key(request.headers.get("x-api-key"))
+        body = await request.body()  # 413 here when it streams past the limit
         served = champions.get(use_case)  # one model for the whole request
-        body = await request.body()
         if len(body) <= INLINE_BODY_BYTES:
             return score_body(served, use_case, body)
         return await anyio.to_thread.run_sync(score_body, served, use_case, body, limiter=scoring)
