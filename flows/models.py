@@ -70,6 +70,26 @@ def use_cases(settings: Settings) -> list[str]:
     return list_use_cases(settings)
 
 
+def missing_kinds(settings: Settings, use_case: str) -> list[str]:
+    """Bronze tables the use case's feature table is built from that no delivery has
+    reached: training or scoring on them would treat absent claims as zero cost."""
+    from cms_pipeline.bronze_catalog import delivered_tables
+    from cms_pipeline.dbt_lineage import missing_inputs, read_manifest
+    from cms_pipeline.dbt_runner import dbt_dir
+    from models_ml.usecase import load_use_case
+
+    table = load_use_case(settings, use_case).table.rsplit(".", 1)[-1]
+    manifest = read_manifest(dbt_dir(settings) / "target" / "manifest.json")
+    return sorted(missing_inputs(manifest, table, delivered_tables(settings)))
+
+
+def skip_reason(settings: Settings, use_case: str) -> str | None:
+    """Why the use case cannot run on this lake now, or None."""
+    if missing := missing_kinds(settings, use_case):
+        return f"its features need {', '.join(missing)}: not delivered yet"
+    return None
+
+
 def has_champion(settings: Settings, use_case: str) -> bool:
     from models_ml.registry import champion
 
@@ -91,14 +111,25 @@ def train_flow(use_case: str | None = None, lake: str | None = None) -> dict:
     it beats it on the same held-out data by the configured margin."""
     settings = load_settings(lake=lake)
     names = [use_case] if use_case else use_cases(settings)
-    return {name: train_use_case(settings.lake, name, lineage(settings)) for name in names}
+    return {
+        name: {"skipped": why}
+        if (why := skip_reason(settings, name))
+        else train_use_case(settings.lake, name, lineage(settings))
+        for name in names
+    }
 
 
 @flow(name="score", log_prints=True)
 def score_flow(use_case: str | None = None, lake: str | None = None) -> dict:
     settings = load_settings(lake=lake)
     names = [use_case] if use_case else use_cases(settings)
-    return {n: score_use_case(settings.lake, n) for n in names if has_champion(settings, n)}
+    return {
+        n: {"skipped": why}
+        if (why := skip_reason(settings, n))
+        else score_use_case(settings.lake, n)
+        for n in names
+        if has_champion(settings, n)
+    }
 
 
 @flow(name="export", log_prints=True)

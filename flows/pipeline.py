@@ -1,7 +1,10 @@
 """The whole gated pipeline: ingest -> bronze gate -> silver -> gate -> gold -> gate ->
 exports -> training where no champion exists yet -> scoring.
 
-A failed gate stops everything after it and leaves the published layers untouched.
+A failed gate stops everything after it and leaves the published layers untouched. A
+file refused by its contract does not: it is recorded and the run goes on with the rest,
+ending "published, with rejections" (`status`), which a scheduler can tell apart from
+"clean" and from "failed".
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from flows.models import (
     has_champion,
     lineage,
     score_use_case,
+    skip_reason,
     train_use_case,
     use_cases,
 )
 from flows.quality import gate
 from flows.transform import LayerNotPublished, build_gate_publish
+
+CLEAN, WITH_REJECTIONS, FAILED = "clean", "published with rejections", "failed"
 
 
 @dataclass
@@ -31,6 +37,9 @@ class PipelineSummary:
     ok: bool = True
     stopped_at: str | None = None
     reason: str | None = None
+    rejected_files: list = field(default_factory=list)  # refused this run or before
+    not_delivered: list = field(default_factory=list)  # bronze tables no file has reached
+    skipped: dict = field(default_factory=dict)  # use case -> why it did not train or score
     ingest: dict = field(default_factory=dict)
     bronze_versions: dict = field(default_factory=dict)
     gates: dict = field(default_factory=dict)
@@ -43,6 +52,15 @@ class PipelineSummary:
     def stop(self, stage: str, reason: str) -> PipelineSummary:
         self.ok, self.stopped_at, self.reason = False, stage, reason
         return self
+
+    @property
+    def status(self) -> str:
+        if not self.ok:
+            return FAILED
+        return WITH_REJECTIONS if self.rejected_files else CLEAN
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, **self.__dict__}
 
 
 @flow(name="pipeline", log_prints=True)
@@ -63,7 +81,7 @@ def pipeline_flow(
         _run(settings, source, train, rebuild, log, summary, new_build_id())
     finally:
         summary.stages = log.to_list()
-    return summary.__dict__
+    return summary.to_dict()
 
 
 def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_id: str):
@@ -73,9 +91,7 @@ def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_
     with log.stage("ingest"):
         report = ingest_files(settings.lake, source)
     summary.ingest = report.to_dict()
-    if report.rejected:
-        names = ", ".join(f.file for f in report.rejected)
-        return summary.stop("ingest", f"rejected files: {names} (see the ingest summary)")
+    summary.rejected_files = [_rejection(f) for f in report.rejected]
     if any(f.expectation_failures for f in report.files):
         return summary.stop("ingest", "a file broke its contract's expectations")
     with log.stage("bronze sync"):
@@ -83,6 +99,7 @@ def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_
     with log.stage("bronze gate"):
         bronze = gate(settings.lake, "bronze", batch_id=build_id)
     summary.gates["bronze"] = bronze.to_dict()
+    summary.not_delivered = bronze.not_delivered
     if not bronze.passed:
         return summary.stop("bronze gate", bronze.explain())
     current = None if rebuild else current_layers(settings, summary.bronze_versions)
@@ -98,7 +115,12 @@ def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_
     if not current:
         with log.stage("export"):
             summary.exports = export_gold(settings.lake)
-    names = use_cases(settings)
+    names = []
+    for name in use_cases(settings):
+        if why := skip_reason(settings, name):
+            summary.skipped[name] = why
+        else:
+            names.append(name)
     wanted = {
         "always": names,
         "never": [],
@@ -116,3 +138,15 @@ def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_
             with log.stage(f"score {name}"):
                 summary.scoring[name] = score_use_case(settings.lake, name)
     return summary
+
+
+def _rejection(result) -> dict:
+    """What the summary says of a refused file: which, and why (file, line, what to do)."""
+    error = result.error or {}
+    return {
+        "file": result.file,
+        "status": result.status,
+        "problem": error.get("problem"),
+        "line": error.get("line"),
+        "hint": error.get("hint"),
+    }

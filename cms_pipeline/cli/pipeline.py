@@ -18,6 +18,8 @@ from cms_pipeline.cli.common import (
     table,
 )
 
+EXIT_WITH_REJECTIONS = 3  # published, but a file was refused (0 = clean, 1 = failed)
+
 TrainOption = Annotated[
     str,
     typer.Option(
@@ -37,6 +39,12 @@ def render_summary(s: dict) -> None:
             f"{t['rows_read']:,} read = {t['rows_bronze']:,} bronze + "
             f"{t['rows_quarantined']:,} quarantined"
         )
+    for r in s.get("rejected_files", []):
+        where = f", line {r['line']}" if r.get("line") else ""
+        out.print(
+            f"[yellow bold]Rejected[/yellow bold]  {escape(r['file'])}{where}: "
+            f"{escape(str(r.get('problem')))}. {escape(str(r.get('hint') or ''))}"
+        )
     if s.get("bronze_versions"):
         versions = ", ".join(f"{k} v{v}" for k, v in sorted(s["bronze_versions"].items()))
         out.print(f"[bold]Bronze[/bold]  {versions}")
@@ -47,6 +55,8 @@ def render_summary(s: dict) -> None:
         for c in g["checks"]:
             if c["outcome"] in ("warn", "fail", "error"):
                 out.print(f"    {c['outcome']:5s} {c['table']}: {escape(str(c['check']))}")
+        if absent := [c["table"] for c in g["checks"] if c["outcome"] == "not delivered"]:
+            out.print(f"    not delivered (checks not run): {', '.join(absent)}")
     for layer, info in s.get("layers", {}).items():
         if info.get("up_to_date"):
             out.print(
@@ -71,6 +81,8 @@ def render_summary(s: dict) -> None:
         board = r.get("leaderboard", [])[:5]
         if board:
             out.print(table(f"Leaderboard {name} (top 5)", board))
+    for name, why in s.get("skipped", {}).items():
+        out.print(f"[bold]Skip {name}[/bold]  {escape(why)}")
     for name, r in s.get("scoring", {}).items():
         out.print(
             f"[bold]Score {name}[/bold]  {r['rows']:,} rows with model v{r['model_version']} "
@@ -84,7 +96,12 @@ def render_summary(s: dict) -> None:
                 ["name", "status", "seconds", "cpu_seconds", "jit_seconds", "peak_mib"],
             )
         )
-    if s["ok"]:
+    if s["ok"] and s.get("rejected_files"):
+        out.print(
+            f"[yellow bold]Pipeline finished, with {len(s['rejected_files'])} rejected "
+            "file(s): every gate passed on the rest.[/yellow bold]"
+        )
+    elif s["ok"]:
         out.print("[green bold]Pipeline finished: every gate passed.[/green bold]")
     else:
         out.print(
@@ -114,8 +131,11 @@ def register(app: typer.Typer) -> None:
         exports, training where no champion exists yet, and batch scoring. When no
         file is new and the code is unchanged, the published silver and gold are kept.
 
-        Runs as a Prefect flow in ephemeral mode (no server to start). A failed gate
-        stops what follows, leaves the published layers untouched, and exits 1.
+        Runs as a Prefect flow in ephemeral mode (no server to start). Exit status: 0
+        when everything was clean; 1 when a gate (or a stage) failed, which stops what
+        follows and leaves the published layers untouched; 3 when the run published but
+        a file was refused by its contract (the summary names it and why). Kinds of file
+        not delivered yet are empty tables downstream, named "not delivered" by the gates.
         """
         if train not in ("missing", "always", "never"):
             raise typer.BadParameter("use missing, always or never", param_hint="--train")
@@ -138,3 +158,5 @@ def register(app: typer.Typer) -> None:
         emit(summary, as_json, render_summary)
         if not summary["ok"]:
             raise typer.Exit(1)
+        if summary["rejected_files"]:
+            raise typer.Exit(EXIT_WITH_REJECTIONS)

@@ -25,7 +25,13 @@ from cms_pipeline.config import PROJECT_ROOT, Settings
 from cms_pipeline.ingest.delta_writer import open_table
 from cms_pipeline.quality import batches, store
 from cms_pipeline.quality import metrics as qmetrics
-from cms_pipeline.quality.results import ERROR, WARN, CheckResult, GateResult, from_scan
+from cms_pipeline.quality.results import (
+    ERROR,
+    NOT_DELIVERED,
+    CheckResult,
+    GateResult,
+    from_scan,
+)
 from cms_pipeline.quality.sampler import BoundedSampler
 from cms_pipeline.quality.spark_cursor import use_one_pass_cursor
 
@@ -92,10 +98,13 @@ def run_checks(
         "batch_id": batch_id or "",
     }
 
+    missing_inputs = _not_delivered(settings, layer, files)
+
     def check_table(table: str, path: Path) -> _TableChecks:
+        if table in missing_inputs:
+            return _TableChecks([_not_delivered_result(layer, table, path, missing_inputs[table])])
         if table not in present:
-            delivered = layer != "bronze" or table in _ledger_tables(settings)
-            return _TableChecks([_missing_table(layer, table, schema, path, delivered)])
+            return _TableChecks([_missing_table(layer, table, schema, path)])
         version = _table_version(spark, settings, schema, table)
         return _check_table(spark, layer, table, path, stored, previous, upstream_vars, version)
 
@@ -246,31 +255,56 @@ def _table_version(spark, settings: Settings, schema: str, table: str) -> str:
     return f"delta v{version}" if version is not None else schema
 
 
-def _ledger_tables(settings: Settings) -> set[str]:
-    from cms_pipeline.ingest.ledger import DONE, read_ledger
+def _not_delivered(settings: Settings, layer: str, files: dict[str, Path]) -> dict[str, str]:
+    """{table: why} for tables fed only by bronze tables that no delivery has reached.
 
-    rows = read_ledger(settings).select(["table", "status"]).to_pylist()
-    return {r["table"] for r in rows if r["status"] in DONE}
+    Bronze: the table itself has no committed delivery. Silver and gold: every bronze table
+    upstream of the model (dbt's manifest) is undelivered.
+    """
+    from cms_pipeline.bronze_catalog import bronze_tables, delivered_tables
+
+    delivered = delivered_tables(settings)
+    if layer == "bronze":
+        return {
+            t: "no file of this kind delivered yet"
+            for t in files
+            if t in bronze_tables(settings) and t not in delivered
+        }
+    from cms_pipeline.dbt_lineage import read_manifest, upstream_sources
+    from cms_pipeline.dbt_runner import dbt_dir
+
+    manifest = read_manifest(dbt_dir(settings) / "target" / "manifest.json")
+    found = {}
+    for table in files:
+        sources = upstream_sources(manifest, table)
+        if sources and not sources & delivered:
+            found[table] = f"fed by {', '.join(sorted(sources))}: none delivered yet"
+    return found
 
 
-def _missing_table(layer: str, table: str, schema: str, path: Path, delivered: bool) -> CheckResult:
-    """A missing table stops the gate, except a bronze table no file was ever loaded into."""
-    location = f"{path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}:1"
-    if not delivered:
-        return CheckResult(
-            layer,
-            table,
-            "Table exists",
-            WARN,
-            location=location,
-            severity="warn",
-            message=f"{schema}.{table} not found: no file of this kind ingested yet",
-        )
+def _location(path: Path) -> str:
+    return f"{path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}:1"
+
+
+def _not_delivered_result(layer: str, table: str, path: Path, why: str) -> CheckResult:
+    return CheckResult(
+        layer,
+        table,
+        "Delivered",
+        NOT_DELIVERED,
+        location=_location(path),
+        severity="warn",
+        message=f"checks not run: {why}",
+    )
+
+
+def _missing_table(layer: str, table: str, schema: str, path: Path) -> CheckResult:
+    """A missing table stops the gate: an unchecked table is never published."""
     return CheckResult(
         layer=layer,
         table=table,
         check="Table exists",
         outcome=ERROR,
-        location=location,
+        location=_location(path),
         message=f"{schema}.{table} not found: build it before checking, or pass tables=[...]",
     )

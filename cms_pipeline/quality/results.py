@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 PASS, WARN, FAIL, ERROR = "pass", "warn", "fail", "error"
+# A table fed only by kinds of file not delivered yet: its checks are not run, and the
+# state is named instead (a partial delivery is normal, not a failure).
+NOT_DELIVERED = "not delivered"
 STOPS = (FAIL, ERROR)
 
 
@@ -21,7 +24,7 @@ class CheckResult:
     layer: str
     table: str
     check: str
-    outcome: str  # pass | warn | fail | error
+    outcome: str  # pass | warn | fail | error | not delivered
     value: float | None = None
     severity: str = "fail"  # declared: "warn" when the check can at worst warn
     location: str = ""  # check file and line, so a reader can open the definition
@@ -59,7 +62,13 @@ class GateResult:
         return [c for c in self.checks if c.outcome == WARN]
 
     def counts(self) -> dict[str, int]:
-        return {o: sum(c.outcome == o for c in self.checks) for o in (PASS, WARN, FAIL, ERROR)}
+        outcomes = (PASS, WARN, FAIL, ERROR, NOT_DELIVERED)
+        return {o: sum(c.outcome == o for c in self.checks) for o in outcomes}
+
+    @property
+    def not_delivered(self) -> list[str]:
+        """Tables whose checks were not run: no delivery of the kinds that feed them yet."""
+        return [c.table for c in self.checks if c.outcome == NOT_DELIVERED]
 
     def explain(self) -> str:
         """What stopped the gate: per failing check its measured value and a failing row."""
