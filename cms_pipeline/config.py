@@ -129,6 +129,13 @@ class DbtSettings(_Strict):
     threads: int = 4  # dbt models built at once (session mode: on the one SparkSession)
 
 
+class LeaseSettings(_Strict):
+    """The lake's writer lease (cms_pipeline/lease.py)."""
+
+    wait_seconds: float = Field(default=300.0, ge=0)  # a second writer waits, then exits
+    ttl_seconds: float = Field(default=120.0, gt=0)  # unrenewed this long: its holder is dead
+
+
 class Profile(_Strict):
     landing: str
     lake: str
@@ -136,6 +143,7 @@ class Profile(_Strict):
     ingest: IngestSettings = IngestSettings()
     spark: SparkSettings = SparkSettings()
     dbt: DbtSettings = DbtSettings()
+    lease: LeaseSettings = LeaseSettings()
 
 
 class Settings(_Strict):
@@ -148,6 +156,7 @@ class Settings(_Strict):
     ingest: IngestSettings
     spark: SparkSettings
     dbt: DbtSettings
+    lease: LeaseSettings = LeaseSettings()
     sources: dict[str, SourceContract]
     config_dir: str
 
@@ -276,6 +285,7 @@ def load_settings(
         ingest=prof.ingest,
         spark=prof.spark,
         dbt=prof.dbt,
+        lease=prof.lease,
         sources=load_sources(config_dir),
         config_dir=str(config_dir),
     )
