@@ -110,6 +110,10 @@ class IngestSettings(_Strict):
     batch_rows: int = 65536
     target_file_rows: int = 1_000_000
     parallel_tables: int = Field(default=2, ge=1)
+    # A landing file changed less than this long ago is waited for until it has been still
+    # that long; one that changes meanwhile is being copied in and is read next run.
+    # Copies write continuously (gaps of milliseconds), so 2 s of stillness means done.
+    settle_seconds: float = Field(default=2.0, ge=0)
 
 
 class SparkSettings(_Strict):

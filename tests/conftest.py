@@ -61,8 +61,12 @@ def sample_data() -> Path:
 
 @pytest.fixture
 def settings(tmp_path):
-    """Settings with a fresh, empty lake under tmp_path (no JVM)."""
-    return load_settings(lake=str(tmp_path / "lake"))
+    """Settings with a fresh, empty lake under tmp_path (no JVM). Landing files written by
+    a test are complete at once: ingest does not wait for them to settle."""
+    settings = load_settings(lake=str(tmp_path / "lake"))
+    return settings.model_copy(
+        update={"ingest": settings.ingest.model_copy(update={"settle_seconds": 0.0})}
+    )
 
 
 @pytest.fixture

@@ -8,8 +8,22 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cms_pipeline.cli.common import JsonOption, LakeOption, console, emit, out, settings_for, table
+from cms_pipeline.cli.common import (
+    JsonOption,
+    LakeOption,
+    console,
+    emit,
+    out,
+    settings_for,
+    table,
+    writes_lake,
+)
 from cms_pipeline.ingest import IngestReport, ingest
+
+# `cms-pipeline ingest` exits 0 when every file is in bronze, 1 when a file broke an
+# expectation of its contract, and this when files were refused (now or by an earlier
+# run) or are still being copied in, while every other file was loaded.
+EXIT_REJECTIONS = 3
 
 SourceArg = Annotated[
     str | None,
@@ -61,8 +75,9 @@ def render_report(report: IngestReport) -> None:
     t = report.totals()
     out.print(
         f"{t['files']} files: {t['loaded']} loaded, {t['duplicates']} already loaded (no-op), "
-        f"{t['rejected']} rejected. Rows: {t['rows_read']:,} read = {t['rows_bronze']:,} bronze "
-        f"+ {t['rows_quarantined']:,} quarantined."
+        f"{t['rejected']} rejected, {t['rejected_before']} rejected before (skipped), "
+        f"{t['unsettled']} still being copied (read next run). Rows: {t['rows_read']:,} read "
+        f"= {t['rows_bronze']:,} bronze + {t['rows_quarantined']:,} quarantined."
     )
     for f in report.files:
         for w in f.warnings:
@@ -83,17 +98,39 @@ def render_report(report: IngestReport) -> None:
         out.print(
             f"[dim]Profiles and full reports: {changed[-1].report_html.rsplit('/', 1)[0]}/[/dim]"
         )
-    for f in report.rejected:
-        e = f.error
-        where = e["file"] + (f", line {e['line']}" if e.get("line") else "")
-        where += f", column {e['column']}" if e.get("column") else ""
-        out.print(f"[red]rejected[/red] {where}: {e['problem']}. {e['hint']}")
+    for label, files in [
+        ("[red]rejected[/red]", report.rejected),
+        ("[red]rejected before[/red]", report.rejected_before),
+        ("[yellow]still being copied[/yellow]", report.unsettled),
+    ]:
+        for f in files:
+            out.print(f"{label} {describe_error(f.error)}")
+    if report.rejected_before:
+        out.print(
+            "[dim]Rejected files are not read again: land corrected bytes, or "
+            "`cms-pipeline landing retry FILE` to read one again.[/dim]"
+        )
     for name in report.ignored:
         out.print(f"[dim]ignored {name}: no contract in config/sources matches its name[/dim]")
 
 
+def describe_error(e: dict) -> str:
+    """`file, line L, column C: problem [kind]. hint` from IngestError.to_dict()."""
+    where = e["file"] + (f", line {e['line']}" if e.get("line") else "")
+    where += f", column {e['column']}" if e.get("column") else ""
+    kind = e.get("kind", "invalid")
+    return f"{escape(where)}: {escape(e['problem'])} [{kind}]. {escape(e['hint'])}"
+
+
+def exit_code(report: IngestReport) -> int:
+    if any(f.expectation_failures for f in report.files):
+        return 1
+    return 0 if report.clean else EXIT_REJECTIONS
+
+
 def register(app: typer.Typer) -> None:
     @app.command("ingest")
+    @writes_lake("ingest")
     def ingest_command(
         source: SourceArg = None, lake: LakeOption = None, as_json: JsonOption = False
     ):
@@ -103,15 +140,19 @@ def register(app: typer.Typer) -> None:
         reason); the same bytes twice are a no-op; a file whose header differs from its
         contract is handled by the contract's on_schema_change policy. Each batch is
         profiled and compared with the table's previous state (JSON and HTML reports).
-        Exits 1 when a file was rejected or broke an expectation of its contract.
+        A file refused by its contract is recorded once and not read again (see
+        `cms-pipeline landing`); a file still being copied in is read on the next run.
+        Exits 0 when every file is in bronze, 1 when a file broke an expectation of its
+        contract, 3 when files were refused (now or before) or are still being copied.
         """
         settings = settings_for(lake)
         report = run_ingest(settings, source, quiet=as_json)
         emit(report.to_dict(), as_json, lambda _: render_report(report))
-        if report.rejected or any(f.expectation_failures for f in report.files):
-            raise typer.Exit(1)
+        if code := exit_code(report):
+            raise typer.Exit(code)
 
     @app.command("compact")
+    @writes_lake("compact")
     def compact_command(
         tables: Annotated[
             list[str] | None, typer.Argument(help="Bronze tables (default: all).")
@@ -129,3 +170,55 @@ def register(app: typer.Typer) -> None:
         settings = settings_for(lake)
         results = [asdict(compact(settings, t)) for t in tables or bronze_tables(settings)]
         emit(results, as_json, lambda rows: out.print(table("Compaction", rows)))
+
+    landing = typer.Typer(
+        help="Files in the landing area that were refused: list them, read one again.",
+        no_args_is_help=True,
+    )
+    app.add_typer(landing, name="landing")
+
+    @landing.command("list")
+    def landing_list(lake: LakeOption = None, as_json: JsonOption = False):
+        """Files refused by their contract and not read again since, with the reason."""
+        from cms_pipeline.ingest.landing import rejected_files
+
+        rows = rejected_files(settings_for(lake))
+
+        def render(rows):
+            if not rows:
+                out.print("No rejected files.")
+                return
+            for r in rows:
+                when = f"{r['rejected_at']:%Y-%m-%d %H:%M} UTC"
+                out.print(f"[red]rejected[/red] {when} {describe_error(r)}")
+            out.print("[dim]Read one again: `cms-pipeline landing retry FILE`.[/dim]")
+
+        emit(rows, as_json, render)
+
+    @landing.command("retry")
+    def landing_retry(
+        file: Annotated[
+            str,
+            typer.Argument(help="The file: a path or URI, or its name in the landing area."),
+        ],
+        source: Annotated[
+            str | None,
+            typer.Option(help="Landing area holding FILE (default: the configured one)."),
+        ] = None,
+        lake: LakeOption = None,
+        as_json: JsonOption = False,
+    ):
+        """Read a rejected file again (after fixing its contract, or to see the reason
+        again). Exits 0 when it loads, 3 when it is refused again or still being copied."""
+        from cms_pipeline.ingest.landing import LandingError, find_delivery, retry
+
+        settings = settings_for(lake)
+        try:
+            delivery = find_delivery(settings, file, source)
+        except LandingError as exc:
+            console.print(f"[red]{escape(str(exc))}[/red]")
+            raise typer.Exit(2) from exc
+        report = IngestReport(source or settings.landing, [retry(settings, delivery)])
+        emit(report.to_dict(), as_json, lambda _: render_report(report))
+        if code := exit_code(report):
+            raise typer.Exit(code)

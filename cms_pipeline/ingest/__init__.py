@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -11,22 +12,54 @@ from dataclasses import dataclass, field
 from cms_pipeline.config import Settings
 from cms_pipeline.ingest import ledger
 from cms_pipeline.ingest.discovery import Delivery, discover
-from cms_pipeline.ingest.load import FileResult, load_delivery
+from cms_pipeline.ingest.load import REJECTED_BEFORE, FileResult, load_delivery
 
 
 @dataclass
 class IngestReport:
+    """What one ingestion did with each file found.
+
+    File statuses: loaded, recovered, duplicate (the bytes are in bronze); rejected (refused
+    by its contract this run), rejected_before (the same bytes were refused by an earlier
+    run: not read again), unsettled (still being copied in: read again next run). Refused
+    and unsettled files carry `error` (IngestError.to_dict(), with its `kind`).
+    """
+
     source: str
     files: list[FileResult] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
 
     @property
-    def rejected(self) -> list[FileResult]:
-        return [f for f in self.files if f.status == "rejected"]
+    def loaded(self) -> list[FileResult]:
+        return self._with(*ledger.DONE)
 
     @property
-    def loaded(self) -> list[FileResult]:
-        return [f for f in self.files if f.status in ledger.DONE]
+    def rejected(self) -> list[FileResult]:
+        """Files refused by their contract in this run (recorded in the ledger now)."""
+        return self._with(ledger.REJECTED)
+
+    @property
+    def rejected_before(self) -> list[FileResult]:
+        """Files whose bytes an earlier run refused: skipped, still in the landing area."""
+        return self._with(REJECTED_BEFORE)
+
+    @property
+    def unsettled(self) -> list[FileResult]:
+        """Files still changing (being copied in): skipped, read again on the next run."""
+        return self._with(ledger.UNSETTLED)
+
+    @property
+    def problems(self) -> list[FileResult]:
+        """Every file not in bronze and needing someone's attention, new or not."""
+        return self.rejected + self.rejected_before + self.unsettled
+
+    @property
+    def clean(self) -> bool:
+        """No file refused (now or before) and none put off."""
+        return not self.problems
+
+    def _with(self, *statuses: str) -> list[FileResult]:
+        return [f for f in self.files if f.status in statuses]
 
     def totals(self) -> dict[str, int]:
         return {
@@ -34,15 +67,22 @@ class IngestReport:
             "loaded": len(self.loaded),
             "duplicates": sum(f.status == "duplicate" for f in self.files),
             "rejected": len(self.rejected),
+            "rejected_before": len(self.rejected_before),
+            "unsettled": len(self.unsettled),
             "rows_read": sum(f.rows_read for f in self.files),
             "rows_bronze": sum(f.rows_bronze for f in self.files),
             "rows_quarantined": sum(f.rows_quarantined for f in self.files),
         }
 
+    def problem_kinds(self) -> dict[str, int]:
+        """Files per error kind (errors.KINDS) among rejected, rejected_before, unsettled."""
+        return dict(Counter(f.error["kind"] for f in self.problems))
+
     def to_dict(self) -> dict:
         return {
             "source": self.source,
             "totals": self.totals(),
+            "problem_kinds": self.problem_kinds(),
             "files": [f.to_dict() for f in self.files],
             "ignored": self.ignored,
         }

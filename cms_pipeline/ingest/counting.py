@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import io
 
+_CHUNK = 64 << 10
+
 
 class LineCountingReader(io.RawIOBase):
+    """Counts the line ends of the bytes handed out; its readline(size) reads at most
+    `size` bytes looking for a line end, whatever the stream below (fsspec's object-store
+    files read on to the line end, however far)."""
+
     def __init__(self, raw):
         self._raw = raw
+        self._pending = b""  # read past a line end by readline, handed out first
         self.newlines = 0
         self.bytes = 0
         self.last_byte = b""
@@ -16,21 +23,42 @@ class LineCountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self._raw.read(len(buffer))
+        data = self.read(len(buffer))
         n = len(data)
         buffer[:n] = data
-        self._count(data)
         return n
 
     def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
+        data = self._take(size)
         self._count(data)
         return data
 
     def readline(self, size: int = -1) -> bytes:
-        data = self._raw.readline() if size == -1 else self._raw.readline(size)
-        self._count(data)
-        return data
+        chunks, total = [], 0
+        while size < 0 or total < size:
+            data = self._take(_CHUNK if size < 0 else min(_CHUNK, size - total))
+            if not data:
+                break
+            end = data.find(b"\n") + 1
+            if end:
+                self._pending = data[end:] + self._pending
+                chunks.append(data[:end])
+                break
+            chunks.append(data)
+            total += len(data)
+        line = b"".join(chunks)
+        self._count(line)
+        return line
+
+    def _take(self, size: int) -> bytes:
+        """Up to `size` bytes (all when negative): the pending ones, then the stream's."""
+        if not self._pending:
+            return self._raw.read(size)
+        if 0 <= size <= len(self._pending):
+            data, self._pending = self._pending[:size], self._pending[size:]
+            return data
+        data, self._pending = self._pending, b""
+        return data + self._raw.read(-1 if size < 0 else size - len(data))
 
     def _count(self, data: bytes) -> None:
         if data:

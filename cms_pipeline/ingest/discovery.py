@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cms_pipeline.config import Settings, SourceContract
+from cms_pipeline.ingest.settle import FileState, state_from_info
 from cms_pipeline.storage import filesystem, is_local
 
 
@@ -14,6 +15,7 @@ class Delivery:
     relative: str  # path below the landing root, kept as lineage
     contract: SourceContract
     attributes: dict[str, str]  # sample, year, part from the file name
+    found_as: FileState | None = None  # size and mtime when discovered (settle check)
 
     @property
     def name(self) -> str:
@@ -25,11 +27,11 @@ def discover(settings: Settings, source: str) -> tuple[list[Delivery], list[str]
     fs, root = filesystem(source)
     prefix = "" if is_local(source) else source.split("://", 1)[0] + "://"
     if fs.isfile(root):
-        paths, base = [root], root.rsplit("/", 1)[0]
+        infos, base = {root: fs.info(root)}, root.rsplit("/", 1)[0]
     else:
-        paths, base = sorted(fs.find(root)), root.rstrip("/")
+        infos, base = fs.find(root, detail=True), root.rstrip("/")
     found, ignored = [], []
-    for path in paths:
+    for path in sorted(infos):
         relative = path[len(base) :].lstrip("/")
         name = relative.rsplit("/", 1)[-1]
         if name.startswith(".") or name.endswith((".part", ".md", ".json")):
@@ -39,5 +41,6 @@ def discover(settings: Settings, source: str) -> tuple[list[Delivery], list[str]
             ignored.append(relative)
             continue
         contract, attrs = match
-        found.append(Delivery(prefix + path, relative, contract, attrs))
+        state = state_from_info(infos[path], local=not prefix)
+        found.append(Delivery(prefix + path, relative, contract, attrs, state))
     return found, ignored

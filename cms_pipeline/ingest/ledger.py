@@ -1,10 +1,14 @@
 """The file ledger: one Delta row per ingestion outcome, keyed by content hash.
 
 A file is done when the ledger holds a `loaded` (or `recovered`) row for its hash; the
-same bytes again are then a no-op.
+same bytes again are then a no-op. Bytes refused by their contract get one `rejected`
+row and are not read again, until `cms-pipeline landing retry` adds a `retry` row for
+them. An `unsettled` row (a file still being copied) decides nothing: it is read again.
 """
 
 from __future__ import annotations
+
+import json
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,6 +19,11 @@ from cms_pipeline.ingest.delta_writer import append_rows, open_table
 from cms_pipeline.lake import meta_uri
 
 DONE = ("loaded", "recovered")
+REJECTED = "rejected"
+RETRY = "retry"
+UNSETTLED = "unsettled"
+# The statuses that decide whether a hash is read again; the latest of them counts.
+DECISIVE = (*DONE, REJECTED, RETRY)
 
 SCHEMA = pa.schema(
     [
@@ -54,6 +63,36 @@ def read_ledger(settings: Settings) -> pa.Table:
 def done_hashes(ledger: pa.Table) -> set[str]:
     mask = pc.is_in(ledger.column("status"), value_set=pa.array(DONE))
     return set(ledger.filter(mask).column("sha256").to_pylist())
+
+
+def rejections(ledger: pa.Table) -> dict[str, dict]:
+    """Hashes whose latest decisive row is a rejection, with that row (its `error` parsed:
+    kind, file, line, column, problem, hint)."""
+    refused = ledger.filter(pc.equal(ledger.column("status"), REJECTED)).column("sha256")
+    if not len(refused):
+        return {}
+    mask = pc.and_(
+        pc.is_in(ledger.column("sha256"), value_set=refused.combine_chunks()),
+        pc.is_in(ledger.column("status"), value_set=pa.array(DECISIVE)),
+    )
+    rows = ledger.filter(mask)
+    latest: dict[str, dict] = {}
+    # ingested_at orders the rows (Delta files come back in no set order); the sort is
+    # stable, so rows of one instant keep their order.
+    for row in rows.sort_by([("ingested_at", "ascending")]).to_pylist():
+        latest[row["sha256"]] = row
+    found = {}
+    for sha, row in latest.items():
+        if row["status"] == REJECTED:
+            error = json.loads(row["error"]) if row["error"] else {}
+            error.setdefault("kind", "invalid")  # rows written before errors had kinds
+            found[sha] = {**row, "error": error}
+    return found
+
+
+def rejected_hashes(ledger: pa.Table) -> set[str]:
+    """Bytes refused before and not retried since: not read again."""
+    return set(rejections(ledger))
 
 
 def _done_under_name(ledger: pa.Table, file_name: str) -> pa.Table:

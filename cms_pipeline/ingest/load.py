@@ -7,6 +7,10 @@ Order of commits, chosen so that a process killed anywhere can be rerun safely:
 A rerun that finds the bronze batch committed but no ledger row only writes the ledger
 row (counts taken from the committed batches); one that finds no bronze batch drops the
 quarantine leftovers of the earlier attempt and loads the file again.
+
+A file refused by its contract (IngestError) commits nothing and gets one `rejected`
+ledger row; the same bytes are then skipped as `rejected_before` until retried. A file
+still being copied in is `unsettled`: skipped, and read again next run.
 """
 
 from __future__ import annotations
@@ -44,13 +48,17 @@ from cms_pipeline.ingest.reader import (
     NeedsExactPass,
     ParseFailure,
     decode_line,
+    first_unclosed_quote,
+    multiline_error,
     open_delivery,
     read_header,
     sha256_of,
     stream_batches,
 )
+from cms_pipeline.ingest.settle import FileState, check_unchanged, settled_state
 from cms_pipeline.ingest.validation import encodes, find_violations, plain
 from cms_pipeline.lake import FILE_ATTRIBUTE_COLUMNS, bronze_uri, meta_uri, quarantine_uri
+from cms_pipeline.storage import filesystem, join
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -66,11 +74,16 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
+REJECTED_BEFORE = "rejected_before"  # a FileResult status, never a ledger row's
+
+
 @dataclass
 class FileResult:
     file: str
     table: str
-    status: str  # loaded | recovered | duplicate | rejected
+    # loaded | recovered | duplicate: the bytes are in bronze;
+    # rejected (now) | rejected_before (skipped, refused by an earlier run) | unsettled
+    status: str
     sha256: str = ""
     size_bytes: int = 0
     batch_id: str | None = None
@@ -80,7 +93,7 @@ class FileResult:
     bronze_version: int | None = None
     changed_delivery: bool = False
     warnings: list[str] = field(default_factory=list)
-    error: dict | None = None
+    error: dict | None = None  # IngestError.to_dict(): kind, file, line, column, problem, hint
     expectation_failures: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)  # difference from the table's previous state
     report_html: str | None = None
@@ -109,14 +122,25 @@ def load_delivery(
 ) -> FileResult:
     started = time.monotonic()
     contract = delivery.contract
-    sha, size = sha256_of(delivery.uri)
-    result = FileResult(delivery.relative, contract.table, "duplicate", sha, size)
+    result = FileResult(delivery.relative, contract.table, "duplicate")
+    try:
+        state = settled_state(
+            delivery.uri, delivery.relative, settings.ingest.settle_seconds, delivery.found_as
+        )
+        result.sha256, result.size_bytes = sha256_of(delivery.uri)
+        check_unchanged(delivery.uri, delivery.relative, state, when="while it was hashed")
+    except IngestError as exc:  # unsettled: nothing to claim, nothing was stored
+        _refuse(result, exc)
+        result.seconds = round(time.monotonic() - started, 3)
+        ledger.record(settings, [ledger_row(delivery, result)])
+        return result
+    sha = result.sha256
     current = ledger_table if ledger_table is not None else ledger.read_ledger(settings)
-    if sha in ledger.done_hashes(current):
+    if _known(current, result):
         return result
     with claim(meta_uri(settings, "claims"), sha):
         current = ledger.read_ledger(settings)  # another process may have finished it
-        if sha in ledger.done_hashes(current):
+        if _known(current, result):
             return result
         seen = ledger.hashes_seen_for(current, delivery.name)
         result.changed_delivery = bool(seen - {sha})
@@ -126,13 +150,51 @@ def load_delivery(
             )
         recovered = _recover(settings, delivery, result)
         if recovered is None:
+            attempts: list[str] = []  # batch folders this attempt wrote
             try:
-                _load(settings, delivery, result, ledger.batches_for(current, delivery.name))
+                previous = ledger.batches_for(current, delivery.name)
+                _load(settings, delivery, result, previous, state, attempts)
             except IngestError as exc:
-                result.status, result.error = "rejected", exc.to_dict()
+                _refuse(result, exc)
+                _discard(settings, contract.table, attempts)
         result.seconds = round(time.monotonic() - started, 3)
-        ledger.record(settings, [_ledger_row(delivery, result)])
+        ledger.record(settings, [ledger_row(delivery, result)])
     return result
+
+
+def _known(current: pa.Table, result: FileResult) -> bool:
+    """True when the ledger already decided these bytes: loaded, or refused before."""
+    if result.sha256 in ledger.done_hashes(current):
+        return True  # result.status is "duplicate"
+    earlier = ledger.rejections(current).get(result.sha256)
+    if earlier is None:
+        return False
+    result.status, result.error = REJECTED_BEFORE, earlier["error"]
+    when = earlier["ingested_at"]
+    result.warnings.append(
+        f"refused on {when:%Y-%m-%d %H:%M} UTC and not read again; land corrected bytes, "
+        f"or `cms-pipeline landing retry {result.file}` to read these again"
+    )
+    return True
+
+
+def _refuse(result: FileResult, exc: IngestError) -> None:
+    """The file is refused (or, unsettled, put off): nothing of it was stored."""
+    result.status = ledger.UNSETTLED if exc.kind == "unsettled" else ledger.REJECTED
+    result.error = exc.to_dict()
+    result.rows_read = result.rows_bronze = result.rows_quarantined = 0
+    result.batch_id = result.bronze_version = None
+
+
+def _discard(settings: Settings, table: str, batch_ids: list[str]) -> None:
+    """Delete the batch folders of a refused attempt: no commit names them (their ids are
+    new to this attempt), so no table version can ever read them."""
+    for uri in (bronze_uri(settings, table), quarantine_uri(settings)):
+        fs, base = filesystem(uri)
+        for batch_id in batch_ids:
+            folder = join(base, f"{PARTITION}={batch_id}")
+            if fs.exists(folder):
+                fs.rm(folder, recursive=True)
 
 
 def _recover(settings: Settings, delivery: Delivery, result: FileResult) -> FileResult | None:
@@ -166,25 +228,31 @@ def _rows_in_batch(dt, batch_id: str) -> int:
 
 
 def _load(
-    settings: Settings, delivery: Delivery, result: FileResult, previous_batches: list[str]
+    settings: Settings,
+    delivery: Delivery,
+    result: FileResult,
+    previous_batches: list[str],
+    state: FileState,
+    attempts: list[str],
 ) -> None:
+    """Read and commit the file; `attempts` gets each batch id written, committed or not."""
     try:
-        attempt = _read(settings, delivery, result, exact=False)
+        attempts.append(_batch_id(result))
+        attempt = _read(settings, delivery, result, attempts[-1], exact=False)
     except NeedsExactPass:
         # A row the fast pass cannot place: read again, row by row. The first attempt's
         # files are in a batch folder no commit will ever name.
         result.rows_read = 0
-        attempt = _read(settings, delivery, result, exact=True)
+        attempts.append(_batch_id(result))
+        attempt = _read(settings, delivery, result, attempts[-1], exact=True)
         result.warnings = list(dict.fromkeys(result.warnings))  # the header was read twice
     writer, quarantine, physical, profiler = attempt
     batch_id = quarantine.batch_id
     contract = delivery.contract
+    # The bytes read must be the bytes hashed (a copy still going on changes them).
+    check_unchanged(delivery.uri, delivery.relative, state)
     if physical != result.rows_read:
-        raise IngestError(
-            delivery.relative,
-            f"the file has {physical} data lines but the reader returned {result.rows_read} rows",
-            "Check for quoted values with line breaks; nothing was stored.",
-        )
+        raise _row_count_error(delivery, physical, result.rows_read)
     result.rows_quarantined = quarantine.rows
     result.rows_bronze = writer.rows if writer else 0
     _reject_empty(delivery, result)
@@ -208,17 +276,45 @@ def _load(
         result.report_html = report["report_html"]
 
 
-def _read(settings: Settings, delivery: Delivery, result: FileResult, exact: bool):
+def _batch_id(result: FileResult) -> str:
+    return f"{result.sha256[:16]}-{uuid.uuid4().hex[:8]}"
+
+
+def _row_count_error(delivery: Delivery, physical: int, rows: int) -> IngestError:
+    """Why the rows differ from the lines: most often a quoted value with a line break
+    (one row over two lines), found by one more pass over the lines."""
+    counts = f"the file has {physical} data lines but the reader returned {rows} rows"
+    with open_delivery(delivery.uri, delivery.relative) as (raw, _member):
+        line = first_unclosed_quote(raw)
+    if line is not None:
+        return multiline_error(delivery.relative, line, counts)
+    return IngestError(
+        delivery.relative,
+        counts,
+        "Check the file's line ends and quoting; nothing was stored.",
+        kind="row_count_mismatch",
+    )
+
+
+def _read(settings: Settings, delivery: Delivery, result: FileResult, batch_id: str, exact: bool):
     """Stream the file into (uncommitted) bronze and quarantine batch folders."""
     contract = delivery.contract
-    batch_id = f"{result.sha256[:16]}-{uuid.uuid4().hex[:8]}"
     ingested_at = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
     quarantine = BatchWriter(quarantine_uri(settings), batch_id, QUARANTINE_SCHEMA)
     failures: list[ParseFailure] | None = [] if exact else None
-    with open_delivery(delivery.uri) as (raw, _member):
+    with open_delivery(delivery.uri, delivery.relative) as (raw, _member):
         stream = LineCountingReader(raw)
+        first_line = read_header(stream, delivery.relative)
+        if not first_line.strip(b"\xef\xbb\xbf\r\n\t "):
+            raise IngestError(
+                delivery.relative,
+                "the file is empty (no header row)",
+                "Land the complete file; an empty delivery is not loaded.",
+                line=1,
+                kind="empty",
+            )
         header = check_header(
-            read_header(stream), contract.column_names, contract.delimiter, contract.encoding
+            first_line, contract.column_names, contract.delimiter, contract.encoding
         )
         columns, policy_reason = _apply_policy(delivery, header, result)
         writer = None
@@ -249,7 +345,12 @@ def _read(settings: Settings, delivery: Delivery, result: FileResult, exact: boo
         try:
             encoded = [c for c in header.names if encodes(specs.get(c))]
             batches = stream_batches(
-                stream, header.names, contract.delimiter, failures, encoded=encoded
+                stream,
+                header.names,
+                contract.delimiter,
+                failures,
+                encoded=encoded,
+                name=delivery.relative,
             )
             for lb in batches:
                 result.rows_read += lb.batch.num_rows
@@ -288,6 +389,7 @@ def _apply_policy(delivery: Delivery, header: HeaderCheck, result: FileResult):
             f"header does not match the contract: {header.describe()}",
             hint,
             line=1,
+            kind="header_mismatch",
         )
     if contract.on_schema_change == "quarantine":
         result.warnings.append(f"header differs ({header.describe()}): all rows quarantined")
@@ -337,6 +439,7 @@ def _reject_empty(delivery: Delivery, result: FileResult) -> None:
             "the file has a header but no data rows",
             "Land the complete file; an empty delivery is not loaded.",
             line=2,
+            kind="empty",
         )
 
 
@@ -423,7 +526,7 @@ def _raw_lines(batch: pa.RecordBatch, delimiter: str) -> list[str]:
     return [decode_line(v) for v in joined.to_pylist()]
 
 
-def _ledger_row(delivery: Delivery, result: FileResult) -> dict:
+def ledger_row(delivery: Delivery, result: FileResult) -> dict:
     return {
         "sha256": result.sha256,
         "file_name": delivery.name,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+import zlib
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,10 +19,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from cms_pipeline.ingest.counting import LineCountingReader
 from cms_pipeline.ingest.errors import IngestError
 from cms_pipeline.storage import filesystem
 
 BLOCK_SIZE = 16 << 20  # larger blocks measured faster here (fewer dictionaries to build)
+# A header row is a few KiB (the widest CMS file has under 150 columns): a first line
+# longer than this has no line end, and is not read further to find one.
+HEADER_LIMIT = 1 << 20
+# ZIP bombs, judged from the archive's directory before anything is expanded (zipfile
+# never yields more than the declared size, and fails the CRC when the bytes disagree).
+# CMS CSVs expand 4-10x (the bundled samples 3.6-4.5x); a run of zeros about 1000x.
+MAX_ZIP_RATIO = 200
+MAX_ZIP_BYTES = 64 << 30  # a full CMS carrier file is about 1.3 GiB expanded
 
 
 @dataclass
@@ -50,34 +60,85 @@ def sha256_of(uri: str, chunk: int = 8 << 20) -> tuple[str, int]:
 
 
 @contextmanager
-def open_delivery(uri: str) -> Iterator[tuple[BinaryIO, str]]:
-    """Open the CSV inside a delivery: the file itself, or the one CSV in a ZIP."""
+def open_delivery(uri: str, name: str | None = None) -> Iterator[tuple[BinaryIO, str]]:
+    """Open the CSV inside a delivery: the file itself, or the one CSV in a ZIP.
+
+    `name` is how errors name the file (default: the URI). A ZIP member that turns out
+    corrupt while it is read (a bad CRC comes at its end) raises IngestError here.
+    """
+    name = name or uri
     fs, path = filesystem(uri)
     with fs.open(path, "rb") as raw:
-        if path.lower().endswith(".zip"):
-            try:
-                archive = zipfile.ZipFile(raw)
-            except zipfile.BadZipFile as exc:
-                raise IngestError(
-                    uri,
-                    f"not a readable ZIP archive ({exc})",
-                    "Download the file again; CMS ships one CSV per ZIP.",
-                ) from exc
-            members = [m for m in archive.namelist() if m.lower().endswith(".csv")]
-            if len(members) != 1:
-                raise IngestError(
-                    uri,
-                    f"the ZIP holds {len(members)} CSV files {members}, expected 1",
-                    "Unpack it and land each CSV (or one-CSV ZIP) separately.",
-                )
+        if not path.lower().endswith(".zip"):
+            yield raw, path.rsplit("/", 1)[-1]
+            return
+        try:
+            archive = zipfile.ZipFile(raw)
+        except zipfile.BadZipFile as exc:
+            raise IngestError(
+                name,
+                f"not a readable ZIP archive ({exc})",
+                "Download the file again; CMS ships one CSV per ZIP.",
+                kind="zip_unreadable",
+            ) from exc
+        members = [m for m in archive.namelist() if m.lower().endswith(".csv")]
+        if len(members) != 1:
+            raise IngestError(
+                name,
+                f"the ZIP holds {len(members)} CSV files {members}, expected 1",
+                "Unpack it and land each CSV (or one-CSV ZIP) separately.",
+                kind="zip_members",
+            )
+        check_expansion(name, archive.getinfo(members[0]))
+        try:
             with archive.open(members[0]) as member:
                 yield member, members[0]
-        else:
-            yield raw, path.rsplit("/", 1)[-1]
+        except zipfile.BadZipFile as exc:
+            crc = "CRC" in str(exc)
+            raise IngestError(
+                name,
+                f"{members[0]} in the ZIP is corrupt ({exc})",
+                "Download the file again (its bytes changed in transfer); nothing was stored.",
+                kind="zip_crc" if crc else "zip_corrupt",
+            ) from exc
+        except (zlib.error, EOFError) as exc:
+            raise IngestError(
+                name,
+                f"{members[0]} in the ZIP cannot be expanded ({exc})",
+                "Download the file again (it is damaged or cut short); nothing was stored.",
+                kind="zip_corrupt",
+            ) from exc
 
 
-def read_header(stream: BinaryIO) -> bytes:
-    return stream.readline()
+def check_expansion(name: str, info: zipfile.ZipInfo) -> None:
+    """Refuse a member whose declared expansion is absurd, before expanding any of it."""
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > MAX_ZIP_BYTES or ratio > MAX_ZIP_RATIO:
+        raise IngestError(
+            name,
+            f"{info.filename} would expand from {info.compress_size:,} to {info.file_size:,} "
+            f"bytes ({ratio:,.0f}x; limits {MAX_ZIP_RATIO}x and {MAX_ZIP_BYTES:,} bytes): "
+            "a ZIP bomb or not a CMS file",
+            "Check where the file came from; nothing was expanded or stored. A genuine file "
+            "this large can be landed as a plain CSV.",
+            kind="zip_bomb",
+        )
+
+
+def read_header(stream: BinaryIO, name: str, limit: int = HEADER_LIMIT) -> bytes:
+    """The first line, read no further than `limit` bytes looking for its end."""
+    header = stream.readline(limit + 1)
+    if len(header) > limit and not header.endswith(b"\n"):
+        raise IngestError(
+            name,
+            f"no line end in the first {limit:,} bytes: the file is not line-delimited text "
+            "(or its line ends were lost, e.g. lone CR line ends)",
+            "Land the file as CMS ships it (one row per line, LF or CRLF line ends); "
+            "nothing was stored.",
+            line=1,
+            kind="no_line_end",
+        )
+    return header
 
 
 class NeedsExactPass(Exception):
@@ -91,6 +152,7 @@ def stream_batches(
     failures: list[ParseFailure] | None = None,
     block_size: int = BLOCK_SIZE,
     encoded: Collection[str] = (),
+    name: str = "<stream>",
 ) -> Iterator[LineBatch]:
     """Batches of the rows after the header; the `encoded` columns come dictionary-encoded
     (the parser builds each batch's dictionary as it converts, cheaper than encoding the
@@ -101,7 +163,9 @@ def stream_batches(
     because only then does pyarrow report the physical line of a row it cannot split;
     bad rows are appended to `failures` and the rows between them are numbered
     consecutively. Bytes are not checked here: validation finds non-UTF-8 values row by
-    row (on each batch's dictionaries, far fewer than the rows).
+    row (on each batch's dictionaries, far fewer than the rows). A line the parser cannot
+    frame at all (longer than the block, or a quoted value running over line ends) raises
+    IngestError naming the line where it starts (`name` names the file).
     """
     exact = failures is not None
     failures = failures if exact else []
@@ -113,6 +177,15 @@ def stream_batches(
         )
         return "skip"
 
+    next_line = 2  # line 1 is the header
+
+    def unframed(exc: pa.ArrowInvalid) -> Exception:
+        """The error to raise for a parser error: named, or a reason for the exact pass."""
+        poison = framing_error(exc, name, next_line, block_size)
+        if poison is not None:
+            return poison
+        return exc if exact else NeedsExactPass(str(exc))
+
     try:
         reader = _open_csv(
             stream, column_names, delimiter, on_invalid if exact else None, block_size, encoded
@@ -120,12 +193,15 @@ def stream_batches(
     except pa.ArrowInvalid as exc:
         if "Empty CSV file" in str(exc):  # a header and nothing after it
             return
-        if exact:
-            raise
-        raise NeedsExactPass(str(exc)) from exc
-    next_line = 2  # line 1 is the header
+        raise unframed(exc) from exc
     used = first_failure
-    for batch in _guarded(reader, exact):
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as exc:
+            raise unframed(exc) from exc
         # The parser has reported every failure up to the end of this batch.
         failed_lines = [f.line for f in failures[used:]]
         used = len(failures)
@@ -137,17 +213,52 @@ def stream_batches(
         yield LineBatch(batch, lines)
 
 
-def _guarded(reader, exact: bool) -> Iterator[pa.RecordBatch]:
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except pa.ArrowInvalid as exc:
-            if exact:
-                raise
-            raise NeedsExactPass(str(exc)) from exc
-        yield batch
+def framing_error(
+    exc: pa.ArrowInvalid, name: str, line: int, block_size: int
+) -> IngestError | None:
+    """A named error for a parser error that no row-by-row pass can get past.
+
+    Rows come in file order, so the line after the last row returned is where the
+    trouble starts.
+    """
+    message = str(exc)
+    if "straddl" in message:  # pyarrow: "straddling object straddles two block boundaries"
+        return IngestError(
+            name,
+            f"a line longer than the read block ({block_size:,} bytes), or no line end "
+            "before the end of the file",
+            "Check the file's line ends (one row per line, LF or CRLF); nothing was stored.",
+            line=line,
+            kind="line_too_long",
+        )
+    if "out of sync with chunker" in message or "multiple lines" in message:
+        return multiline_error(name, line)
+    return None
+
+
+def multiline_error(name: str, line: int, detail: str = "") -> IngestError:
+    return IngestError(
+        name,
+        "a quoted value runs over a line end (a line break inside quotes, or a quote never "
+        "closed)" + (f": {detail}" if detail else ""),
+        "CMS files hold one row per line: remove the line breaks inside values (or close "
+        "the quote) and land the file again; nothing was stored.",
+        line=line,
+        kind="multiline_field",
+    )
+
+
+def first_unclosed_quote(stream: BinaryIO, line_limit: int = BLOCK_SIZE) -> int | None:
+    """The first physical line (header = 1) that leaves a quote open, reading one line
+    at a time (each at most `line_limit` bytes): where a quoted value with a line break
+    begins."""
+    number = 0
+    stream = LineCountingReader(stream)  # a readline that stops at `line_limit`
+    while line := stream.readline(line_limit):
+        number += 1
+        if line.count(b'"') % 2:
+            return number
+    return None
 
 
 def _open_csv(stream, column_names, delimiter, on_invalid, block_size, encoded=()):

@@ -1,0 +1,68 @@
+"""Rejected files of the landing area: list them, read one again on request.
+
+A refused file's bytes are skipped by every later ingestion (ledger.rejections); a
+`retry` ledger row lifts that for those bytes, and the file is then loaded like any
+delivery (and refused again, with a new row, if it still breaks its contract).
+"""
+
+from __future__ import annotations
+
+from cms_pipeline.config import Settings
+from cms_pipeline.ingest import ledger
+from cms_pipeline.ingest.discovery import Delivery, discover
+from cms_pipeline.ingest.load import FileResult, ledger_row, load_delivery
+from cms_pipeline.ingest.reader import sha256_of
+from cms_pipeline.storage import filesystem
+
+
+class LandingError(LookupError):
+    """The file asked for is not a delivery of the landing area."""
+
+
+def rejected_files(settings: Settings) -> list[dict]:
+    """Bytes rejected and not retried since, newest first: file, reason, what to do."""
+    rows = [
+        {
+            "file": row["source_file"],
+            "table": row["table"],
+            "sha256": row["sha256"],
+            "size_bytes": row["size_bytes"],
+            "rejected_at": row["ingested_at"],
+            **{k: row["error"].get(k) for k in ("kind", "line", "column", "problem", "hint")},
+        }
+        for row in ledger.rejections(ledger.read_ledger(settings)).values()
+    ]
+    return sorted(rows, key=lambda r: r["rejected_at"], reverse=True)
+
+
+def find_delivery(settings: Settings, file: str, source: str | None = None) -> Delivery:
+    """The delivery `file` names: a path or URI, or a name (or path below the landing
+    root) in `source` (default: the configured landing area)."""
+    fs, path = filesystem(file)
+    if fs.isfile(path):
+        found, _ignored = discover(settings, file)
+        if not found:
+            raise LandingError(
+                f"{file}: no contract in config/sources matches this file name; "
+                "name it as CMS does (e.g. DE1_0_2008_Beneficiary_Summary_File_Sample_1.csv)"
+            )
+        return found[0]
+    source = source or settings.landing
+    found, _ignored = discover(settings, source)
+    matches = [d for d in found if file in (d.relative, d.name)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise LandingError(f"{file}: no such delivery in {source} (give its path or its name)")
+    names = ", ".join(d.relative for d in matches)
+    raise LandingError(f"{file}: {len(matches)} deliveries have this name ({names}): give one")
+
+
+def retry(settings: Settings, delivery: Delivery) -> FileResult:
+    """Read `delivery` again even if its bytes were refused before."""
+    sha, size = sha256_of(delivery.uri)
+    if sha in ledger.rejected_hashes(ledger.read_ledger(settings)):
+        mark = FileResult(delivery.relative, delivery.contract.table, ledger.RETRY, sha, size)
+        mark.warnings.append("read again on request (cms-pipeline landing retry)")
+        ledger.record(settings, [ledger_row(delivery, mark)])
+    return load_delivery(settings, delivery)
