@@ -196,6 +196,7 @@ def register(app: typer.Typer) -> None:
         emit(rows, as_json, render)
 
     @landing.command("retry")
+    @writes_lake("landing retry")
     def landing_retry(
         file: Annotated[
             str,

@@ -16,6 +16,7 @@ from cms_pipeline.cli.common import (
     out,
     settings_for,
     table,
+    writes_lake,
 )
 from cms_pipeline.config import ConfigError
 
@@ -38,6 +39,7 @@ def _registry_errors():
     return (ConfigError, RegistryError, FeatureTableError)
 
 
+@writes_lake("train")
 def train(
     use_case: UseCaseArg,
     lineage: Annotated[
@@ -137,6 +139,7 @@ def models_show(
 
 
 @models_app.command("promote")
+@writes_lake("models promote")
 def models_promote(
     use_case: UseCaseArg,
     version: Annotated[str, typer.Argument()],
@@ -162,6 +165,7 @@ def models_promote(
 
 
 @models_app.command("rollback")
+@writes_lake("models rollback")
 def models_rollback(
     use_case: UseCaseArg,
     lake: LakeOption = None,
@@ -185,6 +189,7 @@ def models_rollback(
     )
 
 
+@writes_lake("score")
 def score(
     use_case: UseCaseArg,
     source: Annotated[

@@ -12,6 +12,7 @@ from cms_pipeline.cli.common import (
     LakeOption,
     ProfileOption,
     emit,
+    lake_writer,
     out,
     settings_for,
     table,
@@ -133,14 +134,15 @@ def register(app: typer.Typer) -> None:
         from cms_pipeline.spark import get_spark
 
         try:
-            gate = run_checks(
-                get_spark(settings),
-                settings,
-                layer,
-                schema=schema,
-                batch_id=batch_id,
-                tables=tables,
-            )
+            with lake_writer(settings, "check"):  # check results are stored in the lake
+                gate = run_checks(
+                    get_spark(settings),
+                    settings,
+                    layer,
+                    schema=schema,
+                    batch_id=batch_id,
+                    tables=tables,
+                )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
         emit(gate.to_dict(), as_json, render_gate)

@@ -10,7 +10,16 @@ from typing import Annotated
 
 import typer
 
-from cms_pipeline.cli.common import JsonOption, LakeOption, console, emit, out, settings_for, table
+from cms_pipeline.cli.common import (
+    JsonOption,
+    LakeOption,
+    console,
+    emit,
+    out,
+    settings_for,
+    table,
+    writes_lake,
+)
 
 DEFAULT_CLUSTER_ROOT = Path(tempfile.gettempdir()) / "cms-pipeline-cluster"
 RootOption = Annotated[
@@ -50,6 +59,7 @@ def render_builds(summary: dict) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command("transform")
+    @writes_lake("transform")
     def transform_command(
         lake: LakeOption = None,
         layer: LayerOption = None,
@@ -124,6 +134,7 @@ def register(app: typer.Typer) -> None:
         "dbt",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     )
+    @writes_lake("dbt")
     def dbt_command(ctx: typer.Context, lake: LakeOption = None) -> None:
         """Run any dbt command on the pipeline's Spark session, e.g. `cms-pipeline dbt run`,
         `cms-pipeline dbt test -s beneficiary`, `cms-pipeline dbt docs generate`."""
@@ -218,6 +229,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"stopped the Spark cluster under {root}")
 
     @app.command("export")
+    @writes_lake("export")
     def export_command(lake: LakeOption = None, as_json: JsonOption = False) -> None:
         """Write the published gold tables for analytics (Parquet/Delta) and JSON documents
         for the web, as config/storage.yaml says."""
