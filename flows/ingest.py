@@ -6,6 +6,7 @@ from prefect import flow, task
 
 from cms_pipeline.config import load_settings
 from cms_pipeline.ingest import IngestReport, ingest
+from cms_pipeline.lease import writes_lake
 from flows import artifacts
 
 
@@ -28,6 +29,7 @@ def sync_bronze_tables(lake: str | None) -> dict[str, int]:
 
 
 @flow(name="ingest", log_prints=True)
+@writes_lake("prefect flow ingest")
 def ingest_flow(source: str | None = None, lake: str | None = None) -> dict:
     settings = load_settings(lake=lake)
     report = ingest_files(settings.lake, source)

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from prefect import flow, task
 
 from cms_pipeline.config import Settings, load_settings
+from cms_pipeline.lease import writes_lake
 from flows import artifacts
 
 
@@ -106,6 +107,7 @@ def _markdown_table(rows: list[dict]) -> str:
 
 
 @flow(name="train", log_prints=True)
+@writes_lake("prefect flow train")
 def train_flow(use_case: str | None = None, lake: str | None = None) -> dict:
     """Retrain (all use cases by default); a challenger replaces the champion only when
     it beats it on the same held-out data by the configured margin."""
@@ -120,6 +122,7 @@ def train_flow(use_case: str | None = None, lake: str | None = None) -> dict:
 
 
 @flow(name="score", log_prints=True)
+@writes_lake("prefect flow score")
 def score_flow(use_case: str | None = None, lake: str | None = None) -> dict:
     settings = load_settings(lake=lake)
     names = [use_case] if use_case else use_cases(settings)
@@ -133,5 +136,6 @@ def score_flow(use_case: str | None = None, lake: str | None = None) -> dict:
 
 
 @flow(name="export", log_prints=True)
+@writes_lake("prefect flow export")
 def export_flow(lake: str | None = None) -> dict:
     return export_gold(lake)

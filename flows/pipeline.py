@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from prefect import flow
 
 from cms_pipeline.config import load_settings
+from cms_pipeline.lease import writes_lake
 from cms_pipeline.publish import current_layers
 from cms_pipeline.stages import StageLog
 from flows.ingest import ingest_files, sync_bronze_tables
@@ -64,6 +65,7 @@ class PipelineSummary:
 
 
 @flow(name="pipeline", log_prints=True)
+@writes_lake("prefect flow pipeline")
 def pipeline_flow(
     source: str | None = None,
     lake: str | None = None,

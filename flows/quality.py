@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow, task
 
 from cms_pipeline.config import load_settings
+from cms_pipeline.lease import writes_lake
 from flows import artifacts
 
 
@@ -20,6 +21,7 @@ def gate(lake: str | None, layer: str, schema: str | None = None, batch_id: str 
 
 
 @flow(name="quality", log_prints=True)
+@writes_lake("prefect flow quality")
 def quality_flow(layer: str, lake: str | None = None) -> dict:
     from cms_pipeline.quality.results import require_pass
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow, task
 
 from cms_pipeline.config import Settings, load_settings
+from cms_pipeline.lease import writes_lake
 from cms_pipeline.quality.promotion import LayerNotPublished  # noqa: F401 (flows.pipeline catches it)
 from cms_pipeline.stages import StageLog
 from flows import artifacts
@@ -51,6 +52,7 @@ def build_gate_publish(settings: Settings, layer: str, build_id: str, log=None) 
 
 
 @flow(name="transform", log_prints=True)
+@writes_lake("prefect flow transform")
 def transform_flow(lake: str | None = None, build_id: str | None = None) -> dict:
     from cms_pipeline.publish import new_build_id
 

@@ -16,6 +16,7 @@ from cms_pipeline.cli.common import (
     out,
     settings_for,
     table,
+    writes_lake,
 )
 
 EXIT_WITH_REJECTIONS = 3  # published, but a file was refused (0 = clean, 1 = failed)
@@ -111,6 +112,7 @@ def render_summary(s: dict) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
+    @writes_lake("run")
     def run_command(
         source: Annotated[
             str | None,
