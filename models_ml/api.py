@@ -18,25 +18,28 @@ the most recent earlier champion that loads) and /readyz says which and why; eac
 case loads on its own, so one bad model never stops the others.
 
 Latency and liveness: a small body (under `INLINE_BODY_BYTES`: microseconds of work) is
-parsed and scored on the event loop's thread; a larger one in a worker thread (JPype
-attaches it to the JVM on its first call), so health checks answer while 10,000 records
-are scored. The background thread asks the registry only when its SQLite file changed or
+parsed and scored on the event loop's thread; a larger one on one of a few long-lived
+scoring threads, so health checks answer while 10,000 records are scored. JPype attaches
+a thread to the JVM on its first Java call and never detaches it by itself: fixed
+threads are attached once, where a pool that starts and drops threads (anyio's) would
+leave an attachment behind for each. The background thread asks the registry only when its SQLite file changed or
 `FULL_CHECK_SECONDS` passed (a tracking server: every time).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -54,7 +57,7 @@ MAX_BODY_ENV = "CMS_PIPELINE_API_MAX_BODY_BYTES"
 MAX_BODY_BYTES = 16 * 1024 * 1024  # 10,000 records of ~20 features fit with room to spare
 MAX_RECORDS = 10_000
 INLINE_BODY_BYTES = 32 * 1024  # smaller bodies are scored on the event loop (no thread hop)
-SCORING_THREADS = 2  # large requests scored at once; more wait (the host has few cores)
+SCORING_THREADS = 2  # large requests scored at once; more wait their turn
 FULL_CHECK_SECONDS = 60.0  # ask the registry at least this often, changed file or not
 RETRY_FAILED_SECONDS = 60.0  # a champion that failed to load is tried again after this
 PREDICT_BODY = {
@@ -186,6 +189,24 @@ class Champions:
         return served
 
 
+class ScoringThreads:
+    """A few long-lived threads for large requests (each attached to the JVM once)."""
+
+    def __init__(self, threads: int):
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="scoring")
+        self.busy = 0  # requests scoring or waiting for a thread (changed on the loop only)
+
+    async def run(self, fn, *args):
+        self.busy += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        finally:
+            self.busy -= 1
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class BodyLimit:
     """ASGI middleware: 413 for a body over `max_bytes`, by its Content-Length before
     reading, and by counting while it streams (chunked bodies declare no length)."""
@@ -255,7 +276,7 @@ def create_app(
     max_body = max_body_bytes or _env_int(MAX_BODY_ENV, MAX_BODY_BYTES)
     champions = Champions(settings)
     champions.refresh_if_changed()
-    scoring = anyio.CapacityLimiter(SCORING_THREADS)  # big requests; the rest wait their turn
+    scoring = ScoringThreads(SCORING_THREADS)
     stop = threading.Event()
 
     def follow_registry() -> None:
@@ -271,6 +292,7 @@ def create_app(
         thread.start()
         yield
         stop.set()
+        scoring.close()
 
     app = FastAPI(
         title="CMS pipeline scoring API",
@@ -336,7 +358,7 @@ def create_app(
         served = champions.get(use_case)  # one model for the whole request
         if len(body) <= INLINE_BODY_BYTES:
             return score_body(served, use_case, body)
-        return await anyio.to_thread.run_sync(score_body, served, use_case, body, limiter=scoring)
+        return await scoring.run(score_body, served, use_case, body)
 
     return app
 
