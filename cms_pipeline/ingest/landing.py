@@ -20,7 +20,9 @@ class LandingError(LookupError):
 
 
 def rejected_files(settings: Settings) -> list[dict]:
-    """Bytes rejected and not retried since, newest first: file, reason, what to do."""
+    """Bytes rejected and not retried since, newest first: file, reason, what to do.
+    A rejection is left out once other bytes of that file name were loaded after it."""
+    current = ledger.read_ledger(settings)
     rows = [
         {
             "file": row["source_file"],
@@ -30,9 +32,17 @@ def rejected_files(settings: Settings) -> list[dict]:
             "rejected_at": row["ingested_at"],
             **{k: row["error"].get(k) for k in ("kind", "line", "column", "problem", "hint")},
         }
-        for row in ledger.rejections(ledger.read_ledger(settings)).values()
+        for row in ledger.rejections(current).values()
+        if not _loaded_since(current, row["file_name"], row["ingested_at"])
     ]
     return sorted(rows, key=lambda r: r["rejected_at"], reverse=True)
+
+
+def _loaded_since(current, file_name: str, when) -> bool:
+    return any(
+        r["ingested_at"] > when
+        for r in ledger.done_under_name(current, file_name).select(["ingested_at"]).to_pylist()
+    )
 
 
 def find_delivery(settings: Settings, file: str, source: str | None = None) -> Delivery:

@@ -95,7 +95,7 @@ def rejected_hashes(ledger: pa.Table) -> set[str]:
     return set(rejections(ledger))
 
 
-def _done_under_name(ledger: pa.Table, file_name: str) -> pa.Table:
+def done_under_name(ledger: pa.Table, file_name: str) -> pa.Table:
     mask = pc.and_(
         pc.equal(ledger.column("file_name"), file_name),
         pc.is_in(ledger.column("status"), value_set=pa.array(DONE)),
@@ -105,12 +105,12 @@ def _done_under_name(ledger: pa.Table, file_name: str) -> pa.Table:
 
 def hashes_seen_for(ledger: pa.Table, file_name: str) -> set[str]:
     """Hashes already loaded under this file name (a different one means a changed delivery)."""
-    return set(_done_under_name(ledger, file_name).column("sha256").to_pylist())
+    return set(done_under_name(ledger, file_name).column("sha256").to_pylist())
 
 
 def batches_for(ledger: pa.Table, file_name: str) -> list[str]:
     """Bronze batches of earlier loads of this file name (the previous deliveries)."""
-    return [b for b in _done_under_name(ledger, file_name).column("batch_id").to_pylist() if b]
+    return [b for b in done_under_name(ledger, file_name).column("batch_id").to_pylist() if b]
 
 
 def record(settings: Settings, rows: list[dict]) -> None:

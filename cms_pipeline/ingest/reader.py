@@ -125,8 +125,9 @@ def check_expansion(name: str, info: zipfile.ZipInfo) -> None:
         )
 
 
-def read_header(stream: BinaryIO, name: str, limit: int = HEADER_LIMIT) -> bytes:
-    """The first line, read no further than `limit` bytes looking for its end."""
+def read_header(stream: BinaryIO, name: str, limit: int | None = None) -> bytes:
+    """The first line, read no further than `limit` bytes (HEADER_LIMIT) for its end."""
+    limit = limit or HEADER_LIMIT
     header = stream.readline(limit + 1)
     if len(header) > limit and not header.endswith(b"\n"):
         raise IngestError(
@@ -150,7 +151,7 @@ def stream_batches(
     column_names: list[str],
     delimiter: str,
     failures: list[ParseFailure] | None = None,
-    block_size: int = BLOCK_SIZE,
+    block_size: int | None = None,
     encoded: Collection[str] = (),
     name: str = "<stream>",
 ) -> Iterator[LineBatch]:
@@ -167,6 +168,7 @@ def stream_batches(
     frame at all (longer than the block, or a quoted value running over line ends) raises
     IngestError naming the line where it starts (`name` names the file).
     """
+    block_size = block_size or BLOCK_SIZE  # read here, so a test can set a small block
     exact = failures is not None
     failures = failures if exact else []
     first_failure = len(failures)
@@ -248,11 +250,11 @@ def multiline_error(name: str, line: int, detail: str = "") -> IngestError:
     )
 
 
-def first_unclosed_quote(stream: BinaryIO, line_limit: int = BLOCK_SIZE) -> int | None:
+def first_unclosed_quote(stream: BinaryIO, line_limit: int | None = None) -> int | None:
     """The first physical line (header = 1) that leaves a quote open, reading one line
     at a time (each at most `line_limit` bytes): where a quoted value with a line break
     begins."""
-    number = 0
+    number, line_limit = 0, line_limit or BLOCK_SIZE
     stream = LineCountingReader(stream)  # a readline that stops at `line_limit`
     while line := stream.readline(line_limit):
         number += 1
