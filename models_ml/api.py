@@ -110,7 +110,10 @@ class ModelInfo(BaseModel):
 
 
 class Champions:
-    """The loaded model of each use case, swapped atomically on reload, and its readiness."""
+    """The loaded model of each use case, swapped atomically on reload, and its readiness.
+
+    Both maps are replaced, never changed in place: a request iterating one while the
+    reload thread installs a model sees the old map or the new one, whole."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -134,10 +137,11 @@ class Champions:
     def refresh(self) -> None:
         for name in list_use_cases(self.settings):
             try:
-                self.readiness[name] = self._refresh_one(name)
+                state = self._refresh_one(name)
             except Exception as exc:  # noqa: BLE001 - one use case never stops the others
                 log.exception("checking %s failed; keeping what it serves", name)
-                self.readiness[name] = self._state(name, None, f"registry check failed: {why(exc)}")
+                state = self._state(name, None, f"registry check failed: {why(exc)}")
+            self.readiness = {**self.readiness, name: state}
 
     def _refresh_one(self, name: str) -> Readiness:
         champ = registry.champion(self.settings, name)
@@ -169,7 +173,8 @@ class Champions:
 
     def _install(self, name: str, loaded: LoadedModel) -> None:
         with self._lock:
-            self.models[name] = Served(loaded, request_model(name, loaded.features, MAX_RECORDS))
+            served = Served(loaded, request_model(name, loaded.features, MAX_RECORDS))
+            self.models = {**self.models, name: served}
         log.info("serving %s version %s", name, loaded.version)
 
     def _state(self, name: str, champion: str | None, reason: str) -> Readiness:
@@ -321,17 +326,18 @@ def create_app(
     @app.get("/healthz")
     @app.get("/livez")
     async def healthz() -> dict:
-        return {"status": "ok", "models": {k: s.model.version for k, s in champions.models.items()}}
+        models = champions.models
+        return {"status": "ok", "models": {k: s.model.version for k, s in models.items()}}
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        states = dict(champions.readiness)
+        states, served = champions.readiness, champions.models
         kinds = {s.status for s in states.values()}
-        overall = "ok" if kinds == {"ok"} else "unavailable" if not champions.models else "degraded"
+        overall = "ok" if kinds == {"ok"} else "unavailable" if not served else "degraded"
         # ready while anything is served: taking the API out of rotation for one bad use
         # case would stop the good ones too
         return JSONResponse(
-            status_code=200 if champions.models else 503,
+            status_code=200 if served else 503,
             content={"status": overall, "use_cases": {k: asdict(v) for k, v in states.items()}},
         )
 

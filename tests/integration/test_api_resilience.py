@@ -210,6 +210,11 @@ def test_bad_inputs_get_422_and_bad_keys_401(good, lake):
         assert r.status_code == 422, (bad, r.text)
         assert [e["field"] for e in r.json()["detail"]] == [f"records.1.{next(iter(bad))}"]
     assert client.post(url, content=b'{"records": [{"x": 1e999}]}').status_code == 422
+    # a body large enough to be scored on a scoring thread: the same 422
+    body = json.dumps({"records": [rec] * 500 + [{**rec, num: float("nan")}]})
+    assert len(body) > api_module.INLINE_BODY_BYTES
+    r = client.post(url, content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == f"records.500.{num}"
     assert client.post(url, json={"records": [rec]}).status_code == 200
     for key in ("wrong", "clé".encode(), "clé".encode("latin-1"), b"\xff\xfe", KEY[:-1], KEY + "x"):
         r = client.post(url, json={"records": [rec]}, headers={"X-API-Key": key})
