@@ -22,8 +22,8 @@ parsed and scored on the event loop's thread; a larger one on one of a few long-
 scoring threads, so health checks answer while 10,000 records are scored. JPype attaches
 a thread to the JVM on its first Java call and never detaches it by itself: fixed
 threads are attached once, where a pool that starts and drops threads (anyio's) would
-leave an attachment behind for each. The background thread asks the registry only when its SQLite file changed or
-`FULL_CHECK_SECONDS` passed (a tracking server: every time).
+leave an attachment behind for each. The background thread asks the registry only when
+its SQLite file changed or `FULL_CHECK_SECONDS` passed (a tracking server: every time).
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ class BodyLimit:
             if not declared.isdigit():
                 return await _plain(400, "Content-Length is not a number")(scope, receive, send)
             if int(declared) > self.max_bytes:
-                return await self._too_large()(scope, receive, send)
+                return await _plain(413, self._message())(scope, receive, send)
         received = 0
 
         async def counted():
@@ -245,9 +245,6 @@ class BodyLimit:
             f"request body over {self.max_bytes} bytes; send fewer records per request "
             f"(or raise {MAX_BODY_ENV})"
         )
-
-    def _too_large(self):
-        return _plain(413, self._message())
 
 
 def _plain(status: int, detail: str) -> JSONResponse:
