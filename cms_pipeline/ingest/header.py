@@ -30,12 +30,19 @@ class HeaderCheck:
         if self.renamed:
             parts.append("renamed " + ", ".join(f"{a} -> {b}" for a, b in self.renamed.items()))
         if self.missing:
-            parts.append(f"missing {self.missing}")
+            parts.append(f"missing {_few(self.missing)}")
         if self.extra:
-            parts.append(f"extra {self.extra}")
+            parts.append(f"extra {_few(self.extra)}")
         if self.reordered:
             parts.append("columns in a different order than the contract")
         return "; ".join(parts) or "header matches"
+
+
+def _few(names: list[str], shown: int = 10) -> str:
+    """A list of column names, cut short when long (a header that is a whole file)."""
+    if len(names) <= shown:
+        return str(names)
+    return f"{names[:shown]} and {len(names) - shown:,} more"
 
 
 def check_header(raw: bytes, expected: list[str], delimiter: str, encoding: str) -> HeaderCheck:

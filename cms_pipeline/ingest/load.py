@@ -316,6 +316,16 @@ def _read(settings: Settings, delivery: Delivery, result: FileResult, batch_id: 
         header = check_header(
             first_line, contract.column_names, contract.delimiter, contract.encoding
         )
+        if not first_line.endswith(b"\n") and not header.matches:
+            raise IngestError(
+                delivery.relative,
+                f"the whole file is one line of {len(first_line):,} bytes without a line end, "
+                "and not the contract's header",
+                "Land the file as CMS ships it (one row per line, LF or CRLF line ends); "
+                "nothing was stored.",
+                line=1,
+                kind="no_line_end",
+            )
         columns, policy_reason = _apply_policy(delivery, header, result)
         writer = None
         profiler = new_profiler(contract, delivery.relative, batch_id)

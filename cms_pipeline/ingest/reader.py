@@ -129,11 +129,13 @@ def read_header(stream: BinaryIO, name: str, limit: int | None = None) -> bytes:
     """The first line, read no further than `limit` bytes (HEADER_LIMIT) for its end."""
     limit = limit or HEADER_LIMIT
     header = stream.readline(limit + 1)
-    if len(header) > limit and not header.endswith(b"\n"):
+    lone_cr = b"\r" in header.rstrip(b"\r\n")  # old Mac line ends: one line to Python
+    if not header.endswith(b"\n") and (len(header) > limit or lone_cr):
         raise IngestError(
             name,
-            f"no line end in the first {limit:,} bytes: the file is not line-delimited text "
-            "(or its line ends were lost, e.g. lone CR line ends)",
+            f"no line end (LF) in the first {min(len(header), limit):,} bytes"
+            + (" but lone CR line ends" if lone_cr else "")
+            + ": the file is not line-delimited text, or its line ends were lost",
             "Land the file as CMS ships it (one row per line, LF or CRLF line ends); "
             "nothing was stored.",
             line=1,

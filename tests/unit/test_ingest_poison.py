@@ -112,10 +112,19 @@ def corrected_loads(settings, landing: Path, name: str, data: bytes, rows: int) 
     )
 
 
-def test_lone_cr_line_ends_are_no_line_end(settings, landing, monkeypatch):
-    monkeypatch.setattr(reader, "HEADER_LIMIT", SMALL_BLOCK)
-    data = real_csv().replace(b"\r\n", b"\r")
-    assert b"\n" not in data and len(data) > reader.HEADER_LIMIT
+@pytest.mark.parametrize("case", ["lone_cr_large", "lone_cr_small", "one_line_small"])
+def test_a_file_without_line_ends_is_no_line_end(settings, landing, monkeypatch, case):
+    lines = rows_of(real_csv())
+    if case == "lone_cr_large":  # more than the header search reads
+        monkeypatch.setattr(reader, "HEADER_LIMIT", SMALL_BLOCK)
+        data = real_csv().replace(b"\r\n", b"\r")
+        assert len(data) > reader.HEADER_LIMIT
+    elif case == "lone_cr_small":
+        data = b"\r".join(lines[:100]) + b"\r"
+    else:  # every line end lost, the whole file within the header search
+        data = b",".join(lines[:100])
+    assert b"\n" not in data
+    assert (len(data) > reader.HEADER_LIMIT) == (case == "lone_cr_large")
     refused_once(settings, landing, BENE_2008, data, "no_line_end", line=1)
     corrected_loads(settings, landing, BENE_2008, real_csv(), csv_rows())
 
