@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from cms_pipeline.atomic import write_text_atomic
 from cms_pipeline.config import CONFIG_DIR
 from cms_pipeline.synth.layout import FILE_KINDS
 
@@ -173,9 +174,8 @@ class Ledger:
     def record(self, name: str, entry: dict) -> None:
         with self._lock:
             self.entries[name] = entry
-            tmp = self.path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(self.entries, indent=2, sort_keys=True) + "\n")
-            os.replace(tmp, self.path)
+            text = json.dumps(self.entries, indent=2, sort_keys=True) + "\n"
+            write_text_atomic(self.path, text)
 
 
 def _sha256(path: Path) -> str:

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cms_pipeline.atomic import write_json_atomic
 from cms_pipeline.runtime import java_home, prepare_environment
 
 HOST = "127.0.0.1"
@@ -107,8 +108,7 @@ class LocalCluster:
     def save(self) -> Path:
         path = self.root / STATE_FILE
         body = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-        path.write_text(json.dumps(body, indent=2))
-        return path
+        return write_json_atomic(path, body, indent=2)
 
     @classmethod
     def load(cls, root: Path) -> LocalCluster:

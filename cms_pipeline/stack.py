@@ -27,6 +27,7 @@ import psutil
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
+from cms_pipeline.atomic import write_json_atomic
 from cms_pipeline.config import PROJECT_ROOT, ConfigError, Settings
 from cms_pipeline.runtime import prepare_environment
 
@@ -280,10 +281,7 @@ def read_state(settings: Settings) -> StackState | None:
 
 
 def _write_state(settings: Settings, state: StackState) -> None:
-    path = state_file(settings)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state.to_dict(), indent=2))
-    tmp.replace(path)
+    write_json_atomic(state_file(settings), state.to_dict(), indent=2)
 
 
 def is_ours(proc: Started) -> bool:

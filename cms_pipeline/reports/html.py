@@ -6,13 +6,13 @@ the file can be mailed, archived or opened from object storage as it is.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from cms_pipeline.atomic import write_json_atomic, write_text_atomic
 from cms_pipeline.batch_diff import BatchDiff
 from cms_pipeline.profiling import BatchProfile, ColumnProfile, ExpectationFailure, bin_edges
 
@@ -129,6 +129,6 @@ def write_batch_report(
         "expectation_failures": [f.__dict__ for f in failures or []],
     }
     json_path, html_path = out / f"{stem}.json", out / f"{stem}.html"
-    json_path.write_text(json.dumps(document, indent=2, default=str))
-    html_path.write_text(render_profile_html(profile, diff, failures))
+    write_json_atomic(json_path, document, indent=2, default=str)
+    write_text_atomic(html_path, render_profile_html(profile, diff, failures))
     return {"json": json_path, "html": html_path}
