@@ -55,7 +55,7 @@ from cms_pipeline.ingest.reader import (
     sha256_of,
     stream_batches,
 )
-from cms_pipeline.ingest.settle import FileState, check_unchanged, settled_state
+from cms_pipeline.ingest.settle import FileState, check_unchanged, gone, settled_state
 from cms_pipeline.ingest.validation import encodes, find_violations, plain
 from cms_pipeline.lake import FILE_ATTRIBUTE_COLUMNS, bronze_uri, meta_uri, quarantine_uri
 from cms_pipeline.storage import filesystem, join
@@ -129,8 +129,8 @@ def load_delivery(
         )
         result.sha256, result.size_bytes = sha256_of(delivery.uri)
         check_unchanged(delivery.uri, delivery.relative, state, when="while it was hashed")
-    except IngestError as exc:  # unsettled: nothing to claim, nothing was stored
-        _refuse(result, exc)
+    except (IngestError, FileNotFoundError) as exc:  # being copied in, or gone: put off
+        _refuse(result, exc if isinstance(exc, IngestError) else gone(delivery.relative))
         result.seconds = round(time.monotonic() - started, 3)
         ledger.record(settings, [ledger_row(delivery, result)])
         return result

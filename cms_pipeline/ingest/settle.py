@@ -64,3 +64,12 @@ def check_unchanged(
             "avoid this.",
             kind="unsettled",
         )
+
+
+def gone(name: str) -> IngestError:
+    return IngestError(
+        name,
+        "the file left the landing area while the run read it (moved or deleted)",
+        "Nothing was stored; it is read again if it comes back.",
+        kind="unsettled",
+    )

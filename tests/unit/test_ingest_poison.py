@@ -286,3 +286,12 @@ def test_a_young_complete_file_is_waited_for_not_skipped(settings, landing, samp
     (path,) = copy_files(sample_data / "sample_1", landing, BENE_2008)
     (result,) = ingest(settings, str(landing)).files
     assert result.status == "loaded" and result.rows_bronze == data_lines(path)
+
+
+def test_a_file_gone_since_discovery_is_put_off_not_fatal(settings, landing, sample_data):
+    copy_files(sample_data / "sample_1", landing, BENE_2008)
+    (delivery,), _ = discover(settings, str(landing))
+    (landing / BENE_2008).unlink()  # moved away while the run was under way
+    result = load_delivery(settings, delivery)
+    assert result.status == "unsettled" and "left the landing area" in result.error["problem"]
+    assert ledger.rejected_hashes(ledger.read_ledger(settings)) == set()
