@@ -154,6 +154,7 @@ def load_delivery(
             try:
                 previous = ledger.batches_for(current, delivery.name)
                 _load(settings, delivery, result, previous, state, attempts)
+                _discard(settings, contract.table, attempts[:-1])  # a fast pass given up
             except IngestError as exc:
                 _refuse(result, exc)
                 _discard(settings, contract.table, attempts)
@@ -241,7 +242,7 @@ def _load(
         attempt = _read(settings, delivery, result, attempts[-1], exact=False)
     except NeedsExactPass:
         # A row the fast pass cannot place: read again, row by row. The first attempt's
-        # files are in a batch folder no commit will ever name.
+        # files are in a batch folder no commit will ever name (deleted after).
         result.rows_read = 0
         attempts.append(_batch_id(result))
         attempt = _read(settings, delivery, result, attempts[-1], exact=True)
@@ -304,28 +305,7 @@ def _read(settings: Settings, delivery: Delivery, result: FileResult, batch_id: 
     failures: list[ParseFailure] | None = [] if exact else None
     with open_delivery(delivery.uri, delivery.relative) as (raw, _member):
         stream = LineCountingReader(raw)
-        first_line = read_header(stream, delivery.relative)
-        if not first_line.strip(b"\xef\xbb\xbf\r\n\t "):
-            raise IngestError(
-                delivery.relative,
-                "the file is empty (no header row)",
-                "Land the complete file; an empty delivery is not loaded.",
-                line=1,
-                kind="empty",
-            )
-        header = check_header(
-            first_line, contract.column_names, contract.delimiter, contract.encoding
-        )
-        if not first_line.endswith(b"\n") and not header.matches:
-            raise IngestError(
-                delivery.relative,
-                f"the whole file is one line of {len(first_line):,} bytes without a line end, "
-                "and not the contract's header",
-                "Land the file as CMS ships it (one row per line, LF or CRLF line ends); "
-                "nothing was stored.",
-                line=1,
-                kind="no_line_end",
-            )
+        header = _header(stream, delivery)
         columns, policy_reason = _apply_policy(delivery, header, result)
         writer = None
         profiler = new_profiler(contract, delivery.relative, batch_id)
@@ -380,6 +360,33 @@ def _read(settings: Settings, delivery: Delivery, result: FileResult, batch_id: 
             quarantine.write(lineage.parse_failures(failures))
         physical = stream.lines - 1  # without the header
     return writer, quarantine, physical, profiler
+
+
+def _header(stream: LineCountingReader, delivery: Delivery) -> HeaderCheck:
+    """The first line, compared with the contract: refused when there is none, or when
+    it is the whole file (no line end) and not the header."""
+    contract = delivery.contract
+    first_line = read_header(stream, delivery.relative)
+    if not first_line.strip(b"\xef\xbb\xbf\r\n\t "):
+        raise IngestError(
+            delivery.relative,
+            "the file is empty (no header row)",
+            "Land the complete file; an empty delivery is not loaded.",
+            line=1,
+            kind="empty",
+        )
+    header = check_header(first_line, contract.column_names, contract.delimiter, contract.encoding)
+    if not first_line.endswith(b"\n") and not header.matches:
+        raise IngestError(
+            delivery.relative,
+            f"the whole file is one line of {len(first_line):,} bytes without a line end, "
+            "and not the contract's header",
+            "Land the file as CMS ships it (one row per line, LF or CRLF line ends); "
+            "nothing was stored.",
+            line=1,
+            kind="no_line_end",
+        )
+    return header
 
 
 def _apply_policy(delivery: Delivery, header: HeaderCheck, result: FileResult):
