@@ -79,14 +79,14 @@ def join(base: str, *parts: str) -> str:
 def delta_storage_options(uri: str) -> dict[str, str] | None:
     """Options for deltalake at this URI, read from the environment (None when local).
 
-    S3: every commit is a conditional PUT (`If-None-Match: *` on the next log entry, the
-    object_store option `conditional_put=etag`), so of two writers committing the same
-    version one gets "already exists" and delta-rs retries it on the next version after
-    checking for conflicts. `AWS_S3_ALLOW_UNSAFE_RENAME` is set to false here because
-    delta-rs would otherwise read it from the environment and switch to its
-    copy-then-delete commits, which can overwrite another writer's commit. A store
-    without conditional PUTs must be given `AWS_CONDITIONAL_PUT=disabled` (commits then fail
-    rather than race) and one writer at a time (the lake lease).
+    S3: delta-rs 1.x commits each log entry with a PUT in create mode, sent as
+    `If-None-Match: *` (object_store's `conditional_put=etag`, set here explicitly): of two
+    writers committing the same version one gets "already exists", checks for conflicts
+    and commits on the next version. No rename is involved. `AWS_S3_ALLOW_UNSAFE_RENAME`
+    is pinned to false because delta-rs also reads it from the environment; in 1.6.6 it
+    only changes renames, which commits do not use (tests/unit/test_object_storage_
+    concurrency.py checks what the commits send). A store without conditional PUTs
+    needs `AWS_CONDITIONAL_PUT=disabled` (its commits then fail instead of racing).
     """
     kind = scheme(uri)
     if kind in ("file", "local"):
