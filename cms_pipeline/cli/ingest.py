@@ -80,6 +80,8 @@ def render_report(report: IngestReport) -> None:
         f"= {t['rows_bronze']:,} bronze + {t['rows_quarantined']:,} quarantined."
     )
     for f in report.files:
+        if f.status == "rejected_before":
+            continue  # said below, with the reason
         for w in f.warnings:
             out.print(f"[yellow]warning[/yellow] {f.file}: {escape(w)}")
         for e in f.expectation_failures:
@@ -118,8 +120,8 @@ def describe_error(e: dict) -> str:
     """`file, line L, column C: problem [kind]. hint` from IngestError.to_dict()."""
     where = e["file"] + (f", line {e['line']}" if e.get("line") else "")
     where += f", column {e['column']}" if e.get("column") else ""
-    kind = e.get("kind", "invalid")
-    return f"{escape(where)}: {escape(e['problem'])} [{kind}]. {escape(e['hint'])}"
+    kind = escape(f"[{e.get('kind', 'invalid')}]")
+    return f"{escape(where)}: {escape(e['problem'])} {kind}. {escape(e['hint'])}"
 
 
 def exit_code(report: IngestReport) -> int:

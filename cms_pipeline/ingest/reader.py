@@ -117,7 +117,7 @@ def check_expansion(name: str, info: zipfile.ZipInfo) -> None:
         raise IngestError(
             name,
             f"{info.filename} would expand from {info.compress_size:,} to {info.file_size:,} "
-            f"bytes ({ratio:,.0f}x; limits {MAX_ZIP_RATIO}x and {MAX_ZIP_BYTES:,} bytes): "
+            f"bytes ({ratio:,.0f}x; limits {MAX_ZIP_RATIO}x and {MAX_ZIP_BYTES / 2**30:g} GiB): "
             "a ZIP bomb or not a CMS file",
             "Check where the file came from; nothing was expanded or stored. A genuine file "
             "this large can be landed as a plain CSV.",
