@@ -1,5 +1,6 @@
 """Object storage without unsafe renames: conditional writes on a local S3-compatible
-server (moto), two ingests into one lake at once, the lease, and retried 5xx errors.
+server (moto), two ingests into one lake at once (there and on local disk), the lease,
+and retried 5xx errors.
 
 moto answers `If-None-Match: *` and `If-Match` on PUT and `If-Match` on DELETE, but it
 checks the condition and then writes without a lock, so two conditional PUTs of one key
@@ -217,12 +218,12 @@ def _exists(uri: str) -> bool:
         return False
 
 
-def test_two_concurrent_ingests_load_each_file_once(s3):
-    client, gate = s3
-    files = upload(client, SAMPLE_1)
+def ingest_twice_at_once(lake: str, source: str, files: list) -> dict[str, int]:
+    """Two processes ingest `source` into `lake` at once: each file is loaded by one and
+    found done by the other; bronze rows of each file once. Returns them by file."""
     runs = [
         subprocess.Popen(
-            [sys.executable, "-c", INGEST, "s3://lake/cms", "s3://landing/synpuf"],
+            [sys.executable, "-c", INGEST, lake, source],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -240,12 +241,23 @@ def test_two_concurrent_ingests_load_each_file_once(s3):
         statuses.update((f["file"], f["status"]) for f in report["files"])
     for f in files:  # loaded by one run; the other found it done (it waited on the claim)
         assert statuses[(f.name, "loaded")] == 1 and statuses[(f.name, "duplicate")] == 1
-    bronze = check_each_file_once(s3_settings(), files)
+    bronze = check_each_file_once(load_settings(lake=lake), files)
     loaded = {f["file"]: f["rows_bronze"] for r in reports for f in r["files"] if f["status"] == "loaded"}  # fmt: skip
     assert bronze == loaded
+    return bronze
+
+
+def test_two_concurrent_ingests_on_s3_load_each_file_once(s3):
+    client, gate = s3
+    files = upload(client, SAMPLE_1)
+    ingest_twice_at_once("s3://lake/cms", "s3://landing/synpuf", files)
     commits = [w for w in gate.log_writes if w[0].endswith(".json")]
     assert commits and all(if_none_match == "*" for _, if_none_match, _ in commits)
     assert not any(copy for _, _, copy in gate.log_writes)  # no copy-then-delete "rename"
+
+
+def test_two_concurrent_ingests_on_local_disk_load_each_file_once(tmp_path):
+    ingest_twice_at_once(str(tmp_path / "lake"), str(SAMPLE_DATA / "sample_1"), SAMPLE_1)
 
 
 def test_throttling_and_server_errors_are_retried(s3):
