@@ -21,6 +21,14 @@ from cms_pipeline.cli.common import (
 
 EXIT_WITH_REJECTIONS = 3  # published, but a file was refused (0 = clean, 1 = failed)
 
+
+def exit_code(summary: dict) -> int:
+    """0 clean, 1 failed, 3 published with rejections: what a scheduler needs to tell apart."""
+    if not summary["ok"]:
+        return 1
+    return EXIT_WITH_REJECTIONS if summary.get("rejected_files") else 0
+
+
 TrainOption = Annotated[
     str,
     typer.Option(
@@ -158,7 +166,5 @@ def register(app: typer.Typer) -> None:
         )
         summary = pipeline_flow(source=source, lake=lake, train=train, rebuild=rebuild)
         emit(summary, as_json, render_summary)
-        if not summary["ok"]:
-            raise typer.Exit(1)
-        if summary["rejected_files"]:
-            raise typer.Exit(EXIT_WITH_REJECTIONS)
+        if code := exit_code(summary):
+            raise typer.Exit(code)

@@ -99,6 +99,7 @@ def run_checks(
     }
 
     missing_inputs = _not_delivered(settings, layer, files)
+    retracted = _retracted_since_passing(settings, stored, layer) if layer == "bronze" else {}
 
     def check_table(table: str, path: Path) -> _TableChecks:
         if table in missing_inputs:
@@ -106,7 +107,8 @@ def run_checks(
         if table not in present:
             return _TableChecks([_missing_table(layer, table, schema, path)])
         version = _table_version(spark, settings, schema, table)
-        return _check_table(spark, layer, table, path, stored, previous, upstream_vars, version)
+        table_vars = {**upstream_vars, "retracted_rows": str(retracted.get(table, 0))}
+        return _check_table(spark, layer, table, path, stored, previous, table_vars, version)
 
     try:
         # Tables are scanned side by side: on small tables a scan mostly waits for Spark
@@ -270,16 +272,33 @@ def _not_delivered(settings: Settings, layer: str, files: dict[str, Path]) -> di
             for t in files
             if t in bronze_tables(settings) and t not in delivered
         }
-    from cms_pipeline.dbt_lineage import read_manifest, upstream_sources
+    from cms_pipeline.dbt_lineage import fed_by_nothing, read_manifest, upstream_sources
     from cms_pipeline.dbt_runner import dbt_dir
 
     manifest = read_manifest(dbt_dir(settings) / "target" / "manifest.json")
-    found = {}
-    for table in files:
-        sources = upstream_sources(manifest, table)
-        if sources and not sources & delivered:
-            found[table] = f"fed by {', '.join(sorted(sources))}: none delivered yet"
-    return found
+    return {
+        t: f"fed by {', '.join(sorted(upstream_sources(manifest, t)))}: none delivered yet"
+        for t in files
+        if fed_by_nothing(manifest, t, delivered)
+    }
+
+
+def _retracted_since_passing(settings: Settings, stored: list[dict], layer: str) -> dict[str, int]:
+    """{table: rows retracted since its last passing scan}: the only way bronze may shrink
+    (`${retracted_rows}` in the "does not shrink" checks)."""
+    from cms_pipeline.ingest.ledger import read_ledger
+    from cms_pipeline.ingest.retract import RETRACTED
+
+    passed: dict[str, datetime] = {}
+    for r in stored:
+        if r["layer"] == layer and r["gate_passed"]:
+            passed[r["table"]] = max(passed.get(r["table"], r["checked_at"]), r["checked_at"])
+    out: dict[str, int] = {}
+    for r in read_ledger(settings).to_pylist():
+        since = passed.get(r["table"])
+        if r["status"] == RETRACTED and since is not None and r["ingested_at"] > since:
+            out[r["table"]] = out.get(r["table"], 0) + (r["rows_bronze"] or 0)
+    return out
 
 
 def _location(path: Path) -> str:

@@ -95,6 +95,7 @@ class GateResult:
             "checked_at": self.checked_at.isoformat(),
             "passed": self.passed,
             "counts": self.counts(),
+            "not_delivered": self.not_delivered,
             "table_versions": self.table_versions,
             "checks": [c.to_dict() for c in self.checks],
         }

@@ -92,7 +92,28 @@ def run_pipeline(prefect_harness, spark, spark_settings, pipeline_runs, pipeline
 
 
 @pytest.fixture(scope="session")
-def first_run(run_pipeline, pipeline_landing):
-    """The first pipeline run on every bundled sample: ingest, gates, silver, gold,
-    exports, H2O training (small budget) and scoring."""
+def partial_landing(tmp_path_factory):
+    """A delivery shaped like many public copies of DE-SynPUF: the beneficiary summaries and
+    inpatient claims of one sample (sample_2, CMS ZIPs), plus a carrier file refused by its
+    contract (the real header with no data rows)."""
+    path = tmp_path_factory.mktemp("partial_landing")
+    shutil.copytree(SAMPLE_DATA / "sample_2", path / "sample_2")
+    carrier = next((SAMPLE_DATA / "sample_0").glob("*Carrier_Claims*"))
+    (path / "refused").mkdir()
+    with carrier.open("rb") as f:
+        (path / "refused" / carrier.name).write_bytes(f.readline())
+    return path
+
+
+@pytest.fixture(scope="session")
+def partial_run(run_pipeline, partial_landing):
+    """The session lake's first run: the partial delivery alone (no other run before it)."""
+    return run_pipeline(partial_landing, train="missing")
+
+
+@pytest.fixture(scope="session")
+def first_run(partial_run, run_pipeline, pipeline_landing):
+    """The first pipeline run on every bundled sample, after the partial delivery: the
+    other kinds arrive, and with them ingest, gates, silver, gold, exports, H2O training
+    (small budget) and scoring of everything."""
     return run_pipeline(pipeline_landing, train="missing")

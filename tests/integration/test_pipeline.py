@@ -1,7 +1,9 @@
 """The whole gated pipeline, for real (Prefect, Spark, dbt, Soda, H2O), on the bundled
-real CMS rows; then a second run (nothing new), then a run stopped by a failed gate.
+real CMS rows: first a partial delivery (beneficiary summaries and inpatient claims of one
+sample, and a refused file), then every sample (the other kinds arrive), then a second run
+(nothing new), then a run stopped by a failed gate.
 
-The first run is the session's `first_run` (tests/integration/conftest.py), whose
+The full run is the session's `first_run` (tests/integration/conftest.py), whose
 published layers test_pipeline_layers.py checks as well."""
 
 from __future__ import annotations
@@ -14,6 +16,67 @@ from cms_pipeline.lake import bronze_uri
 from tests.conftest import SAMPLE_DATA
 
 pytestmark = pytest.mark.integration
+
+
+def _delivered_kinds(settings, landing) -> set[str]:
+    """Bronze tables the landing's files feed (by the contracts' file-name patterns)."""
+    kinds = set()
+    for path in landing.rglob("*"):
+        if path.is_file() and (match := settings.contract_for(path.name)):
+            kinds.add(match[0].table)
+    return kinds
+
+
+def test_partial_delivery_builds_every_model_and_names_what_is_missing(
+    partial_run, partial_landing, pipeline_runs, spark, spark_settings
+):
+    assert len(pipeline_runs) == 1, "the partial delivery must be the lake's first run"
+    assert partial_run["ok"], partial_run["reason"]
+    # the refused file is named, and the run still published: "published, with rejections"
+    assert partial_run["status"] == "published with rejections"
+    [refused] = partial_run["rejected_files"]
+    assert refused["file"].startswith("refused/") and refused["problem"]
+    loaded = {f["table"] for f in partial_run["ingest"]["files"] if f["status"] == "loaded"}
+    assert loaded == _delivered_kinds(spark_settings, partial_landing / "sample_2")
+    absent = {c.table for c in spark_settings.sources.values()} - loaded
+    assert absent, "the partial delivery must leave some kinds out"
+    # gates: a named state per undelivered bronze table, not a failure
+    assert all(g["passed"] for g in partial_run["gates"].values())
+    assert set(partial_run["gates"]["bronze"]["not_delivered"]) == absent
+    assert set(partial_run["not_delivered"]) == absent
+    silver_absent = set(partial_run["gates"]["silver"]["not_delivered"])
+    assert absent <= silver_absent  # silver tables named like their bronze kind
+    # every model is built: the absent kinds' silver tables exist, typed and empty
+    for table in silver_absent:
+        frame = spark.table(f"silver.{table}")
+        assert frame.count() == 0
+        assert any(f.dataType.typeName() in ("date", "decimal") for f in frame.schema.fields)
+    # the delivered kinds feed gold: every inpatient claim, and only those
+    claims = spark.table("gold.fct_claims")
+    assert {r.claim_type for r in claims.select("claim_type").distinct().collect()} == {"inpatient"}
+    bronze_claims = spark.table("bronze.inpatient_claims").select("CLM_ID").distinct().count()
+    assert claims.count() == bronze_claims > 0
+    # no use case trains on features whose kinds are missing; each says why
+    assert partial_run["training"] == {} and partial_run["scoring"] == {}
+    for name, why in partial_run["skipped"].items():
+        assert any(kind in why for kind in absent), (name, why)
+    assert partial_run["skipped"], "the shipped use cases need more than these kinds"
+
+
+def test_later_delivery_of_the_other_kinds_builds_them(
+    partial_run, first_run, spark, spark_settings, pipeline_landing
+):
+    assert first_run["ok"] and first_run["status"] == "clean", first_run["reason"]
+    arrived = set(partial_run["not_delivered"]) & _delivered_kinds(spark_settings, pipeline_landing)
+    assert arrived and not set(first_run["not_delivered"]) & arrived
+    for table in arrived:
+        assert table in first_run["bronze_versions"]
+        assert spark.table(f"silver.{table}").count() > 0
+    # the refused file stayed out; the first run's files (sample_2's among them) count once
+    statuses = {f["file"]: f["status"] for f in first_run["ingest"]["files"]}
+    assert {
+        statuses[f["file"]] for f in partial_run["ingest"]["files"] if f["file"] in statuses
+    } == {"duplicate"}
 
 
 def test_first_run_passes_every_gate_and_publishes(first_run, spark, spark_settings):
@@ -92,3 +155,62 @@ def test_failed_gate_stops_the_pipeline_and_keeps_published_gold(
     assert "2007-2010" in result["reason"] or "date" in result["reason"].lower()
     assert published_build(spark_settings, "gold") == before
     assert "silver" not in result["layers"] and "gold" not in result["layers"]
+
+
+def test_retracting_the_bad_delivery_lets_the_next_run_publish(
+    first_run, run_pipeline, spark, spark_settings, tmp_path
+):
+    """The delivery that failed the bronze gate (test above) wedges every later run until
+    it is retracted; then the next run publishes silver and gold without it."""
+    from typer.testing import CliRunner
+
+    from cms_pipeline.cli import app
+    from cms_pipeline.publish import published_build
+
+    bad_name = "DE1_0_2008_to_2010_Inpatient_Claims_Sample_7.csv"
+    live = [
+        r
+        for r in ledger.read_ledger(spark_settings).to_pylist()
+        if r["file_name"] == bad_name and r["status"] in ledger.DONE
+    ]
+    assert len(live) == 1, "the failed-gate test above lands the bad delivery"
+    [bad] = live
+    before = DeltaTable(bronze_uri(spark_settings, "inpatient_claims"))
+    version_before, rows_before = before.version(), before.to_pyarrow_dataset().count_rows()
+    gold_before = published_build(spark_settings, "gold")
+
+    wedged = run_pipeline(tmp_path, train="never")  # nothing new: the bad batch is still there
+    assert not wedged["ok"] and wedged["stopped_at"] == "bronze gate"
+
+    cli = CliRunner()
+    args = ["bronze", "retract", bad_name, "--lake", spark_settings.lake, "--json"]
+    retracted = cli.invoke(app, args)
+    assert retracted.exit_code == 0, retracted.output
+    again = cli.invoke(app, args)
+    assert again.exit_code == 2 and "retracted already" in again.output
+
+    after = DeltaTable(bronze_uri(spark_settings, "inpatient_claims"))
+    assert after.to_pyarrow_dataset().count_rows() == rows_before - bad["rows_bronze"]
+    # earlier versions still read it
+    assert (
+        DeltaTable(bronze_uri(spark_settings, "inpatient_claims"), version=version_before)
+        .to_pyarrow_dataset()
+        .count_rows()
+        == rows_before
+    )
+    statuses = [
+        r["status"]
+        for r in ledger.read_ledger(spark_settings).to_pylist()
+        if r["sha256"] == bad["sha256"]
+    ]
+    assert statuses.count("retracted") == 1
+
+    result = run_pipeline(tmp_path, train="never")
+    assert result["ok"], result["reason"]
+    assert result["bronze_versions"]["inpatient_claims"] == after.version()
+    assert result["layers"]["gold"]["build"]["build_id"] != gold_before["build_id"]
+    bad_claims = spark.table("silver.inpatient_claims").where(
+        f"_source_file = '{bad['source_file']}'"
+    )
+    assert bad_claims.count() == 0
+    assert spark.table("bronze.inpatient_claims").count() == rows_before - bad["rows_bronze"]

@@ -16,7 +16,7 @@ ALL_FILES = sorted(p for layer in LAYERS for p in (CHECKS_DIR / layer).glob("*.y
 # Variables the gate passes to every scan (cms_pipeline.quality.gate.run_checks).
 GATE_VARIABLES = re.compile(
     r"^(prev_(batch_)?(row_count|missing_pct__\w+|avg__\w+)|newest_batch_ids"
-    r"|bronze_schema|silver_schema|batch_id)$"
+    r"|bronze_schema|silver_schema|batch_id|retracted_rows)$"
 )
 
 
