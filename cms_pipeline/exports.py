@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from cms_pipeline.atomic import write_json_atomic
 from cms_pipeline.config import ConfigError, Settings
 from cms_pipeline.dbt_runner import storage_config
-from cms_pipeline.storage import delta_storage_options, filesystem, join
+from cms_pipeline.storage import delta_storage_options, filesystem, is_local, join
 
 PUBLISHED_SCHEMA = "gold"
 
@@ -118,11 +119,16 @@ def year_documents(pmpm_rows: list[dict], prevalence_rows: list[dict]) -> dict[i
 
 
 def _write_json_documents(base: str, docs: dict) -> int:
+    """One file per document, each replaced whole: a reader (a web server) gets the old
+    document or the new one. Locally a rename (cms_pipeline.atomic); on object storage a
+    PUT is atomic already."""
     fs, root = filesystem(base)
     fs.makedirs(root, exist_ok=True)
     for key, doc in docs.items():
-        with fs.open(f"{root}/{key}.json", "w") as handle:
-            json.dump(doc, handle, indent=1, sort_keys=True)
+        if is_local(base):
+            write_json_atomic(f"{root}/{key}.json", doc, indent=1, sort_keys=True)
+        else:
+            fs.pipe_file(f"{root}/{key}.json", json.dumps(doc, indent=1, sort_keys=True).encode())
     return len(docs)
 
 
@@ -161,7 +167,10 @@ def _write_profiles(spark, uri: str) -> None:
 
 
 def export_all(settings: Settings, spark) -> ExportReport:
+    from cms_pipeline.publish import complete_interrupted_publish
+
     config = export_config(settings)
+    complete_interrupted_publish(settings, spark)  # export a whole published gold
     report = ExportReport()
     report.analytics = export_analytics(settings, spark, config["analytics"])
     report.web = export_web(settings, spark, config["web"])

@@ -1,23 +1,36 @@
 """Batch scoring: a gold table scored by the champion MOJO into gold.predictions_<use_case>.
 
-Output is a Spark Parquet table in the metastore (like the dbt-built gold tables),
+Output is readable by Spark SQL as `gold.predictions_<use_case>` (UseCase.predictions_table),
 replaced on each run, plus a JSON export for the web under METADATA/exports/ml/.
 Each row carries the ids, the split period, the score, the label at the model's
 threshold, the model version and the score time.
+
+The replacement is atomic for readers: each run writes a new Parquet table
+`predictions.<name>__<stamp>` (a version nobody reads yet; a run killed while writing it
+leaves the published rows as they were), then turns the public name into a view on it
+with one CREATE OR REPLACE VIEW, then drops the versions older than the one the view read
+before (a reader half way through it finishes). Versions are kept as tables of their
+own, so an appended history of predictions can later be a view over several of them.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from cms_pipeline.atomic import write_json_atomic
 from cms_pipeline.config import Settings
+from cms_pipeline.sql import statement
 from models_ml.serving import load_version
 from models_ml.usecase import UseCase, load_use_case
+
+PREDICTIONS_DATABASE = "predictions"  # the version tables behind the public views
+_VERSION_PROPERTY = "cms.predictions_version"
 
 
 @dataclass
@@ -53,11 +66,14 @@ def score(
     version: str | None = None,
     json_path: Path | None = None,
 ) -> ScoreResult:
+    from cms_pipeline.publish import complete_interrupted_publish
+
     uc = use_case if isinstance(use_case, UseCase) else load_use_case(settings, use_case)
     if spark is None:
         from cms_pipeline.spark import get_spark
 
         spark = get_spark(settings)
+    complete_interrupted_publish(settings, spark)  # score what gold publishes, whole
     source = table or uc.table
     model = load_version(settings, uc.name, version)
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -68,17 +84,9 @@ def score(
         frame, scores, model.scorer.labels(scores), uc, model.version, scored_at
     )
 
-    database = uc.predictions_table.split(".")[0]
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
-    (
-        spark.createDataFrame(out)
-        .write.mode("overwrite")
-        .format("parquet")
-        .saveAsTable(uc.predictions_table)
-    )
+    replace_predictions(spark, uc.predictions_table, out, version_stamp(scored_at))
 
     json_path = json_path or settings.metadata_path("exports", "ml", f"predictions_{uc.name}.json")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
     export = {
         "use_case": uc.name,
         "model_version": model.version,
@@ -91,7 +99,7 @@ def score(
             )
         ),
     }
-    json_path.write_text(json.dumps(export))
+    write_json_atomic(json_path, export)
     return ScoreResult(
         use_case=uc.name,
         model_version=model.version,
@@ -101,6 +109,57 @@ def score(
         json_path=str(json_path),
         scored_at=scored_at.isoformat(),
     )
+
+
+def version_stamp(scored_at: datetime) -> str:
+    """Sortable by time and unique (two runs in one second), lower case like the
+    metastore's names: `20261207t041800_1a2b3c`."""
+    return scored_at.strftime("%Y%m%dt%H%M%S") + "_" + uuid.uuid4().hex[:6]
+
+
+def version_table(public: str, stamp: str) -> str:
+    """`predictions.<name>__<stamp>` for the public name `<database>.<name>`."""
+    return f"{PREDICTIONS_DATABASE}.{public.split('.')[-1]}__{stamp}"
+
+
+def replace_predictions(spark, public: str, rows: pd.DataFrame, stamp: str) -> str:
+    """Publish `rows` as `public` (a view) atomically for readers; returns the version
+    table that now holds them (module docstring)."""
+    table = version_table(public, stamp)
+    for database in (PREDICTIONS_DATABASE, public.split(".")[0]):
+        spark.sql(statement("create_database", database=database))
+    # a new name: never a table anyone reads, and no overwrite of one
+    spark.createDataFrame(rows).write.format("parquet").saveAsTable(table)
+    previous = _current_version(spark, public)
+    spark.sql(statement("replace_predictions_view", view=public, table=table))
+    for old in predictions_versions(spark, public):
+        if old not in (table, previous):
+            spark.sql(statement("drop_table_if_exists", table=old))
+    return table
+
+
+def predictions_versions(spark, public: str) -> list[str]:
+    """The version tables of `public`, oldest first."""
+    prefix = version_table(public, "")
+    database, name = prefix.split(".")
+    return sorted(
+        f"{database}.{t.name}"
+        for t in spark.catalog.listTables(database)
+        if t.name.startswith(name) and not t.isTemporary
+    )
+
+
+def _current_version(spark, public: str) -> str | None:
+    """The version table the view `public` reads, or None. A table of that name (written
+    before predictions were versioned) is dropped: the view takes its place."""
+    if not spark.catalog.tableExists(public):
+        return None
+    if spark.catalog.getTable(public).tableType != "VIEW":
+        spark.sql(statement("drop_table_if_exists", table=public))
+        return None
+    database, name = public.split(".")
+    rows = spark.sql(statement("show_table_properties", database=database, table=name))
+    return {r.key: r.value for r in rows.collect()}.get(_VERSION_PROPERTY)
 
 
 def as_dict(result: ScoreResult) -> dict:

@@ -1,12 +1,14 @@
 {#
   Publish a gated build: `<layer>.<name>` becomes a view on `<build_schema>.<name>` for
   every relation the build made (one CREATE OR REPLACE VIEW, one metastore update, per
-  table). Views of the published schema that the build no longer has are dropped, and so
-  are build schemas (and their _audit schemas) other than those in `keep`, and with
-  `stores` (silver), what no kept build reads of the per-batch stores.
-  Called by cms_pipeline.publish.promote through `dbt run-operation`.
+  table). The views in `unpublish` (earlier publishes made them; the build no longer has
+  them) are dropped, and so are build schemas (and their _audit schemas) other than those
+  in `keep`, and with `stores` (silver), what no kept build reads of the per-batch stores.
+  Other views of the schema (the predictions views of models_ml.batch) are left alone.
+  Called by cms_pipeline.publish through `dbt run-operation`, from a publish intent: the
+  macro may run again on the same arguments after a kill, so every step is idempotent.
 #}
-{% macro promote_layer(layer, build_schema, relations, keep, stores=none) %}
+{% macro promote_layer(layer, build_schema, relations, keep, unpublish=[], stores=none) %}
     {% do adapter.create_schema(api.Relation.create(schema=layer)) %}
     {% for name in relations %}
         {%- set existing = adapter.get_relation(database=none, schema=layer, identifier=name) -%}
@@ -18,12 +20,10 @@
             create or replace view {{ layer }}.{{ name }} as select * from {{ build_schema }}.{{ name }}
         {% endcall %}
     {% endfor %}
-    {% for row in run_query('show views in ' ~ layer) %}
-        {% if not row[2] and row[1] not in relations %}
-            {% call statement('unpublish_' ~ row[1]) %}
-                drop view if exists {{ layer }}.{{ row[1] }}
-            {% endcall %}
-        {% endif %}
+    {% for name in unpublish if name not in relations %}
+        {% call statement('unpublish_' ~ name) %}
+            drop view if exists {{ layer }}.{{ name }}
+        {% endcall %}
     {% endfor %}
     {% do drop_old_builds(layer, keep) %}
     {% if stores %}{% do prune_silver_stores(**stores) %}{% endif %}
