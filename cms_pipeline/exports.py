@@ -167,11 +167,28 @@ def _write_profiles(spark, uri: str) -> None:
 
 
 def export_all(settings: Settings, spark) -> ExportReport:
-    from cms_pipeline.publish import complete_interrupted_publish
+    """Every export of the published gold; recorded (`exported_build`) once all are
+    written, so an export killed half way is not taken for a finished one."""
+    from cms_pipeline.publish import complete_interrupted_publish, published_build
 
     config = export_config(settings)
     complete_interrupted_publish(settings, spark)  # export a whole published gold
+    gold = published_build(settings, "gold") or {}
     report = ExportReport()
     report.analytics = export_analytics(settings, spark, config["analytics"])
     report.web = export_web(settings, spark, config["web"])
+    record = {"gold_build": gold.get("build_id"), **report.to_dict()}
+    write_json_atomic(_export_record_path(settings), record, indent=2)
     return report
+
+
+def _export_record_path(settings: Settings):
+    return settings.metadata_path("exports", "last_export.json")
+
+
+def exported_build(settings: Settings) -> str | None:
+    """The gold build the last finished export wrote, or None (never, or not finished).
+    When it is not the published gold build (a run killed after its publish, or during
+    its export), the exports are stale: export again."""
+    path = _export_record_path(settings)
+    return json.loads(path.read_text()).get("gold_build") if path.exists() else None
