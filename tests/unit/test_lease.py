@@ -24,6 +24,7 @@ from cms_pipeline.lease import (
     lake_lease,
     lease_uri,
     process_start_time,
+    writes_lake,
 )
 from cms_pipeline.storage import read_record
 
@@ -230,3 +231,16 @@ def test_the_cli_exits_75_while_another_command_writes(quick):
         proc.kill()
         proc.wait()
     assert current_holder(quick)["pid"] == proc.pid  # its record stays: taken over on demand
+
+
+def test_writes_lake_holds_the_lease_of_the_lake_its_arguments_name(quick, tmp_path):
+    seen = []
+
+    @writes_lake("prefect flow test", settings_for=lambda lake, profile: seen.append(lake) or quick)
+    def flow(n: int, lake: str | None = None) -> dict:
+        return {"n": n, "holder": current_holder(quick)}
+
+    result = flow(2, quick.lake)  # positional, as Prefect or a caller may pass them
+    assert seen == [quick.lake] and result["n"] == 2
+    assert result["holder"]["holder"] == "prefect flow test"
+    assert current_holder(quick) is None
