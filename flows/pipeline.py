@@ -38,7 +38,7 @@ class PipelineSummary:
     ok: bool = True
     stopped_at: str | None = None
     reason: str | None = None
-    rejected_files: list = field(default_factory=list)  # refused this run or before
+    rejected_files: list = field(default_factory=list)  # refused (now or before), or unsettled
     not_delivered: list = field(default_factory=list)  # bronze tables no file has reached
     skipped: dict = field(default_factory=dict)  # use case -> why it did not train or score
     ingest: dict = field(default_factory=dict)
@@ -93,7 +93,8 @@ def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_
     with log.stage("ingest"):
         report = ingest_files(settings.lake, source)
     summary.ingest = report.to_dict()
-    summary.rejected_files = [_rejection(f) for f in report.rejected]
+    # refused now or before, or still being copied in: the rest goes on without them
+    summary.rejected_files = [_rejection(f) for f in report.problems]
     if any(f.expectation_failures for f in report.files):
         return summary.stop("ingest", "a file broke its contract's expectations")
     with log.stage("bronze sync"):
@@ -148,6 +149,7 @@ def _rejection(result) -> dict:
     return {
         "file": result.file,
         "status": result.status,
+        "kind": error.get("kind"),
         "problem": error.get("problem"),
         "line": error.get("line"),
         "hint": error.get("hint"),

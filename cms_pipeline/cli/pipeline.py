@@ -51,7 +51,8 @@ def render_summary(s: dict) -> None:
     for r in s.get("rejected_files", []):
         where = f", line {r['line']}" if r.get("line") else ""
         out.print(
-            f"[yellow bold]Rejected[/yellow bold]  {escape(r['file'])}{where}: "
+            f"[yellow bold]{r['status'].replace('_', ' ').title()}[/yellow bold]  "
+            f"{escape(r['file'])}{where}: "
             f"{escape(str(r.get('problem')))}. {escape(str(r.get('hint') or ''))}"
         )
     if s.get("bronze_versions"):

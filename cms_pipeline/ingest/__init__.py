@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from cms_pipeline.config import Settings
 from cms_pipeline.ingest import ledger
 from cms_pipeline.ingest.discovery import Delivery, discover
-from cms_pipeline.ingest.load import REJECTED_BEFORE, FileResult, load_delivery
+from cms_pipeline.ingest.load import (
+    REJECTED_BEFORE,
+    RETRACTED_BEFORE,
+    FileResult,
+    load_delivery,
+)
 
 
 @dataclass
@@ -21,7 +26,8 @@ class IngestReport:
 
     File statuses: loaded, recovered, duplicate (the bytes are in bronze); rejected (refused
     by its contract this run), rejected_before (the same bytes were refused by an earlier
-    run: not read again), unsettled (still being copied in: read again next run). Refused
+    run: not read again), unsettled (still being copied in: read again next run),
+    retracted_before (bytes taken out of bronze on purpose: not read again, no problem). Refused
     and unsettled files carry `error` (IngestError.to_dict(), with its `kind`).
     """
 
@@ -69,6 +75,7 @@ class IngestReport:
             "rejected": len(self.rejected),
             "rejected_before": len(self.rejected_before),
             "unsettled": len(self.unsettled),
+            "retracted_before": len(self._with(RETRACTED_BEFORE)),
             "rows_read": sum(f.rows_read for f in self.files),
             "rows_bronze": sum(f.rows_bronze for f in self.files),
             "rows_quarantined": sum(f.rows_quarantined for f in self.files),

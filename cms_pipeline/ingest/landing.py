@@ -69,9 +69,10 @@ def find_delivery(settings: Settings, file: str, source: str | None = None) -> D
 
 
 def retry(settings: Settings, delivery: Delivery) -> FileResult:
-    """Read `delivery` again even if its bytes were refused before."""
+    """Read `delivery` again even if its bytes were refused (or retracted) before."""
     sha, size = sha256_of(delivery.uri)
-    if sha in ledger.rejected_hashes(ledger.read_ledger(settings)):
+    current = ledger.read_ledger(settings)
+    if sha in ledger.rejected_hashes(current) or sha in ledger.retractions(current):
         mark = FileResult(delivery.relative, delivery.contract.table, ledger.RETRY, sha, size)
         mark.warnings.append("read again on request (cms-pipeline landing retry)")
         ledger.record(settings, [ledger_row(delivery, mark)])

@@ -4,6 +4,8 @@ A file is done when the ledger holds a `loaded` (or `recovered`) row for its has
 same bytes again are then a no-op. Bytes refused by their contract get one `rejected`
 row and are not read again, until `cms-pipeline landing retry` adds a `retry` row for
 them. An `unsettled` row (a file still being copied) decides nothing: it is read again.
+A `retracted` row (`cms-pipeline bronze retract`) takes a loaded delivery's batch out:
+its bytes are not read again either, until a `retry` row.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ DONE = ("loaded", "recovered")
 REJECTED = "rejected"
 RETRY = "retry"
 UNSETTLED = "unsettled"
+RETRACTED = "retracted"
 # The statuses that decide whether a hash is read again; the latest of them counts.
-DECISIVE = (*DONE, REJECTED, RETRY)
+DECISIVE = (*DONE, REJECTED, RETRY, RETRACTED)
 
 SCHEMA = pa.schema(
     [
@@ -60,9 +63,46 @@ def read_ledger(settings: Settings) -> pa.Table:
     return table.select(SCHEMA.names).cast(SCHEMA)
 
 
-def done_hashes(ledger: pa.Table) -> set[str]:
+def retracted_batches(ledger: pa.Table) -> set[str]:
+    mask = pc.equal(ledger.column("status"), RETRACTED)
+    return {b for b in ledger.filter(mask).column("batch_id").to_pylist() if b}
+
+
+def live(ledger: pa.Table) -> pa.Table:
+    """Loaded (or recovered) rows whose batch is still in bronze (not retracted)."""
     mask = pc.is_in(ledger.column("status"), value_set=pa.array(DONE))
-    return set(ledger.filter(mask).column("sha256").to_pylist())
+    gone = retracted_batches(ledger)
+    if gone:
+        out = pc.fill_null(pc.is_in(ledger.column("batch_id"), pa.array(list(gone))), False)
+        mask = pc.and_(mask, pc.invert(out))
+    return ledger.filter(mask)
+
+
+def done_hashes(ledger: pa.Table) -> set[str]:
+    """Bytes loaded and still in bronze: the same bytes again are a no-op."""
+    return set(live(ledger).column("sha256").to_pylist())
+
+
+def _latest_decisive(ledger: pa.Table, hashes: pa.Array) -> dict[str, dict]:
+    mask = pc.and_(
+        pc.is_in(ledger.column("sha256"), value_set=hashes),
+        pc.is_in(ledger.column("status"), value_set=pa.array(DECISIVE)),
+    )
+    latest: dict[str, dict] = {}
+    # ingested_at orders the rows (Delta files come back in no set order); the sort is
+    # stable, so rows of one instant keep their order.
+    for row in ledger.filter(mask).sort_by([("ingested_at", "ascending")]).to_pylist():
+        latest[row["sha256"]] = row
+    return latest
+
+
+def retractions(ledger: pa.Table) -> dict[str, dict]:
+    """Hashes whose latest decisive row is a retraction (not retried since), with it."""
+    gone = ledger.filter(pc.equal(ledger.column("status"), RETRACTED)).column("sha256")
+    if not len(gone):
+        return {}
+    latest = _latest_decisive(ledger, gone.combine_chunks())
+    return {sha: row for sha, row in latest.items() if row["status"] == RETRACTED}
 
 
 def rejections(ledger: pa.Table) -> dict[str, dict]:
@@ -71,16 +111,7 @@ def rejections(ledger: pa.Table) -> dict[str, dict]:
     refused = ledger.filter(pc.equal(ledger.column("status"), REJECTED)).column("sha256")
     if not len(refused):
         return {}
-    mask = pc.and_(
-        pc.is_in(ledger.column("sha256"), value_set=refused.combine_chunks()),
-        pc.is_in(ledger.column("status"), value_set=pa.array(DECISIVE)),
-    )
-    rows = ledger.filter(mask)
-    latest: dict[str, dict] = {}
-    # ingested_at orders the rows (Delta files come back in no set order); the sort is
-    # stable, so rows of one instant keep their order.
-    for row in rows.sort_by([("ingested_at", "ascending")]).to_pylist():
-        latest[row["sha256"]] = row
+    latest = _latest_decisive(ledger, refused.combine_chunks())
     found = {}
     for sha, row in latest.items():
         if row["status"] == REJECTED:
@@ -96,11 +127,9 @@ def rejected_hashes(ledger: pa.Table) -> set[str]:
 
 
 def done_under_name(ledger: pa.Table, file_name: str) -> pa.Table:
-    mask = pc.and_(
-        pc.equal(ledger.column("file_name"), file_name),
-        pc.is_in(ledger.column("status"), value_set=pa.array(DONE)),
-    )
-    return ledger.filter(mask)
+    """Live deliveries under this file name (retracted ones are no earlier delivery)."""
+    rows = live(ledger)
+    return rows.filter(pc.equal(rows.column("file_name"), file_name))
 
 
 def hashes_seen_for(ledger: pa.Table, file_name: str) -> set[str]:

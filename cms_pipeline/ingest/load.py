@@ -75,6 +75,7 @@ QUARANTINE_SCHEMA = pa.schema(
 
 
 REJECTED_BEFORE = "rejected_before"  # a FileResult status, never a ledger row's
+RETRACTED_BEFORE = "retracted_before"  # bytes taken out by `bronze retract`: not read again
 
 
 @dataclass
@@ -167,6 +168,13 @@ def _known(current: pa.Table, result: FileResult) -> bool:
     """True when the ledger already decided these bytes: loaded, or refused before."""
     if result.sha256 in ledger.done_hashes(current):
         return True  # result.status is "duplicate"
+    if (gone := ledger.retractions(current).get(result.sha256)) is not None:
+        result.status, result.batch_id = RETRACTED_BEFORE, gone["batch_id"]
+        result.warnings.append(
+            f"retracted on {gone['ingested_at']:%Y-%m-%d %H:%M} UTC and not read again; "
+            f"`cms-pipeline landing retry {result.file}` reads these bytes again"
+        )
+        return True
     earlier = ledger.rejections(current).get(result.sha256)
     if earlier is None:
         return False

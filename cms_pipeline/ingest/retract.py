@@ -42,7 +42,7 @@ from cms_pipeline.ingest.delta_writer import (
 from cms_pipeline.lake import bronze_uri, quarantine_uri
 from cms_pipeline.storage import filesystem
 
-RETRACTED = "retracted"
+RETRACTED = ledger.RETRACTED
 OPERATION = "retract"
 
 
@@ -66,33 +66,26 @@ class Retraction:
         return asdict(self)
 
 
-def retracted_batches(ledger_table: pa.Table) -> set[str]:
-    mask = pc.equal(ledger_table.column("status"), RETRACTED)
-    return {b for b in ledger_table.filter(mask).column("batch_id").to_pylist() if b}
-
-
 def live_deliveries(ledger_table: pa.Table) -> list[dict]:
     """Committed deliveries (loaded or recovered) not retracted since."""
-    gone = retracted_batches(ledger_table)
-    mask = pc.is_in(ledger_table.column("status"), value_set=pa.array(ledger.DONE))
-    rows = ledger_table.filter(mask).to_pylist()
-    return [r for r in rows if r["batch_id"] and r["batch_id"] not in gone]
+    return ledger.live(ledger_table).to_pylist()
 
 
 def find_deliveries(ledger_table: pa.Table, target: str) -> list[dict]:
-    """The live deliveries `target` names: a batch id, a content hash (or its first 12+
-    characters), a path below the landing area, or a file name (then it must be one)."""
+    """The one live delivery `target` names: a batch id, a content hash (or its first 12+
+    characters), a path below the landing area, or a file name."""
     live = live_deliveries(ledger_table)
-    exact = [
-        r
-        for r in live
-        if target in (r["batch_id"], r["sha256"], r["source_file"])
-        or (len(target) >= 12 and r["sha256"].startswith(target))
-    ]
-    named = exact or [r for r in live if r["file_name"] == target.rsplit("/", 1)[-1]]
+    name = target.rsplit("/", 1)[-1]
+    named = (
+        [r for r in live if target in (r["batch_id"], r["sha256"])]
+        or [r for r in live if len(target) >= 12 and r["sha256"].startswith(target)]
+        or [r for r in live if r["source_file"] == target]
+        or [r for r in live if r["file_name"] == name]
+    )
     if not named:
-        if target in retracted_batches(ledger_table) or any(
-            r["status"] == RETRACTED and target in (r["sha256"], r["source_file"], r["file_name"])
+        if any(
+            r["status"] == RETRACTED
+            and target in (r["batch_id"], r["sha256"], r["source_file"], r["file_name"])
             for r in ledger_table.to_pylist()
         ):
             raise RetractError(f"{target} is retracted already; nothing to do.")
@@ -100,7 +93,7 @@ def find_deliveries(ledger_table: pa.Table, target: str) -> list[dict]:
             f"no committed delivery is named {target!r}. Name a batch id, a file as listed "
             "by `cms-pipeline catalog` or the ingest summary, or a content hash."
         )
-    if len(named) > 1 and not exact:
+    if len(named) > 1:
         listed = "; ".join(f"{r['source_file']} (batch {r['batch_id']})" for r in named)
         raise RetractError(
             f"{target} names {len(named)} deliveries: {listed}. Name one by its batch id."
