@@ -115,7 +115,7 @@ def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_
         except LayerNotPublished as exc:
             return summary.stop(layer, str(exc))
         summary.gates[layer] = summary.layers[layer]["gate"]
-    if not current:
+    if not current or _exports_stale(settings):  # e.g. a run killed during its export
         with log.stage("export"):
             summary.exports = export_gold(settings.lake)
     names = []
@@ -141,6 +141,14 @@ def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_
             with log.stage(f"score {name}"):
                 summary.scoring[name] = score_use_case(settings.lake, name)
     return summary
+
+
+def _exports_stale(settings) -> bool:
+    from cms_pipeline.exports import exported_build
+    from cms_pipeline.publish import published_build
+
+    gold = published_build(settings, "gold")
+    return gold is not None and exported_build(settings) != gold["build_id"]
 
 
 def _rejection(result) -> dict:
