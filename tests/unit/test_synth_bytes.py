@@ -1,0 +1,131 @@
+"""The generator writes the same bytes for the same seed, scale and sample as before its split.
+
+`fixtures/synth_bytes.json` holds the SHA-256 and row count of every file the generator
+wrote for a few seeds, samples and small scales: CSV and ZIP output, several chunks (with
+one and two worker processes) and the CLI's broken copies (`--corrupt all`). The hashes
+were recorded from the pre-split generator (`cms_pipeline/synth/generator.py` as of commit
+71b7bb3, repository HEAD 88937a8) with `python tests/unit/test_synth_bytes.py --record`.
+
+Re-record only for an intended change of the output (the calibration file, the contracts
+or the generator's model), and say so in the commit. For ZIPs the CSV inside is hashed and
+the member's name, timestamp and compression are compared: deflate's bytes depend on the
+zlib build, not on the generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+FIXTURE = Path(__file__).parent / "fixtures" / "synth_bytes.json"
+CHUNK_MODULE = "cms_pipeline.synth.generator"  # holds CHUNK_BENES, read when planning chunks
+
+# name, scale, seed, sample, zip, chunk size (None: the default), workers
+CASES = [
+    ("seed0", 0.001, 0, 1, False, None, 1),
+    ("seed1", 0.001, 1, 1, False, None, 1),
+    ("seed2_sample3", 0.001, 2, 3, False, None, 1),
+    ("seed7_scale0.01", 0.01, 7, 1, False, None, 1),
+    ("seed4_zip", 0.001, 4, 2, True, None, 1),
+    ("seed5_chunks40", 0.001, 5, 1, False, 40, 1),
+    ("seed5_chunks40_workers2", 0.001, 5, 1, False, 40, 2),
+]
+CLI_CASE = ("cli_seed3_corrupt_all", ["--scale", "0.001", "--seed", "3", "--workers", "1",
+                                      "--corrupt", "all"])  # fmt: skip
+
+
+def _digest(path: Path) -> dict:
+    """SHA-256 of a CSV, or of the CSV inside a ZIP plus that member's metadata."""
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            (info,) = zf.infolist()
+            data = zf.read(info)
+            member = [info.filename, list(info.date_time), info.compress_type]
+        return {"sha256": hashlib.sha256(data).hexdigest(), "member": member}
+    return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def _digests(folder: Path) -> dict[str, dict]:
+    return {
+        str(p.relative_to(folder)): _digest(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.suffix in (".csv", ".zip")
+    }
+
+
+@contextmanager
+def _chunk_size(size: int | None):
+    import importlib
+
+    module = importlib.import_module(CHUNK_MODULE)
+    before = module.CHUNK_BENES
+    module.CHUNK_BENES = size or before
+    try:
+        yield
+    finally:
+        module.CHUNK_BENES = before
+
+
+def run_case(case: tuple, out: Path) -> dict:
+    from cms_pipeline.synth.generator import generate_sample
+
+    name, scale, seed, sample, as_zip, chunk, workers = case
+    with _chunk_size(chunk):
+        files = generate_sample(out, scale, seed, sample, as_zip, workers=workers)
+    found = _digests(out)
+    for file_name, info in files.items():
+        found[file_name]["rows"] = info["rows"]
+    return found
+
+
+def run_cli(case: tuple, out: Path) -> dict:
+    from cms_pipeline.cli import app
+
+    name, args = case
+    result = CliRunner().invoke(app, ["synth", *args, "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    return _digests(out)
+
+
+def record() -> None:
+    import tempfile
+
+    cases = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in CASES:
+            cases[case[0]] = run_case(case, Path(tmp) / case[0])
+        cases[CLI_CASE[0]] = run_cli(CLI_CASE, Path(tmp) / CLI_CASE[0])
+    FIXTURE.parent.mkdir(parents=True, exist_ok=True)
+    FIXTURE.write_text(json.dumps(cases, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {FIXTURE}: {sum(len(c) for c in cases.values())} files")
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict:
+    return json.loads(FIXTURE.read_text())
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_generator_bytes_unchanged(case, expected, tmp_path):
+    assert run_case(case, tmp_path) == expected[case[0]]
+
+
+def test_cli_with_broken_copies_bytes_unchanged(expected, tmp_path):
+    assert run_cli(CLI_CASE, tmp_path) == expected[CLI_CASE[0]]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--record", action="store_true", help="Rewrite the fixture.")
+    if parser.parse_args().record:
+        record()
+    else:
+        sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
