@@ -34,12 +34,12 @@ from cms_pipeline.quality.results import (
 )
 from cms_pipeline.quality.sampler import BoundedSampler
 from cms_pipeline.quality.spark_cursor import use_one_pass_cursor
+from cms_pipeline.sql import statement
 
 CHECKS_DIR = PROJECT_ROOT / "soda_checks"
 LAYERS = ("bronze", "silver", "gold")
 LEDGER_VIEW = "file_ledger"
 SCAN_THREADS = 2  # tables scanned at once
-_SQL_DIR = Path(__file__).parent / "sql"
 
 
 def check_files(
@@ -250,9 +250,8 @@ def _table_version(spark, settings: Settings, schema: str, table: str) -> str:
 
         dt = open_table(ledger_uri(settings))
         return "none" if dt is None else f"delta v{dt.version()}"
-    text = (_SQL_DIR / "table_properties.sql").read_text()
-    sql = "\n".join(ln for ln in text.splitlines() if not ln.startswith("--"))
-    props = {r[0]: r[1] for r in spark.sql(sql.format(table=f"{schema}.{table}")).collect()}
+    sql = statement("show_table_properties", database=schema, table=table)
+    props = {r[0]: r[1] for r in spark.sql(sql).collect()}
     version = props.get("cms.delta_version")
     return f"delta v{version}" if version is not None else schema
 

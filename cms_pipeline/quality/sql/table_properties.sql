@@ -1,2 +1,0 @@
--- Table properties of a catalog table (bronze tables carry cms.delta_version).
-SHOW TBLPROPERTIES {table}
