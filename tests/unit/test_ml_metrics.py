@@ -73,3 +73,33 @@ def test_promotion_needs_the_margin(challenger, champion, higher, promoted):
     ok, reason = decide(challenger, champion, "auc" if higher else "logloss", 0.005, higher)
     assert ok is promoted
     assert ("promoted" in reason or "no champion" in reason) is promoted
+
+
+def _random_cases(count: int = 60):
+    """Held-out-shaped labels and scores: a few thousand rows, 1-60 % positives, scores
+    skewed low and higher for positives; some rounded (ties), some with 0/1 scores."""
+    rng = np.random.default_rng(7)
+    for case in range(count):
+        n = int(rng.integers(20, 4000))
+        y = (rng.random(n) < rng.uniform(0.01, 0.6)).astype(int)
+        y[:2] = [0, 1]  # both classes present
+        p = np.clip(rng.beta(2, 5, n) + 0.3 * y * rng.random(n), 0, 1)
+        if case % 3 == 0:
+            p = np.round(p, 2)
+        if case % 7 == 0:
+            p[: n // 10], p[n // 10 : n // 5] = 0.0, 1.0
+        yield y, p
+
+
+def test_today_metrics_equal_scikit_learn():
+    from sklearn import metrics as sk
+
+    for y, p in _random_cases():
+        assert m.roc_auc(y, p) == pytest.approx(sk.roc_auc_score(y, p), abs=1e-12)
+        assert m.average_precision(y, p) == pytest.approx(
+            sk.average_precision_score(y, p), abs=1e-12
+        )
+        clipped = np.clip(p, 1e-15, 1 - 1e-15)
+        assert m.log_loss(y, p) == pytest.approx(sk.log_loss(y, clipped, labels=[0, 1]), abs=1e-12)
+        brier = m.binary_metrics(y, p)["brier"]
+        assert brier == pytest.approx(sk.brier_score_loss(y, p), abs=1e-12)
