@@ -20,7 +20,12 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import TableNotFoundError
-from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
+from deltalake.transaction import (
+    AddAction,
+    CommitProperties,
+    RemoveAction,
+    create_table_with_add_actions,
+)
 
 from cms_pipeline.storage import delta_storage_options, filesystem, is_local, join
 
@@ -262,6 +267,44 @@ def _commit_batch(
 
 
 CHECKPOINT_EVERY = 10
+
+
+def remove_actions(actions: pa.Table, data_change: bool) -> list[RemoveAction]:
+    """RemoveActions for rows of `get_add_actions(flatten=True)`: `data_change` False when
+    the rows stay (compaction rewrote them), True when they leave the table (retraction)."""
+    now = int(time.time() * 1000)
+    return [
+        RemoveAction(
+            path=p,
+            data_change=data_change,
+            deletion_timestamp=now,
+            size=s,
+            partition_values={PARTITION: b},
+        )
+        for p, s, b in zip(
+            actions.column("path").to_pylist(),
+            actions.column("size_bytes").to_pylist(),
+            actions.column(f"partition.{PARTITION}").to_pylist(),
+            strict=True,
+        )
+    ]
+
+
+def commit_rewrite(
+    dt: DeltaTable, adds: list[AddAction], removes: list[RemoveAction], metadata: dict
+) -> int:
+    """One commit that adds new batch files and removes old ones; returns the version.
+    Nothing inside a committed batch folder changes: removed files stay for old versions."""
+    dt.create_write_transaction(
+        adds + removes,
+        mode="append",
+        schema=dt.schema(),
+        partition_by=[PARTITION],
+        commit_properties=CommitProperties(custom_metadata=metadata),
+    )
+    dt.update_incremental()
+    checkpoint_if_due(dt)
+    return dt.version()
 
 
 def checkpoint_if_due(dt: DeltaTable) -> bool:

@@ -10,17 +10,21 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from deltalake.transaction import CommitProperties, RemoveAction
 
 from cms_pipeline.config import Settings
-from cms_pipeline.ingest.delta_writer import PARTITION, BatchWriter, checkpoint_if_due, open_table
+from cms_pipeline.ingest.delta_writer import (
+    PARTITION,
+    BatchWriter,
+    commit_rewrite,
+    open_table,
+    remove_actions,
+)
 from cms_pipeline.lake import bronze_uri
 from cms_pipeline.storage import filesystem, join
 
@@ -63,33 +67,10 @@ def compact(settings: Settings, table: str, small_bytes: int = 32 << 20) -> Comp
     for batch in source.to_batches():
         writer.write(batch)
     adds = writer.finish()
-    now = int(time.time() * 1000)
-    removes = [
-        RemoveAction(
-            path=p,
-            data_change=False,
-            deletion_timestamp=now,
-            size=s,
-            partition_values={PARTITION: b},
-        )
-        for p, s, b in zip(
-            small["path"].to_pylist(),
-            small["size_bytes"].to_pylist(),
-            small[batch_col].to_pylist(),
-            strict=True,
-        )
-    ]
-    dt.create_write_transaction(
-        adds + removes,
-        mode="append",
-        schema=dt.schema(),
-        partition_by=[PARTITION],
-        commit_properties=CommitProperties(
-            custom_metadata={"cms.operation": "compaction", "batch_id": batch_id}
-        ),
+    version = commit_rewrite(
+        dt,
+        adds,
+        remove_actions(small, data_change=False),
+        {"cms.operation": "compaction", "batch_id": batch_id},
     )
-    dt.update_incremental()
-    checkpoint_if_due(dt)
-    return CompactionResult(
-        table, actions.num_rows, small.num_rows, writer.rows, batch_id, dt.version()
-    )
+    return CompactionResult(table, actions.num_rows, small.num_rows, writer.rows, batch_id, version)

@@ -20,14 +20,12 @@ without its rows into a new batch folder (never changing a committed folder).
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake.transaction import CommitProperties, RemoveAction
 
 from cms_pipeline.config import Settings
 from cms_pipeline.ingest import ledger
@@ -35,8 +33,9 @@ from cms_pipeline.ingest.delta_files import committed_files
 from cms_pipeline.ingest.delta_writer import (
     PARTITION,
     BatchWriter,
-    checkpoint_if_due,
+    commit_rewrite,
     open_table,
+    remove_actions,
     table_lock,
 )
 from cms_pipeline.lake import bronze_uri, quarantine_uri
@@ -141,7 +140,7 @@ def _remove_rows(uri: str, row: dict, meta: dict) -> tuple[int, int | None]:
         batches = actions.column(f"partition.{PARTITION}")
         own = actions.filter(pc.equal(batches, row["batch_id"]))
         removed = int(pc.sum(own.column("num_records")).as_py() or 0)
-        removes = _removes(own)
+        removes = remove_actions(own, data_change=True)
         adds = []
         compacted = actions.filter(pc.starts_with(batches, "compact-"))
         if compacted.num_rows:
@@ -149,35 +148,7 @@ def _remove_rows(uri: str, row: dict, meta: dict) -> tuple[int, int | None]:
             adds, removes, removed = more_adds, removes + more_removes, removed + more_rows
         if not removes:
             return 0, dt.version()
-        dt.create_write_transaction(
-            adds + removes,
-            mode="append",
-            schema=dt.schema(),
-            partition_by=[PARTITION],
-            commit_properties=CommitProperties(custom_metadata=meta),
-        )
-        dt.update_incremental()
-        checkpoint_if_due(dt)
-        return removed, dt.version()
-
-
-def _removes(actions: pa.Table) -> list[RemoveAction]:
-    now = int(time.time() * 1000)
-    return [
-        RemoveAction(
-            path=p,
-            data_change=True,
-            deletion_timestamp=now,
-            size=s,
-            partition_values={PARTITION: b},
-        )
-        for p, s, b in zip(
-            actions.column("path").to_pylist(),
-            actions.column("size_bytes").to_pylist(),
-            actions.column(f"partition.{PARTITION}").to_pylist(),
-            strict=True,
-        )
-    ]
+        return removed, commit_rewrite(dt, adds, removes, meta)
 
 
 def _rewrite_without(dt, uri: str, compacted: pa.Table, sha256: str):
@@ -204,7 +175,7 @@ def _rewrite_without(dt, uri: str, compacted: pa.Table, sha256: str):
         writer.write(table.select(data_schema.names))
     paths = compacted.column("path").to_pylist()
     hits = pa.array([any(u.endswith(p) for u in touched) for p in paths])
-    return writer.finish(), _removes(compacted.filter(hits)), removed
+    return writer.finish(), remove_actions(compacted.filter(hits), data_change=True), removed
 
 
 def _ledger_row(row: dict, result: Retraction) -> dict:
