@@ -1,4 +1,5 @@
-"""PNG plots of a held-out evaluation (matplotlib, Agg backend: no display needed)."""
+"""PNG plots of a held-out evaluation: scikit-learn's displays on matplotlib's Agg
+backend (no display needed)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from sklearn.calibration import CalibrationDisplay  # noqa: E402
+from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay  # noqa: E402
 
 from models_ml import metrics  # noqa: E402
 
@@ -20,32 +23,30 @@ def _save(fig, path: Path) -> Path:
 
 
 def roc_plot(y, p, path: Path, title: str) -> Path:
-    fpr, tpr = metrics.roc_curve(y, p)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(fpr, tpr, label=f"AUC = {metrics.roc_auc(y, p):.3f}")
-    ax.plot([0, 1], [0, 1], "--", color="grey")
-    ax.set(xlabel="False positive rate", ylabel="True positive rate", title=f"ROC: {title}")
+    RocCurveDisplay.from_predictions(y, p, ax=ax, name="test", plot_chance_level=True)
+    ax.set(title=f"ROC: {title}")
     ax.legend(loc="lower right")
     return _save(fig, path)
 
 
 def pr_plot(y, p, path: Path, title: str) -> Path:
-    recall, precision = metrics.precision_recall_curve(y, p)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.step(recall, precision, where="post", label=f"AUCPR = {metrics.average_precision(y, p):.3f}")
-    ax.axhline(float(sum(y)) / len(y), ls="--", color="grey", label="base rate")
-    ax.set(xlabel="Recall", ylabel="Precision", title=f"Precision-recall: {title}")
+    # chance level: the base rate
+    PrecisionRecallDisplay.from_predictions(y, p, ax=ax, name="test", plot_chance_level=True)
+    ax.set(title=f"Precision-recall: {title}")
     ax.legend(loc="upper right")
     return _save(fig, path)
 
 
 def calibration_plot(y, p, path: Path, title: str) -> Path:
+    # the equal-count bins of metrics.json (see metrics.calibration_bins), drawn by sklearn
     bins = metrics.calibration_bins(y, p)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([b["mean_predicted"] for b in bins], [b["observed_rate"] for b in bins], "o-")
-    hi = max(max(b["mean_predicted"] for b in bins), max(b["observed_rate"] for b in bins))
-    ax.plot([0, hi], [0, hi], "--", color="grey")
-    ax.set(xlabel="Mean predicted", ylabel="Observed rate", title=f"Calibration (deciles): {title}")
+    CalibrationDisplay(
+        [b["observed_rate"] for b in bins], [b["mean_predicted"] for b in bins], p
+    ).plot(ax=ax, name="test (deciles)")
+    ax.set(title=f"Calibration (deciles): {title}")
     return _save(fig, path)
 
 
