@@ -20,14 +20,10 @@ from typer.testing import CliRunner
 
 from cms_pipeline.cli import app
 from cms_pipeline.config import load_settings
-from cms_pipeline.synth.calibration import Categorical, load_calibration
-from cms_pipeline.synth.generator import (
-    SampleWriter,
-    _jobs,
-    generate,
-    generate_sample,
-    plan_sample,
-)
+from cms_pipeline.synth import render
+from cms_pipeline.synth.calibration import load_calibration
+from cms_pipeline.synth.draws import draw_segment2
+from cms_pipeline.synth.generator import _jobs, generate, generate_sample, plan_sample
 from cms_pipeline.synth.layout import FILE_KINDS, KINDS, header_bytes
 
 SCALE = 0.01
@@ -163,10 +159,6 @@ def test_cms_quirks(frames):
 
 
 def test_inpatient_segment_two_rows(contracts, calib):
-    writer = SampleWriter.__new__(SampleWriter)
-    from cms_pipeline.synth.generator import Model
-
-    writer.m = Model(calib)
     ids = pa.array(["0000000000000001", "0000000000000002", "0000000000000003"])
     table = pa.table(
         {c: pa.nulls(3, pa.string()) for c in contracts["inpatient_claims"].column_names}
@@ -174,11 +166,13 @@ def test_inpatient_segment_two_rows(contracts, calib):
     table = table.set_column(0, "DESYNPUF_ID", ids)
     table = table.set_column(1, "CLM_ID", pa.array(["11", "12", "13"]))
     table = table.set_column(2, "SEGMENT", pa.array([1, 1, 1]))
-    out = writer._with_segment2(table, np.random.default_rng(0), 1.0, "ip_seg2_drg")
+    drg = calib.inpatient.segment2_drg
+    segment2 = draw_segment2(np.random.default_rng(0), table.num_rows, 1.0, drg)
+    out = render.with_segment2(table, segment2, drg.text)
     assert out.column("CLM_ID").to_pylist() == ["11", "11", "12", "12", "13", "13"]
     assert out.column("SEGMENT").to_pylist() == [1, 2, 1, 2, 1, 2]
     drg = out.column("CLM_DRG_CD").to_pylist()[1::2]
-    assert set(drg) <= set(calib["inpatient"]["segment2_drg"]["values"])
+    assert set(drg) <= set(calib.inpatient.segment2_drg.values)
 
 
 # -- consistency -------------------------------------------------------------------------
@@ -244,34 +238,34 @@ def test_statistics_match_the_calibration(frames, calib):
     """Tolerances: shares within 0.05 (n is about 1,100 beneficiaries, so ~3 standard
     errors); claims per beneficiary-year within 25% (IP) / 15% (OP, carrier, PDE);
     mean length of stay within 20%."""
-    b = calib["beneficiary"]
+    b = calib.beneficiary
     b8 = frames["bene_2008"]
-    sex = Categorical.of(b["sex"])
+    sex = b.sex
     for value, p in zip(sex.values, sex.p, strict=True):
         assert abs((b8.BENE_SEX_IDENT_CD == value).mean() - p) < 0.05
-    race = Categorical.of(b["race"])
+    race = b.race
     assert abs((b8.BENE_RACE_CD == race.values[0]).mean() - race.p[0]) < 0.05
-    birth = Categorical.of(b["birth_year"])
+    birth = b.birth_year
     assert abs(b8.BENE_BIRTH_DT.str[:4].astype(int).mean() - birth.mean) < 1.5
-    names = b["conditions"]["names"]
-    for name, p in zip(names, b["conditions"]["prevalence"]["2008"], strict=True):
+    names = b.conditions.names
+    for name, p in zip(names, b.conditions.prevalence[2008], strict=True):
         assert abs((b8[name] == "1").mean() - p) < 0.05, name
     bene_years = sum(len(frames[f"bene_{y}"]) for y in (2008, 2009, 2010))
-    full = calib["full_sample"]
-    full_years = sum(full["beneficiary"].values())
+    full = calib.full_sample
+    full_years = sum(full.beneficiary.values())
     for kind, key, tol in (("inpatient", "inpatient", 0.25), ("outpatient", "outpatient", 0.15),
                            ("pde", "pde", 0.15)):  # fmt: skip
         df = frames[kind]
         n = (df.SEGMENT == "1").sum() if "SEGMENT" in df else len(df)
-        rate, expected = n / bene_years, full[key] / full_years
+        rate, expected = n / bene_years, getattr(full, key) / full_years
         assert abs(rate / expected - 1) < tol, (kind, rate, expected)
     car = len(frames["carrier_a"]) + len(frames["carrier_b"])
-    assert abs(car / bene_years / (full["carrier"] / full_years) - 1) < 0.15
+    assert abs(car / bene_years / (full.carrier / full_years) - 1) < 0.15
     ip = frames["inpatient"][frames["inpatient"].SEGMENT == "1"]
     los = (pd.to_datetime(ip.CLM_THRU_DT) - pd.to_datetime(ip.CLM_FROM_DT)).dt.days
-    assert abs(los.mean() / Categorical.of(calib["inpatient"]["los"]).mean - 1) < 0.2
+    assert abs(los.mean() / calib.inpatient.los.mean - 1) < 0.2
     top = pd.concat([ip[f"ICD9_DGNS_CD_{i}"] for i in range(1, 11)]).value_counts().index[:10]
-    assert calib["inpatient"]["dx"]["values"][0] in top
+    assert calib.inpatient.dx.values[0] in top
 
 
 def test_admissions_and_costs_rise_with_conditions_and_prior_stays(frames):
@@ -316,12 +310,12 @@ def test_worker_processes_do_not_change_the_bytes(tmp_path, calib, contracts, mo
 def test_scale_range_and_chunk_plan(calib):
     for scale in (0.001, 1.0, 20.0):
         n, deaths = plan_sample(calib, scale)
-        full = calib["full_sample"]["beneficiary"]
-        assert n == round(full["2008"] * scale)
-        assert n - deaths[0] == round(full["2009"] * scale)
+        full = calib.full_sample.beneficiary
+        assert n == round(full[2008] * scale)
+        assert n - deaths[0] == round(full[2009] * scale)
         jobs = _jobs(calib, scale, 1, 1)
-        assert sum(j[3] for j in jobs) == n
-        assert sum(j[6][0] for j in jobs) == deaths[0]
+        assert sum(j.n_benes for j in jobs) == n
+        assert sum(j.deaths[0] for j in jobs) == deaths[0]
     with pytest.raises(ValueError, match="scale"):
         plan_sample(calib, 25.0)
 
