@@ -11,15 +11,24 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "config"
 ENV_VAR = "CMS_PIPELINE_ENV"
 LAKE_ENV_VAR = "CMS_PIPELINE_LAKE"
+SCHEDULES_YAML = CONFIG_DIR / "schedules.yaml"
 
 LogicalType = Literal["id", "string", "date", "integer", "decimal"]
 SchemaPolicy = Literal["reject", "quarantine", "evolve"]
@@ -30,6 +39,8 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
+    """Base of every configuration model: unknown keys are errors, values immutable."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -178,7 +189,8 @@ class Settings(_Strict):
         return Path(self.metadata, *parts)
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict:
+    """A YAML file's top-level mapping; ConfigError names the file otherwise."""
     if not path.exists():
         raise ConfigError(f"{path}: file not found")
     try:
@@ -193,8 +205,10 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _explain(path: Path, exc: ValidationError, prefix: str = "") -> ConfigError:
-    lines = [f"{path}: invalid configuration"]
+def _explain(
+    path: Path, exc: ValidationError, prefix: str = "", what: str = "configuration"
+) -> ConfigError:
+    lines = [f"{path}: invalid {what}"]
     for err in exc.errors():
         key = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
         lines.append(f"  {key}: {err['msg']}")
@@ -236,7 +250,7 @@ def _resolve(location: str) -> str:
 def load_sources(config_dir: Path) -> dict[str, SourceContract]:
     contracts: dict[str, SourceContract] = {}
     for path in sorted((config_dir / "sources").glob("*.yaml")):
-        data = _read_yaml(path)
+        data = read_yaml(path)
         defaults = data.get("defaults", {})
         for name, spec in (data.get("sources") or {}).items():
             try:
@@ -259,7 +273,7 @@ def load_settings(
     `${NAME:-default}` in the chosen profile is taken from the environment."""
     config_dir = Path(config_dir or os.environ.get("CMS_PIPELINE_CONFIG", CONFIG_DIR))
     path = config_dir / "pipeline.yaml"
-    data = _read_yaml(path)
+    data = read_yaml(path)
     profiles = data.get("profiles") or {}
     name = profile or os.environ.get(ENV_VAR) or data.get("default_profile", "local")
     if name not in profiles:
@@ -293,3 +307,52 @@ def load_settings(
         sources=load_sources(config_dir),
         config_dir=str(config_dir),
     )
+
+
+# --- schedules of the Prefect deployments (config/schedules.yaml) ---------------------
+
+
+class ScheduleSpec(_Strict):
+    cron: str | None = None
+    interval_seconds: PositiveInt | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScheduleSpec:
+        if (self.cron is None) == (self.interval_seconds is None):
+            raise ValueError("give exactly one of `cron` or `interval_seconds`")
+        if self.cron is not None:
+            # imported here: Prefect takes a second to load, and only schedules need it
+            from prefect.client.schemas.schedules import CronSchedule
+
+            CronSchedule(cron=self.cron)  # raises with Prefect's own message if invalid
+        return self
+
+
+class ScheduleConfig(_Strict):
+    timezone: str = "UTC"
+    schedules: dict[str, list[ScheduleSpec]] = Field(default_factory=dict)
+
+    def for_deployment(self, name: str) -> list:
+        """Prefect schedule objects for one deployment (empty: runs on demand only)."""
+        from prefect.schedules import Cron, Interval  # as above: only deployments need it
+
+        return [
+            Cron(spec.cron, timezone=self.timezone, active=spec.active, parameters=spec.parameters)
+            if spec.cron
+            else Interval(
+                spec.interval_seconds,
+                timezone=self.timezone,
+                active=spec.active,
+                parameters=spec.parameters,
+            )
+            for spec in self.schedules.get(name, [])
+        ]
+
+
+def load_schedules(path: Path = SCHEDULES_YAML) -> ScheduleConfig:
+    try:
+        return ScheduleConfig(**read_yaml(path))
+    except ValidationError as exc:
+        raise _explain(path, exc, what="schedules") from exc

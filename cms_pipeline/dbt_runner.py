@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from cms_pipeline.atomic import write_text_atomic
-from cms_pipeline.config import PROJECT_ROOT, ConfigError, Settings, _read_yaml
+from cms_pipeline.config import PROJECT_ROOT, ConfigError, Settings, read_yaml
 from cms_pipeline.mapping import load_mappings
 from cms_pipeline.runtime import environment
 
@@ -95,7 +95,7 @@ def dbt_dir(settings: Settings) -> Path:
 
 
 def storage_config(settings: Settings) -> dict:
-    return _read_yaml(Path(settings.config_dir) / "storage.yaml")
+    return read_yaml(Path(settings.config_dir) / "storage.yaml")
 
 
 def table_file_format(settings: Settings) -> str:

@@ -13,18 +13,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from cms_pipeline.config import ConfigError, Settings, _explain, _read_yaml
+from cms_pipeline.config import ConfigError, Settings, _explain, _Strict, read_yaml
 from cms_pipeline.lake import FILE_ATTRIBUTE_COLUMNS, LINEAGE_COLUMNS
 
 SilverType = Literal["string", "int", "bigint", "decimal", "date", "boolean"]
 Decode = Literal["flag_1_2", "flag_y_0", "zero_pad_2", "zero_pad_3"]
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Lookup(_Strict):
@@ -195,7 +191,7 @@ def load_mappings(settings: Settings) -> dict[str, dict]:
     if not paths:
         raise ConfigError(f"{mapping_dir(settings)}: no mapping files (*.yaml)")
     for path in paths:
-        data = _read_yaml(path)
+        data = read_yaml(path)
         try:
             mapping = TableMapping(**data)
         except ValidationError as exc:

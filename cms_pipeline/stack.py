@@ -11,97 +11,31 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
-from cms_pipeline.atomic import write_json_atomic
-from cms_pipeline.config import PROJECT_ROOT, ConfigError, Settings
+from cms_pipeline import processes
+from cms_pipeline.config import (
+    PROJECT_ROOT,
+    SCHEDULES_YAML,
+    ConfigError,
+    ScheduleConfig,
+    Settings,
+    load_schedules,
+    read_yaml,
+)
+from cms_pipeline.processes import Started, is_ours, port_is_free
 from cms_pipeline.runtime import prepare_environment
 
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
-SCHEDULES_YAML = PROJECT_ROOT / "config" / "schedules.yaml"
 WRITERS_QUEUE = "lake-writers"  # one run at a time: two runs never write the same table
 # A Prefect server starts in ~8 s on an idle machine; 100 s was seen on 2 busy cores.
 STARTUP_TIMEOUT_S = 300.0
-
-
-# --- schedules (config/schedules.yaml) ------------------------------------------------
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ScheduleSpec(_Strict):
-    cron: str | None = None
-    interval_seconds: PositiveInt | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    active: bool = True
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> ScheduleSpec:
-        if (self.cron is None) == (self.interval_seconds is None):
-            raise ValueError("give exactly one of `cron` or `interval_seconds`")
-        if self.cron is not None:
-            from prefect.client.schemas.schedules import CronSchedule
-
-            CronSchedule(cron=self.cron)  # raises with Prefect's own message if invalid
-        return self
-
-
-class ScheduleConfig(_Strict):
-    timezone: str = "UTC"
-    schedules: dict[str, list[ScheduleSpec]] = Field(default_factory=dict)
-
-    def for_deployment(self, name: str) -> list:
-        """Prefect schedule objects for one deployment (empty: runs on demand only)."""
-        from prefect.schedules import Cron, Interval
-
-        return [
-            Cron(s.cron, timezone=self.timezone, active=s.active, parameters=s.parameters)
-            if s.cron
-            else Interval(
-                s.interval_seconds,
-                timezone=self.timezone,
-                active=s.active,
-                parameters=s.parameters,
-            )
-            for s in self.schedules.get(name, [])
-        ]
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: file not found") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
-
-
-def load_schedules(path: Path = SCHEDULES_YAML) -> ScheduleConfig:
-    try:
-        return ScheduleConfig(**_read_yaml(path))
-    except ValidationError as exc:
-        lines = [f"{path}: invalid schedules"]
-        lines += [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError("\n".join(lines)) from exc
 
 
 # --- deployments (prefect.yaml) ---------------------------------------------------------
@@ -129,7 +63,7 @@ def load_deployment_specs(
 ) -> list[DeploymentSpec]:
     """The deployments of prefect.yaml; schedule names must match one of them."""
     specs = []
-    for i, d in enumerate(_read_yaml(path).get("deployments") or []):
+    for i, d in enumerate(read_yaml(path).get("deployments") or []):
         missing = [k for k in ("name", "entrypoint", "work_pool") if not d.get(k)]
         if missing:
             raise ConfigError(f"{path}: deployments[{i}] lacks {missing}")
@@ -244,14 +178,6 @@ def _ensure_pools(specs: list[DeploymentSpec]) -> None:
 
 
 @dataclass
-class Started:
-    name: str
-    pid: int
-    create_time: float  # with the pid, tells our process from a later one with its id
-    log: str
-
-
-@dataclass
 class StackState:
     api_url: str
     ui_url: str
@@ -276,36 +202,12 @@ def state_file(settings: Settings) -> Path:
 
 
 def read_state(settings: Settings) -> StackState | None:
-    path = state_file(settings)
-    return StackState.from_dict(json.loads(path.read_text())) if path.exists() else None
+    body = processes.read_state(state_file(settings))
+    return None if body is None else StackState.from_dict(body)
 
 
 def _write_state(settings: Settings, state: StackState) -> None:
-    write_json_atomic(state_file(settings), state.to_dict(), indent=2)
-
-
-def is_ours(proc: Started) -> bool:
-    """The recorded process still runs (same pid and start time, not a reused id)."""
-    try:
-        p = psutil.Process(proc.pid)
-        return abs(p.create_time() - proc.create_time) < 1.0 and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
+    processes.write_state(state_file(settings), state.to_dict())
 
 
 def running_api_url(settings: Settings) -> str | None:
@@ -333,47 +235,28 @@ def stack_environment(settings: Settings, api_url: str) -> dict[str, str]:
     }
 
 
-def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> Started:
-    log = logs / f"{name}.log"
-    with open(log, "ab") as out:
-        # Own session: `down` can stop the process and the children it starts (the
-        # server's API process, the worker's flow runs) as one group.
-        proc = subprocess.Popen(
-            args,
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    return Started(name, proc.pid, psutil.Process(proc.pid).create_time(), str(log))
-
-
 def wait_healthy(api_url: str, server: Started, timeout: float = STARTUP_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_ours(server):
-            raise RuntimeError(
-                f"the Prefect server stopped during start-up; see {server.log}:\n"
-                + _tail(server.log)
-            )
+    """Until the server we started listens on the API's port and the API answers /health
+    (another server on that port fails at once, see processes.owns_port)."""
+    what = f"the Prefect server at {api_url}"
+    url = httpx.URL(api_url)
+    host, port = url.host, url.port
+
+    def healthy() -> bool:
+        if not processes.owns_port(server, host, port, what):
+            return False
         try:
-            if httpx.get(f"{api_url}/health", timeout=2.0).status_code == 200:
-                return
+            return httpx.get(f"{api_url}/health", timeout=2.0).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(
-        f"the Prefect server did not answer at {api_url} within {timeout:.0f} s; see {server.log}"
-    )
+            return False
+
+    processes.wait_until(healthy, server, timeout, what)
 
 
-def _tail(path: str, lines: int = 20) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> Started:
+    # Own session: `down` stops the process and the children it starts (the server's API
+    # process, the worker's flow runs) as one group.
+    return processes.spawn(name, args, env, logs / f"{name}.log", cwd=PROJECT_ROOT)
 
 
 def up(
@@ -385,7 +268,8 @@ def up(
 ) -> tuple[StackState, dict]:
     """Start server and worker, create pools and deployments; returns (state, deploy report).
 
-    `with_schedules=False` leaves every deployment on demand (nothing runs by itself). When the state file names running processes, the stack is already up: nothing is
+    `with_schedules=False` leaves every deployment on demand (nothing runs by itself).
+    When the state file names running processes, the stack is already up: nothing is
     started again and the deployments are refreshed.
     """
     config = load_schedules()
@@ -402,7 +286,8 @@ def up(
         down(settings)  # a half-dead stack from before: stop what is left of it
 
     if not port_is_free(host, port):
-        # Else the health check could answer for another server on that port.
+        # Else the health check could answer for another server on that port. Prefect
+        # cannot bind port 0 for us (processes.free_port says why).
         raise RuntimeError(f"port {port} on {host} is in use; pass another (--port)")
     api_url = f"http://{host}:{port}/api"
     env = stack_environment(settings, api_url)
@@ -446,29 +331,10 @@ def down(settings: Settings, timeout: float = 30.0) -> list[str]:
     state = read_state(settings)
     if state is None:
         return []
-    stopped = []
-    for proc in reversed(state.processes):  # the worker first, the server last
-        if not is_ours(proc):
-            continue
-        _stop_group(proc, timeout)
-        stopped.append(f"{proc.name} (pid {proc.pid})")
+    stopped = [
+        f"{proc.name} (pid {proc.pid})"
+        for proc in reversed(state.processes)  # the worker first, the server last
+        if processes.stop_group(proc, timeout)
+    ]
     state_file(settings).unlink(missing_ok=True)
     return stopped
-
-
-def _stop_group(proc: Started, timeout: float) -> None:
-    """Stop the process, its group and its descendants (flow runs get their own session)."""
-    try:
-        root = psutil.Process(proc.pid)
-        members = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)  # the group was made for this process: its id is the pid
-        for member in members:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                member.send_signal(sig)
-        _gone, alive = psutil.wait_procs(members, timeout=timeout)
-        if not alive:
-            return

@@ -10,16 +10,11 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from cms_pipeline.config import ConfigError, Settings
+from cms_pipeline.config import ConfigError, Settings, _explain, _Strict, read_yaml
 
 H2O_ALGOS = ["GLM", "GBM", "DRF", "XGBoost", "DeepLearning", "StackedEnsemble"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SplitConfig(_Strict):
@@ -95,19 +90,14 @@ def load_use_case(settings: Settings, name: str) -> UseCase:
 
 
 def parse_use_case(path: Path) -> UseCase:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path)
     data.setdefault("name", path.stem)
     if data["name"] != path.stem:
         raise ConfigError(f"{path}: name '{data['name']}' must equal the file name '{path.stem}'")
     try:
         return UseCase(**data)
     except ValidationError as exc:
-        lines = [f"{path}: invalid use case"]
-        lines += [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError("\n".join(lines)) from exc
+        raise _explain(path, exc, what="use case") from exc
 
 
 def list_use_cases(settings: Settings) -> list[str]:

@@ -77,7 +77,7 @@ def pipeline_config(tmp_path_factory) -> str:
 def run_pipeline(prefect_harness, spark, spark_settings, pipeline_runs, pipeline_config):
     """Run the pipeline flow on the session lake (and remember its summary), with the
     session's config and an H2O on a port of its own."""
-    from cms_pipeline.stack import free_port
+    from cms_pipeline.processes import free_port
     from flows.pipeline import pipeline_flow
 
     h2o_port = str(free_port())

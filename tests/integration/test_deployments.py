@@ -13,6 +13,7 @@ from cms_pipeline import stack
 from cms_pipeline.config import load_settings
 from cms_pipeline.ingest.ledger import done_hashes, read_ledger
 from cms_pipeline.ingest.reader import sha256_of
+from cms_pipeline.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -31,9 +32,7 @@ def test_up_deploys_runs_through_the_worker_and_down_stops_it(tmp_path, sample_d
 
     try:
         # No schedules: nothing may start by itself while the test runs.
-        state, report = stack.up(
-            settings, port=stack.free_port(), timeout=300, with_schedules=False
-        )
+        state, report = stack.up(settings, port=free_port(), timeout=300, with_schedules=False)
         assert report["skipped"] == {}
         assert {"watch-landing/watch-landing", "ingest/ingest", "pipeline/pipeline"} <= set(
             report["deployed"]
