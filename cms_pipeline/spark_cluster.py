@@ -13,24 +13,21 @@ metastore, so `bronze.*` tables it registers are the ones dbt reads through the 
 Server. The metastore is a service, not embedded Derby, because embedded Derby admits
 one process and here two Spark drivers share the catalog.
 
-The ports and process ids are kept in `root/cluster.json`, so another process (the
-`cms-pipeline cluster` commands) can stop what this one started.
+The ports and processes are kept in `root/cluster.json`, so another process (the
+`cms-pipeline cluster` commands) can stop what this one started (cms_pipeline/processes.py
+starts, waits for and stops them).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cms_pipeline.atomic import write_json_atomic
+from cms_pipeline import processes
+from cms_pipeline.processes import Started, StartError, free_port
 from cms_pipeline.runtime import java_home, prepare_environment
 
 HOST = "127.0.0.1"
@@ -59,7 +56,7 @@ class LocalCluster:
     master_ui_port: int
     metastore_port: int
     thrift_port: int
-    pids: dict[str, int] = field(default_factory=dict)  # process name -> pid (group leader)
+    started: dict[str, Started] = field(default_factory=dict)  # by name: group leaders
     quick_jit: bool = False  # chosen at start; every JVM and CLI process of it follows
     extra_java_options: str = ""  # likewise
 
@@ -106,17 +103,22 @@ class LocalCluster:
         return env
 
     def save(self) -> Path:
-        path = self.root / STATE_FILE
         body = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-        return write_json_atomic(path, body, indent=2)
+        return processes.write_state(self.root / STATE_FILE, body)
 
     @classmethod
     def load(cls, root: Path) -> LocalCluster:
         path = Path(root) / STATE_FILE
-        if not path.exists():
+        body = processes.read_state(path)
+        if body is None:
             raise ClusterError(f"{path}: no cluster was started under {root}")
-        body = json.loads(path.read_text())
-        return cls(**{**body, "root": Path(body["root"])})
+        if "pids" in body:  # written before processes were recorded with their start time
+            raise ClusterError(
+                f"{path}: an older record without start times; stop its process groups by "
+                f"hand (kill -- -PID for {body['pids']}), then delete it"
+            )
+        started = {name: Started(**proc) for name, proc in body["started"].items()}
+        return cls(**{**body, "root": Path(body["root"]), "started": started})
 
 
 # --- processes ------------------------------------------------------------------------
@@ -126,18 +128,6 @@ def spark_home() -> Path:
     import pyspark
 
     return Path(pyspark.__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex((HOST, port)) == 0
 
 
 def _env(cluster: LocalCluster) -> dict[str, str]:
@@ -154,47 +144,19 @@ def _env(cluster: LocalCluster) -> dict[str, str]:
     }
 
 
-def _launch(cluster: LocalCluster, name: str, argv: list[str]) -> int:
-    """Start one process in its own session (it outlives the caller); returns its pid."""
-    log = (cluster.root / "logs" / f"{name}.log").open("ab")
-    proc = subprocess.Popen(
-        argv,
-        cwd=cluster.root,
-        env=_env(cluster),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    log.close()
-    return proc.pid
+def _launch(cluster: LocalCluster, name: str, argv: list[str]) -> Started:
+    """Start one process in its own session (it outlives the caller) and record it."""
+    proc = processes.spawn(name, argv, _env(cluster), cluster.logs / f"{name}.log", cluster.root)
+    cluster.started[name] = proc
+    cluster.save()  # at once, so `stop` finds it even if a later step fails
+    return proc
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a child of this process that has exited stays a zombie until reaped
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        return True
-
-
-def _wait_until(ready, cluster: LocalCluster, name: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if not _alive(cluster.pids[name]):
-            raise ClusterError(
-                f"{name} exited while starting; see {cluster.logs / (name + '.log')}"
-            )
-        if time.monotonic() > deadline:
-            raise ClusterError(
-                f"{name} not ready after {timeout:.0f} s; see {cluster.logs / (name + '.log')}"
-            )
-        time.sleep(1)
+def _wait_for_ports(proc: Started, timeout: float, *ports: int) -> None:
+    """Until the process itself listens on each port (one taken by another process fails
+    at once, see processes.owns_port)."""
+    for port in ports:
+        processes.wait_for_port(proc, HOST, port, timeout, proc.name, interval=1.0)
 
 
 def _workers_alive(cluster: LocalCluster) -> bool:
@@ -304,8 +266,8 @@ def start_local_cluster(
     spark_class = str(spark_home() / "bin" / "spark-class")
     try:
         # metastore and master start together (the slowest steps on a busy machine)
-        cluster.pids["metastore"] = _launch(cluster, "metastore", _metastore_argv(cluster))
-        cluster.pids["master"] = _launch(
+        metastore = _launch(cluster, "metastore", _metastore_argv(cluster))
+        master = _launch(
             cluster,
             "master",
             [
@@ -319,9 +281,8 @@ def start_local_cluster(
                 str(cluster.master_ui_port),
             ],
         )
-        cluster.save()
-        _wait_until(lambda: _port_open(cluster.master_port), cluster, "master", timeout)
-        cluster.pids["worker"] = _launch(
+        _wait_for_ports(master, timeout, cluster.master_port, cluster.master_ui_port)
+        worker = _launch(
             cluster,
             "worker",
             [
@@ -334,42 +295,27 @@ def start_local_cluster(
                 "--memory",
                 worker_memory,
                 "--webui-port",
-                str(free_port()),
+                "0",  # Spark binds a free port itself: nobody needs to find this one
                 "--work-dir",
                 str(root / "work"),
                 cluster.master_url,
             ],
         )
-        cluster.save()
-        _wait_until(lambda: _workers_alive(cluster), cluster, "worker", timeout)
-        _wait_until(lambda: _port_open(cluster.metastore_port), cluster, "metastore", timeout)
-        cluster.pids["thrift_server"] = _launch(
+        processes.wait_until(
+            lambda: _workers_alive(cluster), worker, timeout, "worker", interval=1.0
+        )
+        _wait_for_ports(metastore, timeout, cluster.metastore_port)
+        thrift_server = _launch(
             cluster, "thrift_server", _thrift_server_argv(cluster, thrift_server_cores)
         )
-        cluster.save()
-        _wait_until(lambda: _port_open(cluster.thrift_port), cluster, "thrift_server", timeout)
+        _wait_for_ports(thrift_server, timeout, cluster.thrift_port)
+    except StartError as exc:
+        stop_local_cluster(root)
+        raise ClusterError(str(exc)) from exc
     except BaseException:
         stop_local_cluster(root)
         raise
     return cluster
-
-
-def _stop_group(pid: int, grace: float) -> None:
-    """SIGTERM the process group this module started (the JVM and, for the worker, its
-    executors), then SIGKILL what is left after `grace` seconds."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.5)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
 
 
 def stop_local_cluster(root: Path | str, grace: float = 20) -> bool:
@@ -380,8 +326,8 @@ def stop_local_cluster(root: Path | str, grace: float = 20) -> bool:
     except ClusterError:
         return False
     for name in ("thrift_server", "worker", "master", "metastore"):
-        if name in cluster.pids:
-            _stop_group(cluster.pids.pop(name), grace)
+        if name in cluster.started:
+            processes.stop_group(cluster.started.pop(name), grace)
             cluster.save()
     return True
 

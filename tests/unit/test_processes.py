@@ -121,3 +121,24 @@ def test_state_file_round_trip(tmp_path):
     processes.write_state(path, body)
     assert processes.read_state(path) == body
     assert [p.name for p in path.parent.iterdir()] == ["state.json"]  # no temporary left
+
+
+def test_the_cluster_record_round_trips_and_stop_stops_what_it_names(started, tmp_path):
+    from cms_pipeline.spark_cluster import ClusterError, LocalCluster, stop_local_cluster
+
+    root = tmp_path / "cluster"
+    cluster = LocalCluster(root, master_port=1, master_ui_port=2, metastore_port=3, thrift_port=4)
+    cluster.started["master"] = started("master", SLEEP)
+    cluster.save()
+    assert LocalCluster.load(root) == cluster
+    master = psutil.Process(cluster.started["master"].pid)
+
+    assert stop_local_cluster(root)
+
+    master.wait(timeout=30)
+    assert LocalCluster.load(root).started == {}
+    assert not stop_local_cluster(tmp_path / "elsewhere")  # nothing was started there
+
+    processes.write_state(root / "cluster.json", {"root": str(root), "pids": {"master": 1}})
+    with pytest.raises(ClusterError, match="older record without start times"):
+        LocalCluster.load(root)
