@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -9,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from cms_pipeline import stack
+from cms_pipeline import processes, stack
 
 # A parent that starts a child in its own session, as Prefect's worker does for flow runs.
 PARENT = (
@@ -49,16 +50,28 @@ def test_down_stops_recorded_processes_and_children_only(settings):
         bystander.wait()
 
 
-def test_a_reused_pid_is_not_ours(settings):
-    me = psutil.Process()
-    recorded = stack.Started("server", me.pid, me.create_time() - 1000, "")
-    assert not stack.is_ours(recorded)
-    assert stack.is_ours(stack.Started("server", me.pid, me.create_time(), ""))
+def test_the_health_check_never_answers_for_another_server(settings, tmp_path):
+    # Another process holds the port our server was given: waiting fails at once, naming
+    # the port, instead of asking the stranger for /health.
+    server = processes.spawn(
+        "server",
+        [sys.executable, "-c", "import time; time.sleep(300)"],
+        {},
+        tmp_path / "s.log",
+        tmp_path,
+    )
+    try:
+        with socket.socket() as stranger:
+            stranger.bind(("127.0.0.1", 0))
+            stranger.listen()
+            port = stranger.getsockname()[1]
+            with pytest.raises(RuntimeError, match=f"port {port} on 127.0.0.1 was taken"):
+                stack.wait_healthy(f"http://127.0.0.1:{port}/api", server, timeout=120)
+    finally:
+        assert processes.stop_group(server, timeout=5)
 
 
 def test_up_refuses_a_port_in_use(settings):
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
