@@ -1,5 +1,10 @@
 -- One row per beneficiary and year: enrollment, payments by setting from the claims and
 -- from the summary file, utilization and chronic conditions.
+-- Rule: a claim counts in the year of its through date (fct_claims.claim_year: CLM_THRU_DT,
+-- the discharge date of a stay; SRVC_DT for Part D), the rule that matches the summary
+-- file's MEDREIMB_IP best on the real samples (fct_claims header,
+-- analyses/claim_year_rule.sql). Claims with no summary row for their beneficiary and year
+-- are not lost: gold.reconcile_unplaced_claims counts them.
 with {{ import_refs(
     beneficiaries='beneficiary',
     claims='fct_claims',

@@ -1,5 +1,8 @@
--- Rule: one hospital stay per inpatient claim; the segments of a claim are one stay,
--- from its earliest admission (or claim start) to its latest discharge (or claim end).
+-- Rule: one hospital stay per inpatient claim, as its first segment (SEGMENT 1) says:
+-- admission (or claim start) and discharge (or claim end) dates, DRG, provider and payment
+-- of segment 1. A split claim's later segments add nothing: on the real samples segment 2
+-- rows carry no claim dates, DRG OTH/000 and an admission date earlier than segment 1's,
+-- and the summary file pays segment 1 only (see fct_claims and analyses/split_claim_segments.sql).
 with {{ import_refs(inpatient='inpatient_claims') }},
 
 final as (
@@ -7,11 +10,11 @@ final as (
     select
         claim_id,
         min_by(desynpuf_id, segment) as desynpuf_id,
-        min(coalesce(admission_date, claim_start_date)) as admission_date,
-        max(coalesce(discharge_date, claim_end_date)) as discharge_date,
-        max_by(drg_code, segment) as drg_code,
+        min_by(coalesce(admission_date, claim_start_date), segment) as admission_date,
+        min_by(coalesce(discharge_date, claim_end_date), segment) as discharge_date,
+        min_by(drg_code, segment) as drg_code,
         min_by(provider_id, segment) as provider_id,
-        sum(coalesce(payment_amount, 0)) as payment_amount
+        min_by(coalesce(payment_amount, 0), segment) as payment_amount
     from inpatient
     group by claim_id
 
