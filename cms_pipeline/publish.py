@@ -26,7 +26,9 @@ An intent that exists is a publish that did not finish. Every later command that
 the lake completes it before it does anything else: `complete_interrupted_publish` runs
 steps 2-4 again from the intent (each step is idempotent: views are created or replaced,
 drops are `if exists`, the history is written whole, not appended, so the build is
-recorded once). It is called when a command takes the lake's writer lease
+recorded once). When it cannot (the build's tables were dropped by hand), the publish is
+undone instead: the views go back to the build the history names (`undo_intent`), and
+only when that fails too does the command stop, naming the intent file. It is called when a command takes the lake's writer lease
 (cms_pipeline.lease.lake_lease) and again by `build_layer`, `promote`, exports and batch
 scoring, so a process that ignored the lease is caught too. Under the lease no other
 writer can be half way through a publish; an intent whose writer still runs on this host
@@ -490,9 +492,59 @@ def complete_interrupted_publish(settings: Settings, spark=None) -> list[dict]:
             intent.get("written_at"),
             intent.get("writer", {}).get("pid"),
         )
-        _apply(settings, spark, intent)
+        try:
+            _apply(settings, spark, intent)
+        except DbtError as exc:  # e.g. its build schema was dropped by hand: undo it
+            _undo(settings, spark, intent, exc)
+            continue
         completed.append(intent["history"][0])
     return completed
+
+
+def undo_intent(intent: dict, published: list[dict]) -> dict:
+    """The intent that puts `<layer>` back on the build published before `intent` (or
+    on nothing, for a first publish), keeping every build and store `intent` keeps and
+    the builds of `published` (the rollback target too), and leaving that history as it
+    is (pure)."""
+    args = intent["macro_args"]
+    previous = published[0] if published else None
+    relations = previous["models"] if previous else []
+    return {
+        **intent,
+        "macro_args": {
+            **args,
+            "build_schema": previous["schema"] if previous else args["build_schema"],
+            "relations": relations,
+            "unpublish": sorted(set(args["relations"]) - set(relations)),
+            "keep": [
+                *args["keep"],
+                *(h["build_id"] for h in published if h["build_id"] not in args["keep"]),
+            ],
+        },
+        "history": published,
+    }
+
+
+def _undo(settings: Settings, spark, intent: dict, error: DbtError) -> None:
+    layer = intent["layer"]
+    path = intent_path(settings, layer)
+    try:
+        _apply(settings, spark, undo_intent(intent, publish_history(settings, layer)))
+    except DbtError as again:
+        raise PublishError(
+            f"{path}: the interrupted publish of {layer} build {intent['build_id']} can be "
+            f"neither completed nor undone, and {layer} may read two builds:\n{error}\n"
+            f"undoing it: {again}\nFix the cause and run the command again (it retries "
+            "from this file)"
+        ) from again
+    log.error(
+        "the interrupted publish of %s build %s could not be completed (%s); undone: %s is "
+        "back on the build published before",
+        layer,
+        intent["build_id"],
+        error,
+        layer,
+    )
 
 
 def _writer() -> dict:

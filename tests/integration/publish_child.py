@@ -7,6 +7,11 @@ own: its Derby metastore is held by one process at a time).
     python publish_child.py read-then-predictions-killed LAKE
         print what a reader sees (no lease: a reader never completes a publish), then write
         predictions v2 and SIGKILL itself after the version table, before the view
+    python publish_child.py read-then-publish-fails LAKE
+        print what a reader sees, then publish b3, whose run record names a table its
+        build lacks: the publish fails half way (the process exits 1), its intent left
+    python publish_child.py complete-then-read LAKE
+        complete_interrupted_publish (as every writer does first), then read
     python publish_child.py read LAKE
         print what a reader sees
 
@@ -34,11 +39,12 @@ BUILDS = {"b0": ["t_a", "t_b"], "b1": ["t_a", "t_b", "t_old"], "b2": ["t_a", "t_
 PREDICTIONS = "gold.predictions_tiny"
 
 
-def _make_build(settings, spark, build_id: str, tables: list[str]) -> None:
-    """A gold build schema whose tables say which build they belong to, and its run record."""
+def _make_build(settings, spark, build_id: str, tables: list[str], lacks=()) -> None:
+    """A gold build schema whose tables say which build they belong to, and its run record
+    (which also lists the tables in `lacks`, never made)."""
     schema = build_schema("gold", build_id)
     spark.sql(statement("create_database", database=schema))
-    for name in tables:
+    for name in [t for t in tables if t not in lacks]:
         frame = spark.createDataFrame([(build_id, name)], "build_id string, table_name string")
         frame.write.format("parquet").saveAsTable(f"{schema}.{name}")
     result = BuildResult(
@@ -87,12 +93,32 @@ def publish_killed(lake: str) -> None:
     sys.exit("the publish of b2 ran to its end: the kill did not happen")
 
 
+def read_then_publish_fails(lake: str) -> None:
+    """What a reader sees, then b3, whose run record names a table its build lacks: its
+    publish fails after its first views (the process lives on and exits 1)."""
+    read(lake)
+    settings = load_settings(lake=lake)
+    spark = get_spark(settings)
+    _make_build(settings, spark, "b3", ["t_a", "t_b", "t_d"], lacks=["t_d"])
+    promote(settings, spark, "gold", "b3")
+
+
+def complete_then_read(lake: str) -> None:
+    from cms_pipeline.publish import complete_interrupted_publish
+
+    complete_interrupted_publish(load_settings(lake=lake))
+    read(lake)
+
+
 def read(lake: str) -> dict:
     spark = get_spark(load_settings(lake=lake))
     views = sorted(t.name for t in spark.catalog.listTables("gold") if not t.isTemporary)
     seen = {name: [r.asDict() for r in spark.table(f"gold.{name}").collect()] for name in views}
     schemas = sorted(d.name for d in spark.catalog.listDatabases())
-    tables = sorted(t.name for t in spark.catalog.listTables("predictions"))
+    has_predictions = spark.catalog.databaseExists("predictions")
+    tables = (
+        sorted(t.name for t in spark.catalog.listTables("predictions")) if has_predictions else []
+    )
     seen_by_reader = {"views": seen, "schemas": schemas, "prediction_versions": tables}
     print(json.dumps(seen_by_reader), flush=True)
     return seen_by_reader
@@ -113,5 +139,7 @@ if __name__ == "__main__":
     {
         "publish-killed": publish_killed,
         "read-then-predictions-killed": read_then_predictions_killed,
+        "read-then-publish-fails": read_then_publish_fails,
+        "complete-then-read": complete_then_read,
         "read": read,
     }[command](lake)

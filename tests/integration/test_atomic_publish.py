@@ -51,7 +51,7 @@ def _predictions(seen: dict) -> set[str]:
     return {row["v"] for row in seen["views"]["predictions_tiny"]}
 
 
-def test_a_publish_killed_half_way_is_completed_by_the_next_command(tmp_path):
+def test_a_killed_publish_is_completed_and_one_that_cannot_be_is_undone(tmp_path):
     lake = tmp_path / "lake"
     settings = load_settings(lake=str(lake))
 
@@ -84,7 +84,10 @@ def test_a_publish_killed_half_way_is_completed_by_the_next_command(tmp_path):
     history = [h["build_id"] for h in publish_history(settings, "gold")]
     assert history == ["b2", "b1"]  # recorded once; b0 is no longer kept
 
-    seen = _seen(_child("read", lake))
+    # then b3's publish fails half way (its build lacks a table its record names)
+    failed = _child("read-then-publish-fails", lake)
+    assert failed.returncode == 1 and "gold_build_b3`.`t_d` cannot be found" in failed.stderr
+    seen = _seen(failed)
     # every view of the layer reads the new build; the view b2 no longer has is gone
     assert _builds(seen) == {"t_a": {"b2"}, "t_b": {"b2"}, "t_c": {"b2"}}
     # the build being published and the one before are kept, the older one dropped
@@ -94,6 +97,17 @@ def test_a_publish_killed_half_way_is_completed_by_the_next_command(tmp_path):
     # publishing gold left the predictions view alone
     assert _predictions(seen) == {"v1"}
     assert seen["prediction_versions"] == ["predictions_tiny__v1", "predictions_tiny__v2"]
+
+    # b3 cannot be rolled forward: the next writer undoes it, back to b2 as history says
+    assert json.loads(intent_path(settings, "gold").read_text())["build_id"] == "b3"
+    undone = _child("complete-then-read", lake)
+    assert undone.returncode == 0, undone.stderr[-3000:]
+    assert "could not be completed" in undone.stderr and "undone" in undone.stderr
+    seen = _seen(undone)
+    assert _builds(seen) == {"t_a": {"b2"}, "t_b": {"b2"}, "t_c": {"b2"}}
+    assert {"gold_build_b1", "gold_build_b2"} <= set(seen["schemas"])  # rollback kept
+    assert not intent_path(settings, "gold").exists()
+    assert [h["build_id"] for h in publish_history(settings, "gold")] == ["b2", "b1"]
 
 
 def test_predictions_are_replaced_as_a_view_on_versions(spark, tmp_path):
