@@ -12,7 +12,9 @@
 -- the 8 beneficiary-years whose only inpatient claim is split, the summary file's
 -- MEDREIMB_IP equals segment 1's CLM_PMT_AMT in 6 and is close in 2 (10,500 vs 10,000;
 -- 33,100 vs 32,000), never segment 1 + segment 2; BENRES_IP equals segment 1's deductible
--- (not twice it) in all 8.
+-- (not twice it) in all 8. Outpatient (sample 1, analyses/split_claim_segments_outpatient.sql):
+-- 106 segment-2 rows, none dated; in all 4 beneficiary-years with a split claim and a
+-- summary row, MEDREIMB_OP equals the year's segment-1 payments exactly.
 --
 -- Rule (year): claim_year is the year of the claim's through date (CLM_THRU_DT, which is
 -- the discharge date of every inpatient stay; carrier CLM_THRU_DT; Part D SRVC_DT).

@@ -6,9 +6,10 @@
 -- applies: no_through_date (the claim has no through date), beneficiary_without_summary (no
 -- summary row in any year), year_outside_summary_years (the year has no summary file, e.g.
 -- 2007), no_summary_row_for_year (the beneficiary has summary rows, not for that year).
--- On the bundled real rows (samples 1+2) no inpatient claim is left here; the partial
--- outpatient file of sample 1 is: undated claims and claims of beneficiaries outside the
--- summary subset (soda_checks/gold/reconcile_unplaced_claims.yml warns on them).
+-- On the bundled real rows (samples 1+2) no inpatient claim is left here (by start date,
+-- 41 would be: they start in 2007); sample 1's partial outpatient file leaves 2 undated
+-- claims (a segment 2 row only) and the claims of beneficiaries outside the summary subset
+-- (soda_checks/gold/reconcile_unplaced_claims.yml warns above 1% of a claim type).
 with {{ import_refs(
     claims='fct_claims',
     beneficiaries='beneficiary',
