@@ -1,5 +1,6 @@
--- One row per hospitalization (inpatient claims with segments and transfers merged),
--- with the index-admission rules and 30-day readmission flags of models/gold/readmissions.
+-- One row per hospitalization (inpatient claims, each as its segment 1, with transfers
+-- merged: readmission__claim_stays, readmission__transfers_merged), with the
+-- index-admission rules and 30-day readmission flags of models/gold/readmissions.
 with {{ import_refs(
     admissions='readmission__transfers_merged',
     index_admissions='readmission__index_admission',
