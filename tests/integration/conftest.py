@@ -106,9 +106,30 @@ def partial_landing(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def partial_run(run_pipeline, partial_landing):
-    """The session lake's first run: the partial delivery alone (no other run before it)."""
-    return run_pipeline(partial_landing, train="missing")
+def partial_run(run_pipeline, partial_landing, pipeline_runs, spark):
+    """The session lake's first run: the partial delivery alone. What it published is
+    read right after it (later runs replace it): per silver table its row count and
+    column types, and gold.fct_claims' claim types and claims, under "observed"."""
+    assert not pipeline_runs, "the partial delivery must be the session lake's first run"
+    summary = run_pipeline(partial_landing, train="missing")
+    silver = {
+        t.name: {
+            "rows": spark.table(f"silver.{t.name}").count(),
+            "types": {f.dataType.typeName() for f in spark.table(f"silver.{t.name}").schema},
+        }
+        for t in spark.catalog.listTables("silver")
+    }
+    claims = spark.table("gold.fct_claims")
+    observed = {
+        "silver": silver,
+        "claim_types": {r[0] for r in claims.select("claim_type").distinct().collect()},
+        "claims": claims.count(),
+        "bronze_inpatient_claims": spark.table("bronze.inpatient_claims")
+        .select("CLM_ID")
+        .distinct()
+        .count(),
+    }
+    return {**summary, "observed": observed}
 
 
 @pytest.fixture(scope="session")
