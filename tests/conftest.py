@@ -24,6 +24,8 @@ SESSION_LAKE_MODULES = {"test_pipeline", "test_pipeline_layers", "test_watcher_f
 SLOWEST_FIRST = [
     *sorted(SESSION_LAKE_MODULES),
     "test_dbt_cluster",
+    "test_claim_semantics",
+    "test_atomic_publish",
     "test_quality_gates",
     "test_incremental_silver",
     "test_ml_models",
