@@ -1,7 +1,13 @@
 """Synthetic CMS DE-SynPUF files at any scale, in CMS's exact layouts.
 
 - `calibrate` derives `config/synth/calibration.json` from the real rows in `data/synpuf`
-  (`python -m cms_pipeline.synth.calibrate`); `calibration` loads it and draws from it.
+  (`python -m cms_pipeline.synth.calibrate`); `calibration` loads it as typed sections of
+  `Categorical` distributions and quantile tables.
+- `model`: arrays derived from the calibration once, and a sample's code pools.
+- One module per file kind, each drawing events (numpy) and rendering them as CMS rows:
+  `beneficiary` (people, their years and deaths; the yearly summaries), `inpatient`,
+  `outpatient`, `carrier`, `pde`. Shared: `draws` (calendar, counts, days, codes, claim
+  IDs) and `render` (amounts, dates, codes, contract column order; no random draws).
 - `layout`: file names, header bytes, CRLF rows, CMS-style ZIPs (one CSV each).
 - `generator`: `generate(out, scale, seed, samples)` writes the eight files per sample,
   chunk by chunk (bounded memory, optional worker processes, same bytes for a seed).

@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 
 from cms_pipeline.config import PROJECT_ROOT
+from cms_pipeline.synth.calibration import CALIBRATION_FILE, Calibration
 
 DATA_DIR = PROJECT_ROOT / "data" / "synpuf"
-OUT_FILE = PROJECT_ROOT / "config" / "synth" / "calibration.json"
+OUT_FILE = CALIBRATION_FILE
 YEARS = (2008, 2009, 2010)
 CONDITIONS = [
     "SP_ALZHDMTA", "SP_CHF", "SP_CHRNKIDN", "SP_CNCR", "SP_COPD", "SP_DEPRESSN",
@@ -421,6 +422,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=OUT_FILE)
     args = parser.parse_args(argv)
     stats = calibrate(args.data)
+    Calibration.model_validate(stats)  # writes only what the generator reads
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(stats, separators=(",", ":")) + "\n")
     print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes)")

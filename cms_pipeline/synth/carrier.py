@@ -78,20 +78,20 @@ def draw_claims(
         counts = claim_counts(rng, weight, fraction, car.claims_per_bene_year, 1.2)
         person, day = spread(rng, counts, start, end)
         persons.append(person), days.append(day), years.append(np.full(len(person), t))
-    person, day, t_of = (np.concatenate(x) for x in (persons, days, years))
+    person, day, risk_year = (np.concatenate(x) for x in (persons, days, years))
     order = by_person_and_day(person, day)
-    person, day, t_of = person[order], day[order], t_of[order]
-    k = len(person)
-    n_lines = car.lines.numbers(rng, k)
+    person, day, risk_year = person[order], day[order], risk_year[order]
+    n_claims = len(person)
+    n_lines = car.lines.numbers(rng, n_claims)
     # carrier diagnoses follow the outpatient frequencies
-    dx = draw_codes(rng, op.dx, np.minimum(op.n_dx.numbers(rng, k), dx_width), dx_width)
-    inject_signal(rng, dx, model.op_signal_codes, people.cond[t_of, person])
+    dx = draw_codes(rng, op.dx, np.minimum(op.n_dx.numbers(rng, n_claims), dx_width), dx_width)
+    inject_signal(rng, dx, model.op_signal_codes, people.cond[risk_year, person])
     # line items: drawn only for the lines each claim has
     number, claim = np.nonzero(np.arange(line_width)[:, None] < n_lines[None, :])
     n_used = len(claim)
     n_npi = len(pools.npi)
     # one performing physician per claim mostly, sometimes another on a line
-    physician = rng.integers(0, n_npi, k)[claim]
+    physician = rng.integers(0, n_npi, n_claims)[claim]
     other = rng.random(n_used) < 0.15
     physician[other] = rng.integers(0, n_npi, other.sum())
     tens = model.carrier_line_pay.numbers(rng, n_used) // 10
@@ -106,24 +106,24 @@ def draw_claims(
     lines = Lines(number, claim, physician, hcpcs, tens, deductible, primary, coinsurance,
                   allowed, processing, line_dx)  # fmt: skip
     per_claim = {
-        name: 10 * np.bincount(claim, weights=v, minlength=k)
-        for name, v in (("paid", tens), ("responsibility", deductible + coinsurance),
+        name: 10 * np.bincount(claim, weights=amounts, minlength=n_claims)
+        for name, amounts in (("paid", tens), ("responsibility", deductible + coinsurance),
                         ("primary_payer", primary))
     }  # fmt: skip
     spending = Spending(person=person, year=claim_year(day), **per_claim)
-    return CarrierClaims(person, day, ids.take(k), dx, lines, spending)
+    return CarrierClaims(person, day, ids.take(n_claims), dx, lines, spending)
 
 
 def render_claims(
     model: Model, pools: Pools, people: People, claims: CarrierClaims, contract: SourceContract
 ) -> pa.Table:
     op, car = model.cal.outpatient, model.cal.carrier
-    k, lines = len(claims.person), claims.lines
+    n_claims, lines = len(claims.person), claims.lines
     line_width = len(render.numbered(contract, "LINE_NCH_PMT_AMT_"))
 
     def laid_out(values: np.ndarray, fill: int) -> np.ndarray:
         """(line, claim) pool indices; lines a claim does not have get `fill`."""
-        out = np.full((line_width, k), fill, dtype=np.int32)
+        out = np.full((line_width, n_claims), fill, dtype=np.int32)
         out[lines.number, lines.claim] = values
         return out
 
@@ -154,7 +154,7 @@ def render_claims(
     for stem, (pool, idx) in blocks.items():
         for j, name in enumerate(render.numbered(contract, f"{stem}_")):
             cols[name] = pc.take(pool, pa.array(idx[j]))
-    return render.table(contract, k, cols)
+    return render.table(contract, n_claims, cols)
 
 
 def widths(contract: SourceContract) -> tuple[int, int]:

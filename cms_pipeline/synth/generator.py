@@ -47,8 +47,11 @@ class SampleWriter:
     def _rng(self, chunk: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.sample, chunk])
 
-    def _ids(self, module, index: int) -> ClaimIds:
-        return ClaimIds(module.CLAIM_ID_PREFIX, self.sample, index)
+    def _ids(self, kind_module, index: int) -> ClaimIds:
+        return ClaimIds(kind_module.CLAIM_ID_PREFIX, self.sample, index)
+
+    def _contract(self, key: str) -> SourceContract:
+        return self.contracts[KINDS[key].contract]
 
     def chunk(self, index: int, ids: np.ndarray, deaths: list[int]) -> dict[str, pa.Table]:
         """The chunk's rows of each file, by file kind key (bene_2008 ... pde).
@@ -56,25 +59,24 @@ class SampleWriter:
         The kinds draw from one random stream in a fixed order: people, inpatient,
         outpatient, carrier, drug events.
         """
-        rng, model, pools, contract = self._rng(index), self.model, self.pools, self.contracts
-        people = beneficiary.draw_people(model, rng, ids, deaths)
-        claims = (model, pools, people, rng)
-        ip, ip_spend = inpatient.inpatient(
-            *claims, self._ids(inpatient, index), contract["inpatient_claims"]
+        rng = self._rng(index)
+        people = beneficiary.draw_people(self.model, rng, ids, deaths)
+        common = (self.model, self.pools, people, rng)
+        ip, ip_spending = inpatient.inpatient(
+            *common, self._ids(inpatient, index), self._contract("inpatient")
         )
-        op, op_spend = outpatient.outpatient(
-            *claims, self._ids(outpatient, index), contract["outpatient_claims"]
+        op, op_spending = outpatient.outpatient(
+            *common, self._ids(outpatient, index), self._contract("outpatient")
         )
-        car, car_person, car_spend = carrier.carrier(
-            *claims, self._ids(carrier, index), contract["carrier_claims"]
+        car, car_person, car_spending = carrier.carrier(
+            *common, self._ids(carrier, index), self._contract("carrier_a")
         )
-        drugs = pde.drug_events(
-            *claims, self._ids(pde, index), contract["prescription_drug_events"]
-        )
-        spending = {"IP": ip_spend, "OP": op_spend, "CAR": car_spend}
-        summary = contract["beneficiary_summary"]
+        drugs = pde.drug_events(*common, self._ids(pde, index), self._contract("pde"))
+        spending = {"IP": ip_spending, "OP": op_spending, "CAR": car_spending}
         out = {
-            f"bene_{year}": beneficiary.render_year(model, people, t, spending, summary)
+            f"bene_{year}": beneficiary.render_year(
+                self.model, people, t, spending, self._contract(f"bene_{year}")
+            )
             for t, year in enumerate(YEARS)
         }
         # carrier claims are split over two files by beneficiary ID (A: first half of the ID

@@ -66,8 +66,11 @@ class Stays:
     spending: Spending
 
 
-def _admissions(model: Model, people: People, rng: np.random.Generator):
-    """Person, admission day, length of stay and year index of each stay, sorted."""
+def _admissions(
+    model: Model, people: People, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Person, admission day, length of stay and risk year (0-2: the year whose conditions
+    drew it) of each stay, sorted by person and admission."""
     ip, full = model.cal.inpatient, model.cal.full_sample
     per_year = full.inpatient / sum(full.beneficiary.values())
     # modelled readmissions; frequent admitters add a few chance ones on top
@@ -100,8 +103,8 @@ def _admissions(model: Model, people: People, rng: np.random.Generator):
             + 0.5 * people.frailty[person]
             + 0.2 * (los > 7)
         )
-        a = intercept_for_mean(readmit_linear, readmit_target) if len(person) else 0.0
-        back = rng.random(len(person)) < sigmoid(a + readmit_linear)
+        intercept = intercept_for_mean(readmit_linear, readmit_target) if len(person) else 0.0
+        back = rng.random(len(person)) < sigmoid(intercept + readmit_linear)
         again = person[back]
         gap = 1 + np.floor(29 * rng.random(back.sum()) ** 1.6).astype(np.int64)
         again_admission = admission[back] + los[back] + gap
@@ -113,9 +116,11 @@ def _admissions(model: Model, people: People, rng: np.random.Generator):
         prior = np.bincount(person, minlength=people.n).astype(float)
         persons.append(person), admissions.append(admission), stays.append(los)
         years.append(np.full(len(person), t))
-    person, admission, los, t_of = (np.concatenate(x) for x in (persons, admissions, stays, years))
+    person, admission, los, risk_year = (
+        np.concatenate(x) for x in (persons, admissions, stays, years)
+    )
     order = by_person_and_day(person, admission)
-    return person[order], admission[order], los[order], t_of[order]
+    return person[order], admission[order], los[order], risk_year[order]
 
 
 def draw_stays(
@@ -128,38 +133,38 @@ def draw_stays(
 ) -> Stays:
     """The chunk's stays; `widths` = (diagnosis, procedure) code columns of the contract."""
     ip = model.cal.inpatient
-    person, admission, los, t_of = _admissions(model, people, rng)
+    person, admission, los, risk_year = _admissions(model, people, rng)
     alive_end = people.alive_end()
     # discharge no later than death or the end of 2010
     discharge = np.minimum(admission + los, np.maximum(alive_end[person], admission))
     discharge = into_2008(admission, np.minimum(discharge, LAST_DAY))
     los = discharge - admission
-    k = len(person)
+    n_claims = len(person)
     bucket = np.digitize(los, LOS_BUCKETS[0])
-    u = sigmoid(0.8 * people.frailty[person] + rng.standard_normal(k))
-    pay = np.zeros(k)
+    u = sigmoid(0.8 * people.frailty[person] + rng.standard_normal(n_claims))
+    pay = np.zeros(n_claims)
     for i, label in enumerate(LOS_BUCKETS[1]):
         sel = bucket == i
         pay[sel] = from_quantiles(ip.payment_quantiles_by_los[label], u[sel])
     pay = np.where(np.abs(pay) >= 1000, np.round(pay, -3), np.round(pay, -1)).astype(np.int64)
     year = claim_year(admission)
-    deductible = np.empty(k, dtype=object)
+    deductible = np.empty(n_claims, dtype=object)
     for t, y in enumerate(YEARS):
         sel = year == t
         deductible[sel] = ip.deductible_by_year[y].draw(rng, int(sel.sum()))
-    primary = ip.primary_payer_amt.draw(rng, k)
-    coinsurance = ip.coinsurance_amt.draw(rng, k)
-    dx = draw_codes(rng, ip.dx, ip.n_dx.numbers(rng, k), widths[0])
-    inject_signal(rng, dx, model.ip_signal_codes, people.cond[t_of, person])
-    px = draw_codes(rng, ip.px, ip.n_px.numbers(rng, k), widths[1])
+    primary = ip.primary_payer_amt.draw(rng, n_claims)
+    coinsurance = ip.coinsurance_amt.draw(rng, n_claims)
+    dx = draw_codes(rng, ip.dx, ip.n_dx.numbers(rng, n_claims), widths[0])
+    inject_signal(rng, dx, model.ip_signal_codes, people.cond[risk_year, person])
+    px = draw_codes(rng, ip.px, ip.n_px.numbers(rng, n_claims), widths[1])
     provider = pools.provider(rng, model.state_of[people.state_county[person]])
-    utilization = np.where(rng.random(k) < ip.utilization_equals_los, los, 0)
-    physicians = draw_physicians(rng, k, len(pools.npi), ip.npi_present.model_dump())
-    admitting_dx = ip.admitting_dx.index(rng, k)
-    per_diem = ip.per_diem_amt.draw(rng, k)
-    blood = ip.blood_amt.draw(rng, k)
-    drg = ip.drg.index(rng, k)
-    segment2 = draw_segment2(rng, k, ip.segment2_rate, ip.segment2_drg)
+    utilization = np.where(rng.random(n_claims) < ip.utilization_equals_los, los, 0)
+    physicians = draw_physicians(rng, n_claims, len(pools.npi), ip.npi_present.model_dump())
+    admitting_dx = ip.admitting_dx.index(rng, n_claims)
+    per_diem = ip.per_diem_amt.draw(rng, n_claims)
+    blood = ip.blood_amt.draw(rng, n_claims)
+    drg = ip.drg.index(rng, n_claims)
+    segment2 = draw_segment2(rng, n_claims, ip.segment2_rate, ip.segment2_drg)
     spending = Spending(
         person=person,
         year=year,
@@ -172,7 +177,7 @@ def draw_stays(
         person=person,
         admission=admission,
         discharge=discharge,
-        claim_id=ids.take(k),
+        claim_id=ids.take(n_claims),
         payment=pay,
         deductible=deductible,
         primary_payer=primary,
@@ -195,11 +200,11 @@ def render_stays(
     model: Model, pools: Pools, people: People, stays: Stays, contract: SourceContract
 ) -> pa.Table:
     ip = model.cal.inpatient
-    k = len(stays.person)
+    n_claims = len(stays.person)
     cols = {
         "DESYNPUF_ID": render.people_ids(people.ids, stays.person),
         "CLM_ID": render.integer(stays.claim_id),
-        "SEGMENT": render.integer(np.ones(k)),
+        "SEGMENT": render.integer(np.ones(n_claims)),
         "CLM_FROM_DT": render.date(stays.admission),
         "CLM_THRU_DT": render.date(stays.discharge),
         "PRVDR_NUM": render.take(pools.providers, stays.provider),
@@ -219,7 +224,7 @@ def render_stays(
         cols[column] = render.take(pools.npi, npi, empty)
     cols |= render.code_columns(render.numbered(contract, "ICD9_DGNS_CD_"), ip.dx.text, stays.dx)
     cols |= render.code_columns(render.numbered(contract, "ICD9_PRCDR_CD_"), ip.px.text, stays.px)
-    claims = render.table(contract, k, cols)
+    claims = render.table(contract, n_claims, cols)
     return render.with_segment2(claims, stays.segment2, ip.segment2_drg.text)
 
 

@@ -76,28 +76,28 @@ def draw_visits(
             early = rng.random(len(person)) < op.from_2007_rate
             day[early] = YEAR_START[2008] - rng.integers(1, 60, early.sum())
         persons.append(person), days.append(day), years.append(np.full(len(person), t))
-    person, day, t_of = (np.concatenate(x) for x in (persons, days, years))
+    person, day, risk_year = (np.concatenate(x) for x in (persons, days, years))
     order = by_person_and_day(person, day)
-    person, day, t_of = person[order], day[order], t_of[order]
-    k = len(person)
+    person, day, risk_year = person[order], day[order], risk_year[order]
+    n_claims = len(person)
     last = np.minimum(
-        day + op.span_days.numbers(rng, k), np.maximum(people.alive_end()[person], day)
+        day + op.span_days.numbers(rng, n_claims), np.maximum(people.alive_end()[person], day)
     )
     last = into_2008(day, last)
-    u = sigmoid(0.6 * people.frailty[person] + rng.standard_normal(k))
+    u = sigmoid(0.6 * people.frailty[person] + rng.standard_normal(n_claims))
     pay = np.round(from_quantiles(op.payment_quantiles, u), -1).astype(np.int64)
-    primary = op.primary_payer_amt.draw(rng, k)
-    deductible = op.deductible_amt.draw(rng, k)
-    coinsurance = op.coinsurance_amt.draw(rng, k)
-    dx = draw_codes(rng, op.dx, op.n_dx.numbers(rng, k), widths[0])
-    inject_signal(rng, dx, model.op_signal_codes, people.cond[t_of, person])
-    hcpcs = draw_codes(rng, op.hcpcs, op.n_hcpcs.numbers(rng, k), widths[1])
+    primary = op.primary_payer_amt.draw(rng, n_claims)
+    deductible = op.deductible_amt.draw(rng, n_claims)
+    coinsurance = op.coinsurance_amt.draw(rng, n_claims)
+    dx = draw_codes(rng, op.dx, op.n_dx.numbers(rng, n_claims), widths[0])
+    inject_signal(rng, dx, model.op_signal_codes, people.cond[risk_year, person])
+    hcpcs = draw_codes(rng, op.hcpcs, op.n_hcpcs.numbers(rng, n_claims), widths[1])
     provider = pools.provider(rng, model.state_of[people.state_county[person]])
-    physicians = draw_physicians(rng, k, len(pools.npi), op.npi_present.model_dump())
-    blood = op.blood_amt.draw(rng, k)
-    admitting_dx = (op.dx.index(rng, k), rng.random(k) >= op.admitting_dx_present)
-    px = (op.px.index(rng, k), rng.random(k) >= max(op.px_present, 0.0005))
-    segment2 = draw_segment2(rng, k, op.segment2_rate, None)
+    physicians = draw_physicians(rng, n_claims, len(pools.npi), op.npi_present.model_dump())
+    blood = op.blood_amt.draw(rng, n_claims)
+    admitting_dx = (op.dx.index(rng, n_claims), rng.random(n_claims) >= op.admitting_dx_present)
+    px = (op.px.index(rng, n_claims), rng.random(n_claims) >= max(op.px_present, 0.0005))
+    segment2 = draw_segment2(rng, n_claims, op.segment2_rate, None)
     spending = Spending(
         person=person,
         year=claim_year(day),
@@ -109,7 +109,7 @@ def draw_visits(
         person=person,
         first_day=day,
         last_day=last,
-        claim_id=ids.take(k),
+        claim_id=ids.take(n_claims),
         payment=pay,
         primary_payer=primary,
         deductible=deductible,
@@ -130,11 +130,11 @@ def render_visits(
     model: Model, pools: Pools, people: People, visits: Visits, contract: SourceContract
 ) -> pa.Table:
     op = model.cal.outpatient
-    k = len(visits.person)
+    n_claims = len(visits.person)
     cols = {
         "DESYNPUF_ID": render.people_ids(people.ids, visits.person),
         "CLM_ID": render.integer(visits.claim_id),
-        "SEGMENT": render.integer(np.ones(k)),
+        "SEGMENT": render.integer(np.ones(n_claims)),
         "CLM_FROM_DT": render.date(visits.first_day),
         "CLM_THRU_DT": render.date(visits.last_day),
         "PRVDR_NUM": render.take(pools.providers, visits.provider),
@@ -150,7 +150,7 @@ def render_visits(
         cols[column] = render.take(pools.npi, npi, empty)
     cols |= render.code_columns(render.numbered(contract, "ICD9_DGNS_CD_"), op.dx.text, visits.dx)
     cols |= render.code_columns(render.numbered(contract, "HCPCS_CD_"), op.hcpcs.text, visits.hcpcs)
-    return render.with_segment2(render.table(contract, k, cols), visits.segment2, None)
+    return render.with_segment2(render.table(contract, n_claims, cols), visits.segment2, None)
 
 
 def code_widths(contract: SourceContract) -> tuple[int, int]:

@@ -46,17 +46,17 @@ def draw_fills(
     person, day = np.concatenate(persons), np.concatenate(days)
     order = by_person_and_day(person, day)
     person, day = person[order], day[order]
-    k = len(person)
-    u = rng.random(k)
+    n_claims = len(person)
+    u = rng.random(n_claims)
     cost = np.round(from_quantiles(pde.cost_quantiles, u), -1).astype(np.int64)
-    share = np.asarray(pde.patient_share)[rng.integers(0, len(pde.patient_share), k)]
+    share = np.asarray(pde.patient_share)[rng.integers(0, len(pde.patient_share), n_claims)]
     return Fills(
         person=person,
         day=day,
-        event_id=ids.take(k),
-        drug=pools.ndc_weights.index(rng, k),
-        quantity=pde.quantity.numbers(rng, k),
-        days_supply=pde.days_supply.numbers(rng, k),
+        event_id=ids.take(n_claims),
+        drug=pools.ndc_weights.index(rng, n_claims),
+        quantity=pde.quantity.numbers(rng, n_claims),
+        days_supply=pde.days_supply.numbers(rng, n_claims),
         patient_pays=np.round(cost * share, -1),
         total_cost=cost,
     )

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from cms_pipeline.cli import app
 from cms_pipeline.config import load_settings
-from cms_pipeline.synth import render
-from cms_pipeline.synth.calibration import load_calibration
+from cms_pipeline.synth import inpatient, render
+from cms_pipeline.synth.calibration import CALIBRATION_FILE, load_calibration
 from cms_pipeline.synth.draws import draw_segment2
 from cms_pipeline.synth.generator import _jobs, generate, generate_sample, plan_sample
 from cms_pipeline.synth.layout import FILE_KINDS, KINDS, header_bytes
@@ -173,6 +173,30 @@ def test_inpatient_segment_two_rows(contracts, calib):
     assert out.column("SEGMENT").to_pylist() == [1, 2, 1, 2, 1, 2]
     drg = out.column("CLM_DRG_CD").to_pylist()[1::2]
     assert set(drg) <= set(calib.inpatient.segment2_drg.values)
+
+
+def test_code_column_widths_come_from_the_contracts(contracts):
+    """Fewer diagnosis columns in a contract: fewer drawn and written, none invented."""
+    ip = contracts["inpatient_claims"]
+    dx = render.numbered(ip, "ICD9_DGNS_CD_")
+    assert inpatient.code_widths(ip)[0] == len(dx) == len(set(dx))
+    fewer = ip.model_copy(update={"columns": [c for c in ip.columns if c.name != dx[-1]]})
+    assert inpatient.code_widths(fewer)[0] == len(dx) - 1
+    with pytest.raises(KeyError, match="prescription_drug_events"):
+        render.numbered(contracts["prescription_drug_events"], "ICD9_DGNS_CD_")
+
+
+def test_calibration_errors_name_the_file_and_the_key(tmp_path):
+    raw = json.loads(CALIBRATION_FILE.read_text())
+    del raw["inpatient"]["los"]
+    raw["outpatient"]["dx"]["p"] = raw["outpatient"]["dx"]["p"][:-1]
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ValueError) as info:
+        load_calibration(path)
+    message = str(info.value)
+    assert str(path) in message and "inpatient.los" in message and "outpatient.dx" in message
+    assert "cms_pipeline.synth.calibrate" in message
 
 
 # -- consistency -------------------------------------------------------------------------
