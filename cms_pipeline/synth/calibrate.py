@@ -300,6 +300,7 @@ def outpatient_stats(op: pd.DataFrame, ip_stats: dict) -> dict:
 def assumed_stats() -> dict:
     """Carrier and PDE: no real volume here, so these are stated assumptions."""
     bene_years = sum(FULL_SAMPLE["beneficiary"].values())
+    # fmt: off
     return {
         "carrier": {
             "assumed": True,
@@ -308,49 +309,15 @@ def assumed_stats() -> dict:
             "claims_per_bene_year": round(FULL_SAMPLE["carrier"] / bene_years, 5),
             "lines": {
                 "values": list(range(1, 14)),
-                "p": [
-                    0.46,
-                    0.22,
-                    0.12,
-                    0.07,
-                    0.04,
-                    0.03,
-                    0.02,
-                    0.015,
-                    0.01,
-                    0.006,
-                    0.004,
-                    0.003,
-                    0.002,
-                ],
-            },  # fmt: skip
-            "line_payment_quantiles": [
-                0,
-                0,
-                10,
-                10,
-                20,
-                20,
-                30,
-                40,
-                40,
-                50,
-                60,
-                70,
-                80,
-                100,
-                120,
-                150,
-                200,
-                300,
-                500,
-                900,
-                3000,
-            ],  # fmt: skip
+                "p": [0.46, 0.22, 0.12, 0.07, 0.04, 0.03, 0.02, 0.015, 0.01, 0.006, 0.004,
+                      0.003, 0.002],
+            },
+            "line_payment_quantiles": [0, 0, 10, 10, 20, 20, 30, 40, 40, 50, 60, 70, 80, 100,
+                                       120, 150, 200, 300, 500, 900, 3000],
             "processing_indicator": {
                 "values": ["A", "R", "S", "I", "O", "M", "Q"],
                 "p": [0.88, 0.04, 0.02, 0.02, 0.02, 0.01, 0.01],
-            },  # fmt: skip
+            },
             "npi_pool": 20000,
         },
         "pde": {
@@ -366,33 +333,13 @@ def assumed_stats() -> dict:
                 "values": [30, 90, 10, 20, 60, 14, 7, 0],
                 "p": [0.55, 0.17, 0.06, 0.07, 0.06, 0.04, 0.04, 0.01],
             },
-            "cost_quantiles": [
-                0,
-                10,
-                10,
-                10,
-                20,
-                20,
-                30,
-                40,
-                50,
-                60,
-                70,
-                90,
-                100,
-                130,
-                160,
-                200,
-                270,
-                400,
-                600,
-                1000,
-                5000,
-            ],  # fmt: skip
+            "cost_quantiles": [0, 10, 10, 10, 20, 20, 30, 40, 50, 60, 70, 90, 100, 130, 160,
+                               200, 270, 400, 600, 1000, 5000],
             "patient_share": [0.0, 0.1, 0.2, 0.25, 0.33, 0.5, 1.0],
             "ndc_pool": 6000,
         },
     }
+    # fmt: on
 
 
 def calibrate(data_dir: Path = DATA_DIR) -> dict:

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from cms_pipeline.cli import app
 from cms_pipeline.config import load_settings
 from cms_pipeline.synth import inpatient, render
-from cms_pipeline.synth.calibration import CALIBRATION_FILE, load_calibration
+from cms_pipeline.synth.calibrate import calibrate
+from cms_pipeline.synth.calibration import CALIBRATION_FILE, Calibration, load_calibration
 from cms_pipeline.synth.draws import draw_segment2
 from cms_pipeline.synth.generator import _jobs, generate, generate_sample, plan_sample
 from cms_pipeline.synth.layout import FILE_KINDS, KINDS, header_bytes
@@ -197,6 +198,14 @@ def test_calibration_errors_name_the_file_and_the_key(tmp_path):
     message = str(info.value)
     assert str(path) in message and "inpatient.los" in message and "outpatient.dx" in message
     assert "cms_pipeline.synth.calibrate" in message
+
+
+def test_calibrating_the_real_rows_gives_the_committed_file(sample_data):
+    """`python -m cms_pipeline.synth.calibrate` on data/synpuf writes calibration.json as
+    committed, and the typed calibration reads all of it."""
+    stats = calibrate(sample_data)
+    assert json.loads(CALIBRATION_FILE.read_text()) == json.loads(json.dumps(stats))
+    assert Calibration.model_validate(stats).model_dump().keys() == stats.keys()
 
 
 # -- consistency -------------------------------------------------------------------------
