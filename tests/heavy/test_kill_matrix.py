@@ -1,0 +1,267 @@
+"""A kill -9 matrix: a real `cms-pipeline run` SIGKILLed at each point where it commits
+something, then run again, must end with exactly what a clean run gives.
+
+One lake takes every kill in turn (each rerun is killed at the next point, then a last
+clean rerun), a second lake one clean run: the reference. Each run is a child process
+(tests/heavy/kill_child.py) calling the real CLI entry with one library function wrapped
+to SIGKILL the process at its point; the test process never opens a SparkSession (the
+Derby metastore is one process's at a time): it reads Delta with deltalake, and what a
+reader of the published views sees through a reader child once every run is done.
+
+Data: the bundled sample_0 (every file kind, 1-2 rows each) and the first beneficiaries
+of sample_1 with their inpatient claims (enough admissions for a small AutoML to train a
+champion, which the predictions point needs), one claim date made impossible so that
+quarantine gets a row. Deliveries load one table at a time (`parallel_tables: 1` in the
+test's config copy), so the ingest kill points meet files in a fixed order and each
+finds one still to load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from cms_pipeline.config import load_settings
+from tests.conftest import SAMPLE_DATA
+
+pytestmark = [pytest.mark.integration]
+
+CHILD = Path(__file__).with_name("kill_child.py")
+sys.path.insert(0, str(CHILD.parent))
+from kill_child import KILL_POINTS  # noqa: E402
+
+BENEFICIARIES = 500  # of sample_1: a few hundred admissions, some readmitted
+BAD_DATE = "20081399"
+
+
+def _lines(path: Path) -> tuple[list[bytes], bytes]:
+    data = path.read_bytes()
+    end = b"\r\n" if b"\r\n" in data else b"\n"
+    return [line for line in data.split(end) if line], end
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory) -> Path:
+    """sample_0 whole; sample_1's first BENEFICIARIES beneficiaries (their summaries and
+    inpatient claims), with one inpatient claim date that is no date."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("kill_landing")
+    shutil.copytree(SAMPLE_DATA / "sample_0", root / "sample_0")
+    source = SAMPLE_DATA / "sample_1"
+    first_year, _ = _lines(next(source.glob("DE1_0_2008_Beneficiary_Summary_File_*")))
+    ids = {line.split(b",")[0] for line in first_year[1 : BENEFICIARIES + 1]}
+    (root / "sample_1").mkdir()
+    for path in source.glob("*"):
+        if "Beneficiary" not in path.name and "Inpatient" not in path.name:
+            continue
+        lines, end = _lines(path)
+        rows = [line for line in lines[1:] if line.split(b",")[0] in ids]
+        if "Inpatient" in path.name:
+            header = lines[0].decode().replace('"', "").split(",")
+            fields = rows[0].split(b",")
+            fields[header.index("CLM_FROM_DT")] = BAD_DATE.encode()
+            rows[0] = b",".join(fields)
+        (root / "sample_1" / path.name).write_bytes(end.join([lines[0], *rows]) + end)
+    return root
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> str:
+    """The real config, a small AutoML budget for one use case, tables loaded one at a time."""
+    from tests.integration.conftest import small_budget_config
+
+    folder = Path(small_budget_config(tmp_path_factory.mktemp("kill"), ("readmission_30d",)))
+    pipeline = folder / "pipeline.yaml"
+    text = pipeline.read_text()
+    assert "parallel_tables: 2" in text
+    pipeline.write_text(text.replace("parallel_tables: 2", "parallel_tables: 1"))
+    return str(folder)
+
+
+def _env(config: str, lake: Path) -> dict:
+    from cms_pipeline.stack import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        CMS_SPARK_QUICK_JIT="true",
+        CMS_SPARK_DRIVER_MEMORY="2g",
+        CMS_PIPELINE_CONFIG=config,
+        CMS_PIPELINE_LAKE=str(lake),
+        CMS_PIPELINE_H2O_PORT=str(free_port()),
+    )
+    return env
+
+
+LEFT_BEHIND: list[str] = []  # processes a killed run left running (reported, then killed)
+
+
+def _child(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    """Run a child in a process group of its own. Output goes to files, not pipes: what a
+    killed run leaves behind (its temporary Prefect server) would hold a pipe open. What
+    is left of the group once the child is gone is noted, then killed."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(CHILD), *args],
+            env=env,
+            stdout=out,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            proc.wait(timeout=1800)
+        finally:
+            LEFT_BEHIND.extend(_group(proc.pid))
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+
+
+def _group(pgid: int) -> list[str]:
+    """The command lines of the processes still in the process group `pgid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+                found.append(cmdline.decode(errors="replace")[:160])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return found
+
+
+def _run(point: str, lake: Path, landing: Path, config: str, *extra: str):
+    mark = lake.parent / f"{lake.name}.{point}.hit"
+    cli = ["run", str(landing), "--lake", str(lake), *extra]
+    done = _child(["run", point, str(mark), "--", *cli], _env(config, lake))
+    mark.with_suffix(".log").write_text(f"{done.stdout}\n{done.stderr}")  # to look into
+    return done, mark
+
+
+def _tail(done: subprocess.CompletedProcess) -> str:
+    return f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+
+
+def _read(lake: Path, config: str) -> dict:
+    done = _child(["read", str(lake)], _env(config, lake))
+    assert done.returncode == 0, _tail(done)
+    return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+
+
+# --- what the test process reads itself: Delta, via deltalake -------------------------
+
+
+def _bronze(settings) -> dict[str, pa.Table]:
+    """Every bronze table, each of its Delta versions read whole (a version naming a file
+    that is missing or half written fails here); {table: its latest rows}."""
+    from cms_pipeline.ingest.delta_writer import open_table
+    from cms_pipeline.lake import bronze_uri
+
+    tables = {}
+    root = Path(settings.lake) / "bronze"
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []:
+        dt = open_table(bronze_uri(settings, folder.name))
+        if dt is None:
+            continue
+        for version in range(dt.version() + 1):
+            latest = open_table(bronze_uri(settings, folder.name), version).to_pyarrow_table()
+        tables[folder.name] = latest
+    return tables
+
+
+def _live_ledger(settings) -> pa.Table:
+    from cms_pipeline.ingest import ledger
+
+    return ledger.live(ledger.read_ledger(settings))
+
+
+def _check_delta_state(settings) -> dict[str, int]:
+    """After any kill: every bronze version readable, no delivery loaded twice (one live
+    ledger row per hash, one bronze batch per hash). {table: bronze rows}."""
+    bronze = _bronze(settings)
+    live = _live_ledger(settings)
+    hashes = live.column("sha256").to_pylist()
+    assert len(hashes) == len(set(hashes)), f"a delivery loaded twice: {sorted(hashes)}"
+    for table, rows in bronze.items():
+        batches = pc.unique(rows.column("_batch_id")).to_pylist()
+        per_hash = [b[:16] for b in batches]
+        assert len(per_hash) == len(set(per_hash)), f"{table}: one file in two batches {batches}"
+    return {table: rows.num_rows for table, rows in bronze.items()}
+
+
+def test_a_run_killed_at_each_commit_point_then_rerun_ends_as_a_clean_run(
+    tmp_path, landing, config
+):
+    from cms_pipeline.exports import exported_build
+    from cms_pipeline.publish import intent_path, published_build
+
+    # the reference: one clean run (no training: it compares data, not models)
+    reference_lake = tmp_path / "reference"
+    clean, _ = _run("none", reference_lake, landing, config, "--train", "never")
+    assert clean.returncode == 0, _tail(clean)
+    reference_settings = load_settings(config_dir=config, lake=str(reference_lake))
+    reference_bronze = _check_delta_state(reference_settings)
+    reference = _read(reference_lake, config)
+    assert reference_bronze["inpatient_claims"] > 0 and reference["gold"]
+
+    lake = tmp_path / "lake"
+    settings = load_settings(config_dir=config, lake=str(lake))
+    survived = []
+    for point in KILL_POINTS:
+        killed, mark = _run(point, lake, landing, config)
+        assert mark.exists(), f"{point} was never reached:\n{_tail(killed)}"
+        assert killed.returncode == -signal.SIGKILL, f"{point}:\n{_tail(killed)}"
+        _check_delta_state(settings)
+        survived.append((point, mark.read_text()))
+
+    final, _ = _run("none", lake, landing, config)
+    assert final.returncode == 0, _tail(final)
+    print(f"kill points survived / tried: {len(survived)}/{len(KILL_POINTS)}")
+    for point, what in survived:
+        print(f"  {point}: {what[:160]}")
+
+    # bronze and the ledger: as the clean run left them, each delivery once
+    assert _check_delta_state(settings) == reference_bronze
+    assert set(_live_ledger(settings).column("sha256").to_pylist()) == set(
+        _live_ledger(reference_settings).column("sha256").to_pylist()
+    )
+    quarantine_rows = _quarantine_rows(settings)
+    assert quarantine_rows == _quarantine_rows(reference_settings) and quarantine_rows > 0
+
+    # what a reader sees: each layer's views on one build, the published one
+    seen = _read(lake, config)
+    for layer in ("silver", "gold"):
+        builds = {b for view, bs in seen["views"].items() if view.startswith(layer) for b in bs}
+        assert builds == {published_build(settings, layer)["schema"]}, (layer, seen["views"])
+        assert not intent_path(settings, layer).exists()
+    # gold: same tables, rows and totals (payments among them) as the clean run
+    assert seen["gold"] == reference["gold"]
+    # exports of the published gold build, finished
+    assert exported_build(settings) == published_build(settings, "gold")["build_id"]
+    # predictions: the view reads one whole version, a row per feature row
+    predictions = seen["predictions"]["predictions_readmission_30d"]
+    assert predictions["rows"] == seen["gold"]["features_readmission"]["rows"] > 0
+
+
+def _quarantine_rows(settings) -> int:
+    from cms_pipeline.ingest.delta_writer import open_table
+    from cms_pipeline.lake import quarantine_uri
+
+    dt = open_table(quarantine_uri(settings))
+    return 0 if dt is None else dt.to_pyarrow_table().num_rows
