@@ -15,11 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 from typer.testing import CliRunner
 
 from cms_pipeline.cli import app
 from cms_pipeline.config import load_settings
+from cms_pipeline.ingest.header import check_header
+from cms_pipeline.ingest.validation import find_violations
 from cms_pipeline.synth import inpatient, render
 from cms_pipeline.synth.calibrate import calibrate
 from cms_pipeline.synth.calibration import CALIBRATION_FILE, Calibration, load_calibration
@@ -385,11 +388,6 @@ def test_cli_writes_cms_zips(tmp_path):
 
 def test_ingestion_checks_accept_the_generated_files(generated, contracts):
     """The pipeline's own header and row checks (cms_pipeline.ingest) find nothing wrong."""
-    import pyarrow.csv as pacsv
-
-    from cms_pipeline.ingest.header import check_header
-    from cms_pipeline.ingest.validation import find_violations
-
     for kind, path in generated.items():
         contract = contracts[KINDS[kind].contract]
         header = check_header(

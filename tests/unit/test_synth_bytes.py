@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import json
 import sys
+import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,8 +26,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cms_pipeline.cli import app
+from cms_pipeline.synth import generator
+
 FIXTURE = Path(__file__).parent / "fixtures" / "synth_bytes.json"
-CHUNK_MODULE = "cms_pipeline.synth.generator"  # holds CHUNK_BENES, read when planning chunks
 
 # name, scale, seed, sample, zip, chunk size (None: the default), workers
 CASES = [
@@ -63,23 +66,19 @@ def _digests(folder: Path) -> dict[str, dict]:
 
 @contextmanager
 def _chunk_size(size: int | None):
-    import importlib
-
-    module = importlib.import_module(CHUNK_MODULE)
-    before = module.CHUNK_BENES
-    module.CHUNK_BENES = size or before
+    """Beneficiaries per chunk (read when chunks are planned); None keeps the default."""
+    before = generator.CHUNK_BENES
+    generator.CHUNK_BENES = size or before
     try:
         yield
     finally:
-        module.CHUNK_BENES = before
+        generator.CHUNK_BENES = before
 
 
 def run_case(case: tuple, out: Path) -> dict:
-    from cms_pipeline.synth.generator import generate_sample
-
     name, scale, seed, sample, as_zip, chunk, workers = case
     with _chunk_size(chunk):
-        files = generate_sample(out, scale, seed, sample, as_zip, workers=workers)
+        files = generator.generate_sample(out, scale, seed, sample, as_zip, workers=workers)
     found = _digests(out)
     for file_name, info in files.items():
         found[file_name]["rows"] = info["rows"]
@@ -87,8 +86,6 @@ def run_case(case: tuple, out: Path) -> dict:
 
 
 def run_cli(case: tuple, out: Path) -> dict:
-    from cms_pipeline.cli import app
-
     name, args = case
     result = CliRunner().invoke(app, ["synth", *args, "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
@@ -96,8 +93,6 @@ def run_cli(case: tuple, out: Path) -> dict:
 
 
 def record() -> None:
-    import tempfile
-
     cases = {}
     with tempfile.TemporaryDirectory() as tmp:
         for case in CASES:
