@@ -167,7 +167,9 @@ def read(lake: str) -> None:
                 frame = spark.table(f"{layer}.{t.name}")
                 seen["predictions"][t.name] = {"rows": frame.count(), "reads": text}
                 continue
-            seen["views"][f"{layer}.{t.name}"] = sorted({"_".join(m) for m in BUILD.findall(text)})
+            seen["views"][f"{layer}.{t.name}"] = sorted(
+                {"_build_".join(m) for m in BUILD.findall(text)}
+            )
             if layer == "gold":
                 frame = spark.table(f"gold.{t.name}")
                 numeric = [
