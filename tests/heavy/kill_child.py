@@ -86,7 +86,7 @@ def _first(args, kwargs, name: str) -> str:
 
 
 def _sql(pattern: str):
-    found = re.compile(pattern, re.IGNORECASE | re.DOTALL)
+    found = re.compile(pattern, re.IGNORECASE | re.MULTILINE)
     return lambda args, kwargs: bool(found.search(_first(args, kwargs, "sqlQuery")))
 
 
@@ -111,11 +111,15 @@ def install(point: str, mark: str) -> None:
         # dbt's session mode runs each statement through SparkSession.sql in this process:
         # after the second model of the silver build is created
         "silver_half_built": lambda: _wrap(
-            SparkSession, "sql", mark, after=_sql(r"create .*table .*silver_build_"), nth=2
+            SparkSession, "sql", mark, after=_sql(r"^\s*create\s+table\s+silver_build_"), nth=2
         ),
         # the gold publish has replaced its first view
         "gold_publish_half": lambda: _wrap(
-            SparkSession, "sql", mark, after=_sql(r"create or replace view .*gold\."), nth=1
+            SparkSession,
+            "sql",
+            mark,
+            after=_sql(r"^\s*create\s+or\s+replace\s+view\s+gold\."),
+            nth=1,
         ),
         # the first analytics export written, the others and the web documents not
         "export_half": lambda: _wrap(DataFrameWriter, "parquet", mark, after=lambda a, k: True),

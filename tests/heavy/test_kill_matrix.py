@@ -228,6 +228,8 @@ def test_a_run_killed_at_each_commit_point_then_rerun_ends_as_a_clean_run(
         assert mark.exists(), f"{point} was never reached:\n{_tail(killed)}"
         assert killed.returncode == -signal.SIGKILL, f"{point}:\n{_tail(killed)}"
         _check_delta_state(settings)
+        if point == "gold_publish_half":  # killed in the publish itself: its intent is left
+            assert intent_path(settings, "gold").exists(), mark.read_text()
         survived.append((point, mark.read_text()))
 
     final, _ = _run("none", lake, landing, config)
