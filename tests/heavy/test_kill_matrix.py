@@ -237,6 +237,10 @@ def test_a_run_killed_at_each_commit_point_then_rerun_ends_as_a_clean_run(
     print(f"kill points survived / tried: {len(survived)}/{len(KILL_POINTS)}")
     for point, what in survived:
         print(f"  {point}: {what[:160]}")
+    # not asserted (Prefect's doing): a SIGKILLed run's temporary API server lives on
+    print(f"processes left running by the killed runs (then killed): {len(LEFT_BEHIND)}")
+    for command in sorted(set(LEFT_BEHIND)):
+        print(f"  {command}")
 
     # bronze and the ledger: as the clean run left them, each delivery once
     assert _check_delta_state(settings) == reference_bronze
