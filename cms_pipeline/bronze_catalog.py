@@ -141,13 +141,3 @@ def sync_bronze(
         if version is not None:
             synced[table] = version
     return synced
-
-
-def delivered_tables(settings: Settings) -> set[str]:
-    """Bronze tables whose current Delta version holds at least one delivery."""
-    delivered = set()
-    for table in bronze_tables(settings):
-        dt = open_table(bronze_uri(settings, table))
-        if dt is not None and batches_in_table(dt):
-            delivered.add(table)
-    return delivered

@@ -74,9 +74,9 @@ def use_cases(settings: Settings) -> list[str]:
 def missing_kinds(settings: Settings, use_case: str) -> list[str]:
     """Bronze tables the use case's feature table is built from that no delivery has
     reached: training or scoring on them would treat absent claims as zero cost."""
-    from cms_pipeline.bronze_catalog import delivered_tables
     from cms_pipeline.dbt_lineage import missing_inputs, read_manifest
     from cms_pipeline.dbt_runner import dbt_dir
+    from cms_pipeline.ingest.ledger import delivered_tables
     from models_ml.usecase import load_use_case
 
     table = load_use_case(settings, use_case).table.rsplit(".", 1)[-1]

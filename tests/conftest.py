@@ -18,7 +18,12 @@ from cms_pipeline.runtime import prepare_environment
 SAMPLE_DATA = PROJECT_ROOT / "data" / "synpuf"
 # Integration modules that read the session's pipeline run (`first_run`) or share its
 # Prefect harness (tests/integration/conftest.py): they must run in one worker.
-SESSION_LAKE_MODULES = {"test_pipeline", "test_pipeline_layers", "test_watcher_flow"}
+SESSION_LAKE_MODULES = {
+    "test_pipeline",
+    "test_pipeline_layers",
+    "test_pipeline_retract",  # after the layer tests: it rebuilds silver and gold
+    "test_watcher_flow",
+}
 # The slowest modules (minutes each on 2 cores), longest first: started first, so that the
 # two workers finish together rather than one waiting on a long module at the end.
 SLOWEST_FIRST = [

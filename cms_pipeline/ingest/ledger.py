@@ -78,6 +78,11 @@ def live(ledger: pa.Table) -> pa.Table:
     return ledger.filter(mask)
 
 
+def delivered_tables(settings: Settings) -> set[str]:
+    """Bronze tables at least one live delivery reached (the others are "not delivered")."""
+    return set(live(read_ledger(settings)).column("table").to_pylist())
+
+
 def done_hashes(ledger: pa.Table) -> set[str]:
     """Bytes loaded and still in bronze: the same bytes again are a no-op."""
     return set(live(ledger).column("sha256").to_pylist())

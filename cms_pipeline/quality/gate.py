@@ -98,7 +98,7 @@ def run_checks(
         "batch_id": batch_id or "",
     }
 
-    missing_inputs = _not_delivered(settings, layer, files)
+    missing_inputs = _not_delivered(spark, settings, layer, schema, files, present)
     retracted = _retracted_since_passing(settings, stored, layer) if layer == "bronze" else {}
 
     def check_table(table: str, path: Path) -> _TableChecks:
@@ -256,29 +256,35 @@ def _table_version(spark, settings: Settings, schema: str, table: str) -> str:
     return f"delta v{version}" if version is not None else schema
 
 
-def _not_delivered(settings: Settings, layer: str, files: dict[str, Path]) -> dict[str, str]:
-    """{table: why} for tables fed only by bronze tables that no delivery has reached.
-
-    Bronze: the table itself has no committed delivery. Silver and gold: every bronze table
-    upstream of the model (dbt's manifest) is undelivered.
-    """
-    from cms_pipeline.bronze_catalog import bronze_tables, delivered_tables
+def _not_delivered(
+    spark, settings: Settings, layer: str, schema: str, files: dict[str, Path], present: set[str]
+) -> dict[str, str]:
+    """{table: why} for tables with nothing in them because no file feeds them yet: the
+    table is absent or empty in `schema`, and no live delivery (ledger: loaded, not
+    retracted) reached it (bronze) or any bronze table upstream of it (silver and gold,
+    from dbt's manifest). A table with rows is always checked, and so is an empty one
+    whose files were delivered (rows lost)."""
+    from cms_pipeline.bronze_catalog import bronze_tables
+    from cms_pipeline.ingest.ledger import delivered_tables
 
     delivered = delivered_tables(settings)
     if layer == "bronze":
-        return {
-            t: "no file of this kind delivered yet"
-            for t in files
-            if t in bronze_tables(settings) and t not in delivered
-        }
-    from cms_pipeline.dbt_lineage import fed_by_nothing, read_manifest, upstream_sources
-    from cms_pipeline.dbt_runner import dbt_dir
+        why = "no file of this kind delivered yet"
+        candidates = {t: why for t in files if t in bronze_tables(settings) and t not in delivered}
+    else:
+        from cms_pipeline.dbt_lineage import fed_by_nothing, read_manifest, upstream_sources
+        from cms_pipeline.dbt_runner import dbt_dir
 
-    manifest = read_manifest(dbt_dir(settings) / "target" / "manifest.json")
+        manifest = read_manifest(dbt_dir(settings) / "target" / "manifest.json")
+        candidates = {
+            t: f"fed by {', '.join(sorted(upstream_sources(manifest, t)))}: none delivered yet"
+            for t in files
+            if fed_by_nothing(manifest, t, delivered)
+        }
     return {
-        t: f"fed by {', '.join(sorted(upstream_sources(manifest, t)))}: none delivered yet"
-        for t in files
-        if fed_by_nothing(manifest, t, delivered)
+        t: why
+        for t, why in candidates.items()
+        if t not in present or not spark.table(f"{schema}.{t}").limit(1).count()
     }
 
 

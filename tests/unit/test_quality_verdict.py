@@ -195,15 +195,17 @@ def test_samples_of_wide_rows_keep_locators_and_mentioned_columns_only():
     assert len(keep_columns(columns, " ".join(columns), 16)) == 16
 
 
-def test_a_missing_table_stops_the_gate_unless_no_file_of_its_kind_was_ever_loaded(settings):
-    from cms_pipeline.quality.gate import _ledger_tables, _missing_table, check_files
+def test_a_missing_table_stops_the_gate_and_an_undelivered_one_is_named(settings):
+    from cms_pipeline.ingest.ledger import delivered_tables
+    from cms_pipeline.quality.gate import _missing_table, _not_delivered_result, check_files
 
     path = check_files("bronze")["carrier_claims"]
-    assert "carrier_claims" not in _ledger_tables(settings)  # empty lake: nothing loaded
-    never_loaded = _missing_table("bronze", "carrier_claims", "bronze", path, delivered=False)
-    assert (never_loaded.outcome, never_loaded.location) == (
-        "warn",
+    assert "carrier_claims" not in delivered_tables(settings)  # empty lake: nothing loaded
+    never_loaded = _not_delivered_result("bronze", "carrier_claims", path, "no file yet")
+    assert (never_loaded.outcome, never_loaded.location, never_loaded.stops) == (
+        "not delivered",
         "soda_checks/bronze/carrier_claims.yml:1",
+        False,
     )
-    lost = _missing_table("silver", "carrier_claims", "silver_build_x", path, delivered=True)
+    lost = _missing_table("silver", "carrier_claims", "silver_build_x", path)
     assert lost.stops and "silver_build_x.carrier_claims not found" in lost.message
