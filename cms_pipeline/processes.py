@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -219,3 +220,37 @@ def write_state(path: Path, body: dict) -> Path:
 def read_state(path: Path) -> dict | None:
     """The record at `path`, or None when nothing was started there."""
     return json.loads(path.read_text()) if path.exists() else None
+
+
+# Polls for the owner; once it is gone (even killed by SIGKILL, which runs no cleanup),
+# stops the child's group the way stop_group does, unless that pid is someone else's now.
+_REAPER = """
+import sys, time
+from cms_pipeline.processes import Started, is_ours, stop_group
+owner = Started("owner", int(sys.argv[1]), float(sys.argv[2]), "")
+child = Started("child", int(sys.argv[3]), float(sys.argv[4]), "")
+while is_ours(owner) and is_ours(child):
+    time.sleep(2)
+if is_ours(child):
+    stop_group(child, timeout=10)
+"""
+
+
+def stop_with_this_process(pid: int) -> None:
+    """Stop the server `pid` (a group leader, e.g. the H2O JVM h2o.init starts in a session
+    of its own) when this process ends, however it ends: a detached watcher process does
+    it, so a killed run leaves no JVM behind holding memory and a port."""
+    try:
+        owner = psutil.Process(os.getpid()).create_time()
+        child = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return
+    argv = [sys.executable, "-c", _REAPER]
+    argv += [str(os.getpid()), repr(owner), str(pid), repr(child)]
+    subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )

@@ -39,6 +39,11 @@ def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: in
                 port=port or int(os.environ.get("CMS_PIPELINE_H2O_PORT", "54321")),
                 verbose=False,
             )
+    server = h2o.connection().local_server
+    if server is not None and server.is_running():  # a JVM this process started
+        from cms_pipeline.processes import stop_with_this_process
+
+        stop_with_this_process(server._process.pid)  # h2o keeps no public handle on it
     h2o.no_progress()
     # runs before h2o's own exit hook (LIFO); once, however many connections were made
     atexit.unregister(_close_quietly)

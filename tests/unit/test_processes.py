@@ -142,3 +142,35 @@ def test_the_cluster_record_round_trips_and_stop_stops_what_it_names(started, tm
     processes.write_state(root / "cluster.json", {"root": str(root), "pids": {"master": 1}})
     with pytest.raises(ClusterError, match="older record without start times"):
         LocalCluster.load(root)
+
+
+def test_a_server_is_stopped_when_its_starter_is_killed(tmp_path):
+    """stop_with_this_process: a server in its own session (as h2o.init starts H2O's JVM)
+    does not outlive a starter killed by SIGKILL."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    import psutil
+
+    pid_file = tmp_path / "server.pid"
+    starter = textwrap.dedent(
+        f"""
+        import os, signal, subprocess, sys, time
+        from cms_pipeline.processes import stop_with_this_process
+        server = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        stop_with_this_process(server.pid)
+        open({str(pid_file)!r}, "w").write(str(server.pid))
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", starter], timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    server = int(pid_file.read_text())
+    deadline = time.monotonic() + 30
+    while psutil.pid_exists(server) and psutil.Process(server).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the server outlived its killed starter"
+        time.sleep(0.2)
