@@ -352,18 +352,32 @@ def code_fingerprint(settings: Settings) -> str:
 
 def current_layers(settings: Settings, bronze_versions: dict[str, int]) -> dict | None:
     """The published silver and gold builds when a rebuild would change nothing: silver
-    read exactly these bronze versions, gold was built on that silver, and both with
-    today's code. None when either layer must be built again."""
+    read the same bronze (`_reads_same_bronze`), gold was built on that silver, and both
+    with today's code. None when either layer must be built again."""
     silver, gold = published_build(settings, "silver"), published_build(settings, "gold")
     if not silver or not gold:
         return None
     code = code_fingerprint(settings)
     fresh = (
-        silver.get("bronze_versions") == bronze_versions
-        and gold.get("upstream_build") == silver["build_id"]
+        gold.get("upstream_build") == silver["build_id"]
         and silver.get("code_sha256") == gold.get("code_sha256") == code
+        and _reads_same_bronze(settings, silver, bronze_versions)
     )
     return {"silver": silver, "gold": gold} if fresh else None
+
+
+def _reads_same_bronze(settings: Settings, silver: dict, bronze_versions: dict[str, int]) -> bool:
+    """Silver read exactly these bronze versions, or the same batches at other versions: a
+    batch's rows never change once committed, so a retraction that takes bronze back to
+    the batches the published build read (or a compaction) needs no rebuild."""
+    if silver.get("bronze_versions") == bronze_versions:
+        return True
+    read = silver.get("bronze_batches")
+    if read is None or set(read) != set(bronze_versions):
+        return False
+    from cms_pipeline.silver_store import snapshot_batches
+
+    return snapshot_batches(settings, bronze_versions) == read
 
 
 def _published_relations(run: DbtRun | None) -> list[str]:
@@ -655,6 +669,7 @@ def promote(
         "schema": build_schema(layer, build_id),
         "models": relations,
         "bronze_versions": record.get("bronze_versions", {}),
+        "bronze_batches": record.get("bronze_batches"),  # silver: what current_layers compares
         "upstream_build": record.get("upstream_build"),
         "code_sha256": record.get("code_sha256", ""),
         "published_at": datetime.now(UTC).isoformat(),

@@ -73,7 +73,8 @@ def test_only_the_uis_and_the_scoring_api_are_published_on_loopback(services):
 
 
 def test_every_container_has_no_new_privileges_a_memory_limit_and_a_healthcheck(services):
-    assert len(services) >= 8
+    # the services the checks below must reach exist (a renamed file would leave none)
+    assert PUBLISHED | NETWORK_ONLY <= set(services)
     for name, svc in services.items():
         assert "no-new-privileges:true" in svc.get("security_opt", []), name
         assert svc.get("cap_drop") == ["ALL"], name

@@ -246,7 +246,12 @@ def test_duplicate_keys_fail_the_expectation_loudly_with_numbers(settings, sampl
     (result,) = ingest(settings, str(landing)).files
     assert result.status == "loaded"
     (failure,) = result.expectation_failures
-    assert "DESYNPUF_ID" in failure and "1" in failure
+    rows = len([line for line in lines[1:] if line])
+    # the copy on line 4 comes first: line 9, the original, repeats its key
+    assert (
+        f"key (DESYNPUF_ID, year) not unique: 1 rows repeat a key seen earlier among {rows:,} rows (lines 9)"
+        in failure
+    )
     assert Path(result.report_html).read_text().count("DESYNPUF_ID") >= 1
 
 

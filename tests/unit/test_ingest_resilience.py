@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from deltalake import DeltaTable
 
 from cms_pipeline.ingest import ingest, ledger
@@ -30,6 +31,10 @@ def big_file(landing: Path, copies: int) -> tuple[Path, int]:
         for _ in range(copies):
             f.write(b"\r\n".join(rows) + b"\r\n")
     return path, len(rows) * copies
+
+
+def _data_rows(path: Path) -> int:
+    return len(path.read_bytes().rstrip(b"\r\n").split(b"\r\n")) - 1  # without the header
 
 
 def bronze_table(settings):
@@ -70,12 +75,12 @@ def test_crash_between_bronze_commit_and_ledger_is_recovered_without_duplicates(
         raise KeyboardInterrupt("killed after the bronze commit")
 
     monkeypatch.setattr(ledger, "record", crash)
-    try:
+    with pytest.raises(KeyboardInterrupt, match="killed after the bronze commit"):
         ingest(settings, str(landing))
-    except KeyboardInterrupt:
-        pass
     committed = bronze_table(settings).num_rows
-    assert committed > 0  # bronze was committed, the ledger was not
+    # bronze was committed with every row of the file, the ledger was not
+    assert committed == _data_rows(landing / BENE)
+    assert ledger.read_ledger(settings).num_rows == 0
     monkeypatch.setattr(ledger, "record", real_record)
     (result,) = ingest(settings, str(landing)).files
     assert result.status == "recovered" and result.rows_bronze == committed
