@@ -1,37 +1,37 @@
 """Run dbt in-process on the pipeline's SparkSession.
 
-`run_dbt(settings, ["build", ...])` generates `profiles.yml` under the metadata folder from
-the same `spark_conf(settings)` the pipeline's session uses (dbt-spark session mode calls
-`getOrCreate()` and so reuses the running session), passes the source mappings
-(`config/mappings`) as the var `cms_mapping`, and turns failures into one `DbtError` that
-names the model or test, the message and where failing rows are stored, instead of a raw
-Spark `AnalysisException`.
+`run_dbt(settings, ["build", ...])` runs dbt with the committed `dbt_project/profiles.yml`,
+its environment variables set from the settings (`profile_env`: the same `spark_conf(settings)`
+the pipeline's session uses; dbt-spark session mode calls `getOrCreate()` and so reuses the
+running session). It refuses to run while the files compiled from config/mappings are stale,
+and turns failures into one `DbtError` that names the model or test, the message and where
+failing rows are stored, instead of a raw Spark `AnalysisException`.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from cms_pipeline.atomic import write_text_atomic
 from cms_pipeline.config import PROJECT_ROOT, ConfigError, Settings, read_yaml
-from cms_pipeline.mapping import load_mappings
+from cms_pipeline.mapping_sql import stale_files
 from cms_pipeline.runtime import environment
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+PROFILES_FILE = DBT_PROJECT_DIR / "profiles.yml"
 PROFILE_NAME = "cms_pipeline"
 # first line of what follows a Spark error message: plan, SQL echo, stack trace
 _NOISE = re.compile(r"^\s*('|\+-|:-|== SQL ==|JVM stacktrace:|at org\.|\tat |compiled code at)")
 # terminal colours (a unit test's diff of actual and expected rows has them)
 _COLOURS = re.compile(r"\x1b\[[0-9;]*m")
-# dbt subcommands that take no --vars (`docs serve` takes them: it parses the project,
-# whose macros need the mapping)
+# dbt subcommands that take no --vars
 _NO_VARS = {("clean",), ("deps",), ("init",), ("debug",)}
 # dbt subcommands that never query Spark: no session is started for them
 _NO_SPARK = {("clean",), ("deps",), ("init",), ("docs", "serve")}
@@ -110,74 +110,60 @@ def table_file_format(settings: Settings) -> str:
     return value
 
 
-def profiles(settings: Settings) -> dict:
-    """The dbt profile, one output per target; `settings.dbt.target` picks one.
+# the session's settings that profiles.yml reads from the environment (the others are
+# the same in every profile and written there as they are)
+SPARK_ENV = {
+    "spark.master": "CMS_DBT_SPARK_MASTER",
+    "spark.app.name": "CMS_DBT_SPARK_APP_NAME",
+    "spark.driver.extraJavaOptions": "CMS_DBT_SPARK_DRIVER_JAVA_OPTIONS",
+    "spark.executor.extraJavaOptions": "CMS_DBT_SPARK_EXECUTOR_JAVA_OPTIONS",
+    "spark.sql.shuffle.partitions": "CMS_DBT_SPARK_SHUFFLE_PARTITIONS",
+    "spark.driver.memory": "CMS_DBT_SPARK_DRIVER_MEMORY",
+}
 
-    `local`: session mode on the pipeline's SparkSession. `cluster`: a Spark Thrift Server
-    (`settings.dbt.thrift_*`, see the cluster profile of config/pipeline.yaml).
-    `databricks`: http, with host, cluster and token read by dbt from the environment so
-    no secret is written to disk.
+
+def profile_env(settings: Settings) -> dict[str, str]:
+    """The variables that make dbt_project/profiles.yml the profile of these settings.
+
+    `local`: session mode on the pipeline's SparkSession, with the session's own settings
+    (dbt's getOrCreate() applies them to the running session: they must be equal).
+    `cluster`: a Spark Thrift Server (`settings.dbt.thrift_*`, see the cluster profile of
+    config/pipeline.yaml). `databricks`: host, cluster and token are read by dbt from the
+    environment, so no secret is written to disk.
     """
     from cms_pipeline.spark import spark_conf
 
     dbt = settings.dbt
-    return {
-        PROFILE_NAME: {
-            "target": dbt.target,
-            "outputs": {
-                "local": {
-                    "type": "spark",
-                    "method": "session",
-                    "host": "NA",
-                    "schema": "default",
-                    # models run side by side on the one session: small models mostly
-                    # wait for Spark to plan and for the metastore, not for the 2 cores
-                    "threads": dbt.threads,
-                    # identical to the session's settings: dbt's getOrCreate() applies them
-                    "server_side_parameters": spark_conf(settings),
-                },
-                "cluster": {
-                    "type": "spark",
-                    "method": "thrift",
-                    "host": dbt.thrift_host,
-                    "port": dbt.thrift_port,
-                    "user": dbt.thrift_user,
-                    "schema": "default",
-                    "threads": dbt.threads,
-                    # a Thrift Server that is still starting refuses connections for a while
-                    "connect_retries": 5,
-                    "connect_timeout": 10,
-                    "poll_interval": 1,  # seconds between status polls (default 5 per query)
-                },
-                "databricks": {
-                    "type": "spark",
-                    "method": "http",
-                    "host": "{{ env_var('DATABRICKS_HOST', 'localhost') }}",
-                    "cluster": "{{ env_var('DATABRICKS_CLUSTER_ID', 'none') }}",
-                    "token": "{{ env_var('DATABRICKS_TOKEN', '') }}",
-                    "port": 443,
-                    "schema": "default",
-                    "threads": dbt.threads,
-                },
-            },
-        }
+    conf = spark_conf(settings)
+    env = {
+        "DBT_TARGET": dbt.target,
+        "CMS_DBT_THREADS": str(dbt.threads),
+        "CMS_DBT_THRIFT_HOST": dbt.thrift_host,
+        "CMS_DBT_THRIFT_PORT": str(dbt.thrift_port),
+        "CMS_DBT_THRIFT_USER": dbt.thrift_user,
+        "CMS_DBT_METADATA": str(Path(settings.metadata).resolve()),
     }
+    # a setting the session lacks (no JVM flags: no executor options) is set empty
+    env.update({name: conf.get(key, "") for key, name in SPARK_ENV.items()})
+    return env
 
 
-def write_profiles(settings: Settings) -> Path:
-    path = dbt_dir(settings)
-    path.mkdir(parents=True, exist_ok=True)
-    target = path / "profiles.yml"
-    text = "# Generated by cms_pipeline.dbt_runner from config/pipeline.yaml; do not edit.\n"
-    text += yaml.safe_dump(profiles(settings), sort_keys=False)
-    if not target.exists() or target.read_text() != text:
-        write_text_atomic(target, text)  # dbt never reads half a profile
-    return path
+def render_profiles(env: Mapping[str, str]) -> dict:
+    """dbt_project/profiles.yml as dbt renders it in the environment `env`."""
+    from dbt.config.renderer import ProfileRenderer
+    from dbt_common.context import set_invocation_context
+
+    set_invocation_context(env)  # where dbt's env_var() looks
+    return ProfileRenderer({}).render_data(yaml.safe_load(PROFILES_FILE.read_text()))
+
+
+def profiles(settings: Settings) -> dict:
+    """dbt_project/profiles.yml as dbt renders it when the pipeline runs dbt."""
+    return render_profiles({**os.environ, **profile_env(settings)})
 
 
 def dbt_vars(settings: Settings, **extra) -> dict:
     return {
-        "cms_mapping": load_mappings(settings),
         "file_format": table_file_format(settings),
         **{k: v for k, v in extra.items() if v is not None},
     }
@@ -188,14 +174,13 @@ def _dbt_environment(settings: Settings, quiet: bool) -> Iterator[None]:
     base = dbt_dir(settings)
     wanted = {
         "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
-        "DBT_PROFILES_DIR": str(write_profiles(settings)),
+        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
         "DBT_TARGET_PATH": str(base / "target"),
         "DBT_LOG_PATH": str(base / "logs"),
-        "DBT_TARGET": settings.dbt.target,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_QUIET": "true" if quiet else "false",
     }
-    with environment(**wanted):
+    with environment(**wanted, **profile_env(settings)):
         yield
 
 
@@ -317,6 +302,12 @@ def run_dbt(
     """Run one dbt command in this process (`args` as after `dbt`, e.g. ["build", "-s", "x"])."""
     from dbt.cli.main import dbtRunner
 
+    stale = stale_files(settings)
+    if stale:
+        names = ", ".join(str(p.relative_to(PROJECT_ROOT)) for p in stale)
+        raise ConfigError(
+            f"{names}: not what config/mappings compiles to; run `cms-pipeline mappings compile`"
+        )
     if spark is None and needs_session(settings, args):
         from cms_pipeline.spark import get_spark
 

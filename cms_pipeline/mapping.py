@@ -2,8 +2,9 @@
 
 The YAML is the single source of the silver column names, types and decodings. This module
 checks it against the bronze file contracts and expands numbered columns; the result is
-passed to dbt as the var `cms_mapping`, where macros compile it into silver SQL, and the
-mapping document is rendered from it. Pure functions, no JVM.
+compiled into committed dbt files (cms_pipeline.mapping_sql: the staging models and the
+mapping the silver macros read) and the mapping document is rendered from it. Pure
+functions, no JVM.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from cms_pipeline.config import ConfigError, Settings, _explain, _Strict, read_yaml
@@ -205,8 +205,3 @@ def load_mappings(settings: Settings) -> dict[str, dict]:
         except ValueError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
     return result
-
-
-def dump_for_dbt(mappings: dict[str, dict]) -> str:
-    """The `--vars` fragment dbt receives (YAML flow style keeps it on one line)."""
-    return yaml.safe_dump({"cms_mapping": mappings}, default_flow_style=True, width=10**9)

@@ -25,7 +25,18 @@ app = typer.Typer(
 )
 
 # Areas in the order a user meets them; each module registers its own commands.
-AREAS = ["ingest", "bronze", "synth", "transform", "quality", "ml", "pipeline", "catalog", "stack"]
+AREAS = [
+    "ingest",
+    "bronze",
+    "synth",
+    "mappings",
+    "transform",
+    "quality",
+    "ml",
+    "pipeline",
+    "catalog",
+    "stack",
+]
 
 for _area in AREAS:
     try:

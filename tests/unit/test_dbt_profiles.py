@@ -3,13 +3,23 @@ environment (no JVM)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 
-from cms_pipeline.config import ConfigError, load_settings
-from cms_pipeline.dbt_runner import PROFILE_NAME, needs_session, profiles, write_profiles
+from cms_pipeline.config import PROJECT_ROOT, ConfigError, load_settings
+from cms_pipeline.dbt_runner import (
+    DBT_PROJECT_DIR,
+    PROFILE_NAME,
+    PROFILES_FILE,
+    SPARK_ENV,
+    needs_session,
+    profile_env,
+    profiles,
+    render_profiles,
+)
 from cms_pipeline.spark import QUICK_JIT, spark_conf
 from cms_pipeline.spark_cluster import (
     LocalCluster,
@@ -36,8 +46,11 @@ CLUSTER_VARS = [
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in [*CLUSTER_VARS, "CMS_PIPELINE_ENV", "CMS_PIPELINE_LAKE"]:
+    for name in [*CLUSTER_VARS, "CMS_PIPELINE_ENV", "CMS_PIPELINE_LAKE", "DBT_TARGET"]:
         monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith("CMS_DBT_"):
+            monkeypatch.delenv(name)
     return monkeypatch
 
 
@@ -91,16 +104,45 @@ def test_cluster_profile_follows_a_local_cluster(clean_env, tmp_path):
     assert conf["spark.sql.warehouse.dir"] == str(cluster.warehouse)
     out = _outputs(settings)["cluster"]
     assert (out["host"], out["port"], out["threads"]) == ("127.0.0.1", 10100, 4)
-
-    written = yaml.safe_load((write_profiles(settings) / "profiles.yml").read_text())
-    assert written == profiles(settings)
+    assert profile_env(settings)["DBT_TARGET"] == "cluster"
 
 
 def test_databricks_secrets_stay_in_the_environment(clean_env, tmp_path):
     settings = load_settings(profile="cluster", lake=str(tmp_path / "lake"))
     clean_env.setenv("DATABRICKS_TOKEN", "dapi-secret")
-    assert "dapi-secret" not in yaml.safe_dump(profiles(settings))
-    assert "env_var('DATABRICKS_TOKEN'" in _outputs(settings)["databricks"]["token"]
+    assert "dapi-secret" not in yaml.safe_dump(profile_env(settings))
+    committed = yaml.safe_load(PROFILES_FILE.read_text())[PROFILE_NAME]["outputs"]
+    assert "env_var('DATABRICKS_TOKEN'" in committed["databricks"]["token"]
+    assert _outputs(settings)["databricks"]["token"] == "dapi-secret"  # dbt reads it at run time
+
+
+def test_plain_dbt_defaults_are_the_local_profile_on_the_projects_lake(clean_env):
+    """`cd dbt_project && dbt build` with no variable: the pipeline's local session on
+    ./lake (paths relative to dbt_project/, Derby's log in the metadata folder)."""
+    plain = render_profiles(os.environ)[PROFILE_NAME]
+    assert plain["target"] == "local"
+    params = plain["outputs"]["local"]["server_side_parameters"]
+    settings = load_settings(lake=str(PROJECT_ROOT / "lake"))
+    conf = spark_conf(settings)
+    assert set(conf) <= set(params), "a session setting missing from dbt_project/profiles.yml"
+    meta = Path(settings.metadata).resolve()
+    assert (
+        DBT_PROJECT_DIR / params["spark.sql.warehouse.dir"]
+    ).resolve() == meta / "spark-warehouse"
+    url = params["spark.hadoop.javax.jdo.option.ConnectionURL"]
+    database = url.split("databaseName=")[1].split(";")[0]
+    assert (DBT_PROJECT_DIR / database).resolve() == meta / "metastore_db"
+    java = settings.spark.java_options
+    assert params["spark.driver.extraJavaOptions"].endswith(java)
+    assert params["spark.executor.extraJavaOptions"] == conf["spark.executor.extraJavaOptions"]
+    same = set(conf) - {
+        "spark.sql.warehouse.dir",
+        "spark.hadoop.javax.jdo.option.ConnectionURL",
+        "spark.driver.extraJavaOptions",
+    }
+    assert {k: params[k] for k in same} == {k: conf[k] for k in same}
+    # the pipeline sets each variable that replaces a default
+    assert set(SPARK_ENV.values()) <= set(profile_env(settings))
 
 
 def test_unset_variable_without_default_names_file_key_and_variable(clean_env, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cms_pipeline.config import ConfigError, load_settings
-from cms_pipeline.mapping import TableMapping, dump_for_dbt, expand_table, load_mappings
+from cms_pipeline.mapping import TableMapping, expand_table, load_mappings
 from cms_pipeline.mapping_doc import mapping_rows, render
 
 DBT = Path(__file__).resolve().parents[2] / "dbt_project"
@@ -112,10 +112,6 @@ def test_bad_mapping_file_names_file_and_key(tmp_path):
         load_mappings(load_settings(config_dir=config))
     assert "prescription_drug_events.yaml" in str(err.value)
     assert "columns.0.type" in str(err.value)
-
-
-def test_vars_round_trip_through_yaml(mappings):
-    assert yaml.safe_load(dump_for_dbt(mappings))["cms_mapping"] == mappings
 
 
 def test_silver_yaml_documents_every_mapped_column(mappings):

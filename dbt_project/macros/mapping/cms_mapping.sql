@@ -1,10 +1,11 @@
-{# The expanded mapping of one bronze table (config/mappings/<table>.yaml). #}
+{# The expanded mapping of one bronze table (config/mappings/<table>.yaml, compiled into
+   cms_mapping_data.sql by `cms-pipeline mappings compile`). #}
 {% macro cms_mapping(source_table) %}
-    {%- set all_mappings = var('cms_mapping', {}) -%}
+    {%- set all_mappings = cms_mapping_data() -%}
     {%- if source_table not in all_mappings -%}
         {{ exceptions.raise_compiler_error(
-            "No mapping for bronze." ~ source_table ~ ". Run dbt through `cms-pipeline dbt ...`, "
-            ~ "which passes config/mappings/*.yaml as the var cms_mapping.") }}
+            "No mapping for bronze." ~ source_table ~ " in macros/mapping/cms_mapping_data.sql: "
+            ~ "add config/mappings/" ~ source_table ~ ".yaml, then run `cms-pipeline mappings compile`.") }}
     {%- endif -%}
     {{ return(all_mappings[source_table]) }}
 {% endmacro %}
@@ -12,7 +13,7 @@
 {# Mapped tables that feed one unpivot target (e.g. claim_diagnoses), in name order. #}
 {% macro cms_mappings_with_unpivot(target) %}
     {%- set found = [] -%}
-    {%- for name, m in var('cms_mapping', {}) | dictsort if target in m.unpivots -%}
+    {%- for name, m in cms_mapping_data() | dictsort if target in m.unpivots -%}
         {%- do found.append(m) -%}
     {%- endfor -%}
     {{ return(found) }}

@@ -1,54 +1,9 @@
 {#
-  One staging step per bronze table, compiled from its mapping:
-  1. deduplicated: a row delivered again (same key) keeps its latest delivery. The
-     superseded deliveries are ranked from the keys and lineage only (stg_superseded), then
-     left out of the wide rows by a broadcast anti join: a window over the wide rows sorted
-     all of them (scale 1.0, stg_outpatient_claims warm 5.7 -> 3.5 s, the same rows);
-  2. typed: every mapped column cast and decoded, numbered columns typed for the unpivots;
-  3. decoded: codebook labels joined from the seeds named by `lookup`.
+  Staging steps compiled from a mapping: the per-batch store (macros/incremental) types and
+  decodes with these; the staging models that read bronze are plain SQL written by
+  `cms-pipeline mappings compile` (cms_pipeline/mapping_sql.py) with the same expressions.
 #}
-{% macro stg_from_mapping(source_table) %}
-{%- set m = cms_mapping(source_table) -%}
-with source as (
 
-    select * from {{ source('bronze', source_table) }}
-
-),
-
-superseded as (
-
-    {{ stg_superseded(source_table) }}
-
-),
-
-deduplicated as (
-
-    {#- usually no row at all; a whole file delivered again is only its lineage (tens of MB at scale 1.0) #}
-    select /*+ BROADCAST(superseded) */ source.*
-    from source
-    left anti join superseded
-        on {{ same_delivery('source', 'superseded') }}
-
-),
-
-typed as (
-
-    select
-        {{ cms_typed_columns(m) }}
-    from deduplicated
-
-),
-
-decoded as (
-
-    {{ cms_lookups('typed', m.columns) }}
-
-)
-
-select * from decoded
-{% endmacro %}
-
-{# 1 for the latest delivery of a key (latest ingest, then latest batch, then last line). #}
 {% macro delivery_rank(m) -%}
 row_number() over (
             partition by {{ m.key_source | join(', ') }}

@@ -1,0 +1,36 @@
+"""`cms-pipeline mappings compile`: config/mappings -> the committed staging SQL."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cms_pipeline.cli.common import out, settings_for
+from cms_pipeline.config import PROJECT_ROOT
+
+
+def register(app: typer.Typer) -> None:
+    mappings = typer.Typer(
+        help="Source -> silver mappings (config/mappings).", no_args_is_help=True
+    )
+    app.add_typer(mappings, name="mappings")
+
+    @mappings.command("compile")
+    def compile_command(
+        check: Annotated[
+            bool, typer.Option("--check", help="Write nothing; exit 1 when a file is stale.")
+        ] = False,
+    ):
+        """Write the staging models and the mapping macro that config/mappings compiles to."""
+        from cms_pipeline.mapping_sql import compile_mappings, stale_files
+
+        settings = settings_for()
+        changed = stale_files(settings) if check else compile_mappings(settings)
+        for path in changed:
+            out.print(f"{'stale' if check else 'wrote'}: {path.relative_to(PROJECT_ROOT)}")
+        if not changed:
+            out.print("up to date")
+        elif check:
+            out.print("run `cms-pipeline mappings compile` and commit the files")
+            raise typer.Exit(1)
