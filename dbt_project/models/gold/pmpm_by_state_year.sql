@@ -1,5 +1,14 @@
--- Per member per month payments by state and year: payments over member months of the
--- beneficiaries living in the state that year.
+-- Per member per month amounts by state and year. Every PMPM comes with its numerator and
+-- denominator, so a reader can recompute it: <measure>_pmpm = <measure>_amount / its months.
+-- Rule: Parts A/B measures (Medicare paid, beneficiary paid, each setting's payments, the
+-- summary file's reimbursement) are over member_months (A or B coverage, cut at the death
+-- month); Part D measures (gross drug cost, patient pay) over part_d_member_months
+-- (PLAN_CVRG_MOS_NUM, cut at the death month). Medicare paid and beneficiary paid are
+-- separate measures; claims_pmpm (every claim's payment, Part D gross cost included, over
+-- A/B months) is kept for earlier readers. Rules and evidence: beneficiary_year's header.
+{%- set ab_measures = ['claims_payment', 'medicare_paid', 'beneficiary_paid', 'primary_payer_paid',
+    'inpatient_payment', 'outpatient_payment', 'carrier_payment', 'summary_medicare_total'] %}
+{%- set d_measures = ['pde_gross_drug_cost', 'pde_patient_pay'] %}
 with {{ import_refs(beneficiary_years='beneficiary_year') }},
 
 totals as (
@@ -10,11 +19,11 @@ totals as (
         beneficiary_year,
         count(*) as beneficiary_count,
         sum(member_months) as member_months,
-        sum(claims_payment_amount) as claims_payment_amount,
-        {%- for t in ['inpatient', 'outpatient', 'carrier', 'pde'] %}
-        sum({{ t }}_payment_amount) as {{ t }}_payment_amount,
+        sum(part_d_member_months) as part_d_member_months,
+        {%- for m in ab_measures + d_measures %}
+        sum({{ m }}_amount) as {{ m }}_amount,
         {%- endfor %}
-        sum(summary_medicare_total_amount) as summary_medicare_total_amount
+        sum(pde_payment_amount) as pde_payment_amount
     from beneficiary_years
     group by state_code, beneficiary_year
 
@@ -24,11 +33,14 @@ final as (
 
     select
         *,
-        cast(claims_payment_amount / nullif(member_months, 0) as decimal(18, 2)) as claims_pmpm,
-        {%- for t in ['inpatient', 'outpatient', 'carrier', 'pde'] %}
-        cast({{ t }}_payment_amount / nullif(member_months, 0) as decimal(18, 2)) as {{ t }}_pmpm,
+        {%- for m in ab_measures %}
+        cast({{ m }}_amount / nullif(member_months, 0) as decimal(18, 2)) as {{ m | replace('_payment', '') | replace('_total', '') }}_pmpm,
         {%- endfor %}
-        cast(summary_medicare_total_amount / nullif(member_months, 0) as decimal(18, 2)) as summary_medicare_pmpm
+        {%- for m in d_measures %}
+        cast({{ m }}_amount / nullif(part_d_member_months, 0) as decimal(18, 2)) as {{ m }}_pmpm,
+        {%- endfor %}
+        -- Part D gross drug cost over Part D months (before: over A/B months)
+        cast(pde_payment_amount / nullif(part_d_member_months, 0) as decimal(18, 2)) as pde_pmpm
     from totals
 
 )
