@@ -1,40 +1,24 @@
--- Rule: admissions whose principal diagnosis (position 1 of the first claim) is
--- rehabilitation (ICD-9 V57.x) or a primary psychiatric condition (ICD-9 290-319) are not
--- index admissions, as in CMS's hospital-wide readmission measure. Planned readmissions
--- are NOT excluded: DE-SynPUF lacks what the CMS planned-readmission algorithm needs, so
--- the flags count all-cause readmissions.
-with {{ import_refs(admissions='readmission__transfers_merged') }},
-
-diagnoses as (
-
-    select * from {{ ref('claim_diagnoses') }}
-    where claim_type = 'inpatient' and diagnosis_position = 1
-
-),
-
-principal as (
-
-    select
-        claim_id,
-        min_by(icd9_dgns_cd, segment) as principal_icd9_dgns_cd
-    from diagnoses
-    group by claim_id
-
-),
+-- Rule (HWR cohort exclusions): a hospitalization whose principal diagnosis falls in a
+-- CCS category of the psychiatric, rehabilitation or medical-treatment-of-cancer
+-- cohorts is not an index admission (seed readmission_cohort_exclusion_ccs, CMS HWR
+-- tables: psychiatric = CCS 650-652, 654-659, 662, 670; rehabilitation = 254; cancer =
+-- 11-45). Delirium/dementia (653), alcohol (660), substance (661) and mental-health
+-- screening (663) stay in: CMS's psychiatric exclusion is narrower than ICD-9 290-319.
+with {{ import_refs(
+    diagnosis='readmission__principal_diagnosis_ccs',
+    exclusions='readmission_cohort_exclusion_ccs',
+) }},
 
 final as (
 
     select
-        admissions.admission_id,
-        principal.principal_icd9_dgns_cd,
-        case
-            when principal.principal_icd9_dgns_cd like 'V57%' then 'rehabilitation'
-            when principal.principal_icd9_dgns_cd rlike '^(29[0-9]|30[0-9]|31[0-9])'
-                then 'psychiatric'
-        end as exclusion_reason
-    from admissions
-    left join principal
-        on principal.claim_id = admissions.admission_id
+        diagnosis.admission_id,
+        diagnosis.principal_icd9_dgns_cd,
+        diagnosis.principal_ccs_category,
+        exclusions.exclusion_reason
+    from diagnosis
+    left join exclusions
+        on cast(exclusions.ccs_category as string) = diagnosis.principal_ccs_category
 
 )
 

@@ -1,10 +1,18 @@
 {{ config(materialized="table") }}
 
 -- A table: every rule below reads it.
--- Rule: stays of one beneficiary that overlap, or start within `transfer_gap_days` of
--- the previous discharge, are one hospitalization (a transfer, not a readmission). The
--- merged admission is named after its first claim, spans first admission to last
--- discharge, takes the DRG of its last claim and sums the payments.
+-- Rule (transfers, as in CMS's hospital-wide readmission measure): a stay that starts on
+-- the discharge day of the beneficiary's previous stay, or within `transfer_gap_days` (1)
+-- after it, at a DIFFERENT provider is a transfer: both are one hospitalization. Stays
+-- that overlap (start before the previous discharge) are one hospitalization whatever the
+-- provider. A stay at the SAME provider that starts on or after the previous discharge day
+-- is a new admission: next day = a readmission; same day = CMS's same-day rule
+-- (readmission__same_day_readmission). DE-SynPUF has no discharge status or admission
+-- source, so transfers are found by dates and providers alone.
+-- The merged hospitalization is named after, and takes its principal diagnosis, DRG and
+-- provider from, ONE claim: its first (admitting) claim, the stay whose principal
+-- diagnosis CMS uses for cohort inclusion of a transfer chain. Dates span first admission
+-- to last discharge; payments add up.
 with stays as (
 
     select * from {{ ref('readmission__claim_stays') }}
@@ -19,7 +27,10 @@ ordered as (
             partition by desynpuf_id
             order by admission_date, discharge_date, claim_id
             rows between unbounded preceding and 1 preceding
-        ) as previous_max_discharge_date
+        ) as previous_max_discharge_date,
+        lag(provider_id) over (
+            partition by desynpuf_id order by admission_date, discharge_date, claim_id
+        ) as previous_provider_id
     from stays
 
 ),
@@ -30,8 +41,10 @@ flagged as (
         *,
         case
             when previous_max_discharge_date is null then 1
-            when admission_date > date_add(previous_max_discharge_date, {{ var('transfer_gap_days') }}) then 1
-            else 0
+            when admission_date < previous_max_discharge_date then 0
+            when admission_date <= date_add(previous_max_discharge_date, {{ var('transfer_gap_days') }})
+                and not provider_id <=> previous_provider_id then 0
+            else 1
         end as starts_new_admission
     from ordered
 
@@ -58,8 +71,12 @@ final as (
         admission_number,
         min(admission_date) as admission_date,
         max(discharge_date) as discharge_date,
-        max_by(drg_code, struct(discharge_date, claim_id)) as drg_code,
-        min_by(provider_id, struct(admission_date, claim_id)) as provider_id,
+        min_by(principal_icd9_dgns_cd, struct(admission_date, discharge_date, claim_id))
+            as principal_icd9_dgns_cd,
+        min_by(drg_code, struct(admission_date, discharge_date, claim_id)) as drg_code,
+        min_by(provider_id, struct(admission_date, discharge_date, claim_id)) as provider_id,
+        max_by(provider_id, struct(discharge_date, admission_date, claim_id))
+            as discharge_provider_id,
         count(*) as claim_count,
         collect_list(claim_id) as claim_ids,
         sum(payment_amount) as payment_amount
