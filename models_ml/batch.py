@@ -1,9 +1,13 @@
-"""Batch scoring: a gold table scored by the champion MOJO into gold.predictions_<use_case>.
+"""Batch scoring: the scoring population scored by the champion MOJO into
+gold.predictions_<use_case>.
 
+The population comes from the use case's feature table, the one the model trained on
+(one definition): the rows whose prediction date lies in the `scoring_window_days` up to
+the as-of date (default: the table's latest prediction date), whatever their label.
 Output is readable by Spark SQL as `gold.predictions_<use_case>` (UseCase.predictions_table),
 replaced on each run, plus a JSON export for the web under METADATA/exports/ml/.
-Each row carries the ids, the split period, the score, the label at the model's
-threshold, the model version and the score time.
+Each row carries the ids, the split period, the prediction date, the score, the label at
+the model's threshold, the model version, the as-of date and the score time.
 
 The replacement is atomic for readers: each run writes a new Parquet table
 `predictions.<name>__<stamp>` (a version nobody reads yet; a run killed while writing it
@@ -18,7 +22,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -42,18 +46,42 @@ class ScoreResult:
     rows: int
     json_path: str
     scored_at: str
+    as_of: str
+
+
+def scoring_rows(spark, uc: UseCase, as_of: date | None = None, table: str | None = None):
+    """(rows to score, as-of date): the feature table's rows whose prediction date is in
+    the scoring window up to `as_of` (default: the latest prediction date in the table)."""
+    from pyspark.sql import functions as F
+
+    frame = spark.table(table or uc.table)
+    when = F.col(uc.population.prediction_date)
+    if as_of is None:
+        as_of = frame.agg(F.max(when)).first()[0]
+        if as_of is None:
+            raise ValueError(f"{table or uc.table}: no rows to score (the table is empty)")
+    start = F.date_sub(F.lit(as_of), uc.population.scoring_window_days)
+    return frame.filter((when <= F.lit(as_of)) & (when > start)), as_of
 
 
 def predictions_frame(
-    frame: pd.DataFrame, scores, labels, uc: UseCase, version: str, scored_at: datetime
+    frame: pd.DataFrame,
+    scores,
+    labels,
+    uc: UseCase,
+    version: str,
+    scored_at: datetime,
+    as_of: date | None = None,
 ) -> pd.DataFrame:
     """The predictions table's rows; pure."""
-    keep = [c for c in [*uc.id_columns, uc.split.time_column] if c in frame.columns]
+    wanted = [*uc.id_columns, uc.split.time_column, uc.population.prediction_date]
+    keep = [c for c in dict.fromkeys(wanted) if c in frame.columns]
     out = frame[keep].copy()
     out["score"] = scores
     out["predicted_label"] = labels.astype("int32")
     out["model_name"] = uc.name
     out["model_version"] = str(version)
+    out["as_of_date"] = as_of
     out["scored_at"] = pd.Timestamp(scored_at)
     return out.reset_index(drop=True)
 
@@ -65,6 +93,7 @@ def score(
     spark=None,
     version: str | None = None,
     json_path: Path | None = None,
+    as_of: date | None = None,
 ) -> ScoreResult:
     from cms_pipeline.publish import complete_interrupted_publish
 
@@ -77,11 +106,12 @@ def score(
     source = table or uc.table
     model = load_version(settings, uc.name, version)
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
-    frame = spark.table(source).toPandas()
+    rows, as_of = scoring_rows(spark, uc, as_of, source)
+    frame = rows.toPandas()
     scores = model.scorer.score_frame(frame)
     scored_at = datetime.now(UTC).replace(microsecond=0)
     out = predictions_frame(
-        frame, scores, model.scorer.labels(scores), uc, model.version, scored_at
+        frame, scores, model.scorer.labels(scores), uc, model.version, scored_at, as_of
     )
 
     replace_predictions(spark, uc.predictions_table, out, version_stamp(scored_at))
@@ -92,9 +122,10 @@ def score(
         "model_version": model.version,
         "source_table": source,
         "scored_at": scored_at.isoformat(),
+        "as_of": as_of.isoformat(),
         "rows": len(out),
         "predictions": json.loads(
-            out.drop(columns=["model_name", "model_version", "scored_at"]).to_json(
+            out.drop(columns=["model_name", "model_version", "scored_at", "as_of_date"]).to_json(
                 orient="records", date_format="iso"
             )
         ),
@@ -108,6 +139,7 @@ def score(
         rows=len(out),
         json_path=str(json_path),
         scored_at=scored_at.isoformat(),
+        as_of=as_of.isoformat(),
     )
 
 

@@ -1,9 +1,15 @@
 """Training data: an exact Parquet snapshot of a gold feature table, split in time.
 
-The Spark table is read once and written under
-METADATA/ml/<use_case>/<run_id>/{table,train,test}/; H2O imports the train and test
-Parquet folders directly (never through pandas), so the run can be reproduced from the
-files it logged.
+The feature table holds training rows and the scoring population (one definition, see
+`population` in the use case's YAML); training reads the rows whose label is known. They
+are written once under METADATA/ml/<use_case>/<run_id>/{table,train,test}/; H2O imports
+the train and test Parquet folders directly (never through pandas), so the run can be
+reproduced from the files it logged.
+
+Leak-free split: the last period tests; earlier rows train only when their label window
+(prediction_date + label_horizon_days) ends by the first prediction of the test period
+(the gap). Cross-validation folds are a hash of the group column (the beneficiary), so
+one person's rows never sit on both sides of a fold.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ NUMERIC_SPARK_TYPES = (
     "boolean",
 )
 PARQUET_PATTERN = r".*\.parquet$"
+FOLD_COLUMN = "cv_fold"  # written into the train Parquet, given to H2O as fold_column
 
 
 class FeatureTableError(ValueError):
@@ -45,6 +52,10 @@ class Snapshot:
     rows_train: int
     rows_test: int
     rows_without_period: int
+    rows_unlabelled: int  # the scoring population, never trained on
+    rows_gap: int  # earlier rows left out: their label window reaches the test period
+    test_start: str | None
+    fold_column: str | None
     positives_train: int
     positives_test: int
     files_sha256: str
@@ -58,7 +69,15 @@ class Snapshot:
 
 def feature_types(use_case: UseCase, spark_types: dict[str, str]) -> tuple[list[str], list[str]]:
     """(features, categorical features) from the table's column types; pure."""
-    needed = [use_case.target, use_case.split.time_column, *use_case.id_columns]
+    pop = use_case.population
+    needed = [
+        use_case.target,
+        use_case.split.time_column,
+        pop.training_flag,
+        pop.prediction_date,
+        *use_case.id_columns,
+        *([use_case.split.group_column] if use_case.split.group_column else []),
+    ]
     missing = [c for c in needed if c not in spark_types]
     if missing:
         raise FeatureTableError(
@@ -97,15 +116,25 @@ def split_periods(periods: list, test_periods: int, table: str, column: str) -> 
     return periods[:-test_periods], periods[-test_periods:]
 
 
-def snapshot(spark, use_case: UseCase, out_dir: Path) -> Snapshot:
-    """Write the table, and its train/test split, as Parquet under `out_dir`."""
+def fold_expression(column: str, nfolds: int):
+    """Fold 0..nfolds-1 from a stable hash of `column`: all rows of one value share it."""
     from pyspark.sql import functions as F
 
+    return F.pmod(F.xxhash64(F.col(column)), F.lit(nfolds)).cast("int")
+
+
+def snapshot(spark, use_case: UseCase, out_dir: Path) -> Snapshot:
+    """Write the training rows, and their train/test split, as Parquet under `out_dir`."""
+    from pyspark.sql import functions as F
+
+    pop = use_case.population
     df = spark.table(use_case.table)
     spark_types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
     features, categorical = feature_types(use_case, spark_types)
     table_dir, train_dir, test_dir = (out_dir / n for n in ("table", "train", "test"))
-    df.write.mode("errorifexists").parquet(str(table_dir))
+    labelled = F.col(pop.training_flag)
+    rows_unlabelled = df.filter(~labelled | labelled.isNull()).count()
+    df.filter(labelled).write.mode("errorifexists").parquet(str(table_dir))
     snap = spark.read.parquet(str(table_dir))
 
     target, period = F.col(use_case.target), F.col(use_case.split.time_column)
@@ -119,11 +148,22 @@ def snapshot(spark, use_case: UseCase, out_dir: Path) -> Snapshot:
     train_p, test_p = split_periods(
         periods, use_case.split.test_periods, use_case.table, use_case.split.time_column
     )
+    test_rows = snap.filter(period.isin(test_p))
+    test_start = test_rows.agg(F.min(pop.prediction_date)).first()[0]
+    label_end = F.date_add(F.col(pop.prediction_date), pop.label_horizon_days)
+    earlier = snap.filter(period.isin(train_p))
+    train_rows = earlier.filter(label_end <= F.lit(test_start))
+    rows_gap = earlier.count() - train_rows.count()
+    fold_column = None
+    if use_case.split.group_column and use_case.automl.nfolds > 1:
+        fold_column = FOLD_COLUMN
+        folds = fold_expression(use_case.split.group_column, use_case.automl.nfolds)
+        train_rows = train_rows.withColumn(fold_column, folds)
     # one file in id order: H2O lists a folder's files in no fixed order, and row order
     # changes GBM's row sampling, so several files would break reproducibility
     ordered = [F.col(c) for c in use_case.id_columns]
-    snap.filter(period.isin(train_p)).orderBy(*ordered).coalesce(1).write.parquet(str(train_dir))
-    snap.filter(period.isin(test_p)).orderBy(*ordered).coalesce(1).write.parquet(str(test_dir))
+    train_rows.orderBy(*ordered).coalesce(1).write.parquet(str(train_dir))
+    test_rows.orderBy(*ordered).coalesce(1).write.parquet(str(test_dir))
 
     counts = {
         r[0]: (r[1], r[2])
@@ -144,10 +184,14 @@ def snapshot(spark, use_case: UseCase, out_dir: Path) -> Snapshot:
         train_periods=train_p,
         test_periods=test_p,
         rows_table=sum(c[0] for c in counts.values()),
-        rows_train=rows(train_p),
+        rows_train=rows(train_p) - rows_gap,
         rows_test=rows(test_p),
         rows_without_period=counts.get(None, (0, 0))[0],
-        positives_train=pos(train_p),
+        rows_unlabelled=rows_unlabelled,
+        rows_gap=rows_gap,
+        test_start=str(test_start) if test_start is not None else None,
+        fold_column=fold_column,
+        positives_train=_positives(spark.read.parquet(str(train_dir)), use_case.target),
         positives_test=pos(test_p),
         files_sha256=_files_sha256([train_dir, test_dir]),
         spark_types=spark_types,
@@ -177,6 +221,12 @@ def import_h2o(h2o, snap: Snapshot, use_case: UseCase, which: str):
         if frame.types[name] != "enum":
             frame[name] = frame[name].asfactor()
     return frame
+
+
+def _positives(frame, target: str) -> int:
+    from pyspark.sql import functions as F
+
+    return int(frame.agg(F.sum(F.col(target))).first()[0] or 0)
 
 
 def _files_sha256(dirs: list[Path]) -> str:

@@ -89,10 +89,16 @@ def _train_run(settings, uc: UseCase, lineage, spark, h2o, c, run_id, promote_if
         verbosity=None,
     )
     run_capped(
-        aml, a.max_runtime_secs, uc.name, x=snap.features, y=uc.target, training_frame=train_fr
+        aml,
+        a.max_runtime_secs,
+        uc.name,
+        x=snap.features,
+        y=uc.target,
+        training_frame=train_fr,
+        fold_column=snap.fold_column,
     )
     leader = aml.leader
-    used = _model_features(leader)
+    used = [n for n in _model_features(leader) if n != snap.fold_column]
     leaked = sorted(set(used) & uc.non_features)
     if leaked:  # guard: ids, label, split and excluded columns must never reach the model
         raise RuntimeError(f"{uc.name}: model {leader.model_id} uses excluded columns {leaked}")
@@ -308,6 +314,10 @@ def _log_run(c, run_id, uc: UseCase, snap: Snapshot, leader, aml, test_metrics, 
         "sort_metric": a.sort_metric,
         "split_column": uc.split.time_column,
         "train_periods": ",".join(map(str, snap.train_periods)),
+        "test_start": snap.test_start,
+        "rows_gap": snap.rows_gap,
+        "rows_unlabelled": snap.rows_unlabelled,
+        "fold_column": snap.fold_column,
         "test_periods": ",".join(map(str, snap.test_periods)),
         "rows_table": snap.rows_table,
         "rows_train": snap.rows_train,

@@ -20,6 +20,22 @@ H2O_ALGOS = ["GLM", "GBM", "DRF", "XGBoost", "DeepLearning", "StackedEnsemble"]
 class SplitConfig(_Strict):
     time_column: str
     test_periods: int = Field(1, ge=1, description="last N distinct values form the test set")
+    group_column: str | None = Field(
+        None, description="cross-validation folds keep each value's rows together (H2O fold_column)"
+    )
+
+
+class PopulationConfig(_Strict):
+    """Who is trained on and who is scored, from the one feature table (one definition)."""
+
+    training_flag: str = Field(description="boolean column: true where the label is known")
+    prediction_date: str = Field(description="date column: the day each prediction is made")
+    label_horizon_days: int = Field(
+        ge=0, description="the label looks this far past prediction_date (sets the train-test gap)"
+    )
+    scoring_window_days: int = Field(
+        ge=1, description="score rows with as_of - window < prediction_date <= as_of"
+    )
 
 
 class AutoMLConfig(_Strict):
@@ -49,6 +65,7 @@ class UseCase(_Strict):
     exclude_columns: list[str] = Field(default_factory=list)
     categorical_columns: list[str] = Field(default_factory=list)
     split: SplitConfig
+    population: PopulationConfig
     automl: AutoMLConfig
     promotion: PromotionConfig = PromotionConfig()
 
@@ -61,8 +78,16 @@ class UseCase(_Strict):
 
     @property
     def non_features(self) -> set[str]:
-        """Columns that must never reach the model: ids, label, split column, excluded."""
-        return {self.target, self.split.time_column, *self.id_columns, *self.exclude_columns}
+        """Columns that must never reach the model: ids, label, split, population, excluded."""
+        return {
+            self.target,
+            self.split.time_column,
+            self.population.training_flag,
+            self.population.prediction_date,
+            *([self.split.group_column] if self.split.group_column else []),
+            *self.id_columns,
+            *self.exclude_columns,
+        }
 
     def feature_columns(self, columns: list[str]) -> list[str]:
         """The table's columns minus everything that must not reach the model, in order."""

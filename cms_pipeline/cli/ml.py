@@ -197,24 +197,41 @@ def score(
         typer.Option("--table", help="Table to score (default: the use case's feature table)"),
     ] = None,
     version: Annotated[str | None, typer.Option(help="Model version (default: champion)")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Score the population as of this date, YYYY-MM-DD (default: the latest "
+            "prediction date in the feature table)",
+        ),
+    ] = None,
     lake: LakeOption = None,
     profile: ProfileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score a gold table with the champion MOJO into `gold.predictions_<USE_CASE>` and JSON."""
+    """Score USE_CASE's scoring population (config/ml/<USE_CASE>.yaml `population`) with the
+    champion MOJO into `gold.predictions_<USE_CASE>` and JSON."""
+    from datetime import date
+
     from models_ml.batch import as_dict
     from models_ml.batch import score as run_score
 
     try:
-        result = run_score(settings_for(lake, profile), use_case, table=source, version=version)
-    except _registry_errors() as exc:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError as exc:
+        raise typer.BadParameter(f"--as-of {as_of!r}: expected a date YYYY-MM-DD") from exc
+    try:
+        result = run_score(
+            settings_for(lake, profile), use_case, table=source, version=version, as_of=day
+        )
+    except (*_registry_errors(), ValueError) as exc:
         raise _fail(exc) from exc
     emit(
         as_dict(result),
         as_json,
         lambda r: out.print(
-            f"{r['rows']} rows of {r['source_table']} scored by {use_case} v{r['model_version']} "
-            f"-> {r['predictions_table']} and {r['json_path']}"
+            f"{r['rows']} rows of {r['source_table']} as of {r['as_of']} scored by {use_case} "
+            f"v{r['model_version']} -> {r['predictions_table']} and {r['json_path']}"
         ),
     )
 

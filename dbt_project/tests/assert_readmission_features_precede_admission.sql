@@ -1,7 +1,25 @@
--- Leakage rule of features_readmission: the summary year of the flags is before the
--- admission year, and the last earlier discharge lies before the admission.
-select admission_id, admission_date, summary_year, days_since_last_discharge
-from {{ ref('features_readmission') }}
-where summary_year >= year(admission_date)
-    or days_since_last_discharge <= 0
-    or discharge_date < admission_date
+-- Leakage rule of features_readmission: the summary of the year before admission exists
+-- and supplies the flags, the last earlier discharge lies before the admission, and the
+-- label is set exactly on training rows.
+with features as (
+
+    select * from {{ ref('features_readmission') }}
+
+),
+
+summaries as (
+
+    select * from {{ ref('beneficiary') }}
+
+)
+
+select features.admission_id, features.admission_date, features.days_since_last_discharge
+from features
+left join summaries as prior_year
+    on prior_year.desynpuf_id = features.desynpuf_id
+    and prior_year.beneficiary_year = year(features.admission_date) - 1
+where prior_year.desynpuf_id is null
+    or prior_year.chronic_condition_count <> features.chronic_condition_count
+    or features.days_since_last_discharge <= 0
+    or features.discharge_date < features.admission_date
+    or (features.is_readmitted_30d is null) = features.is_training_row

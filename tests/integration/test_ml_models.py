@@ -103,17 +103,30 @@ def test_a_process_that_used_h2o_keeps_stdout_for_its_json(h2o_cluster):
     assert json.loads(done.stdout) == {}
 
 
+def expected_split(uc, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) rows by the rule, in pandas: labelled rows; the last period tests;
+    earlier rows whose label window ends by the test's first prediction date train."""
+    labelled = frame[frame[uc.population.training_flag]]
+    period = labelled[uc.split.time_column]
+    test = labelled[period == period.max()]
+    when = pd.to_datetime(labelled[uc.population.prediction_date])
+    start = pd.to_datetime(test[uc.population.prediction_date]).min()
+    horizon = pd.Timedelta(days=uc.population.label_horizon_days)
+    return labelled[(period < period.max()) & (when + horizon <= start)], test
+
+
 def test_training_logs_metrics_lineage_and_artifacts(ml_settings, first_runs, tables):
     for name, result in first_runs.items():
         uc = small(ml_settings, name)
         frame = tables[name]
-        last = frame[uc.split.time_column].max()
+        train_rows, test_rows = expected_split(uc, frame)
         assert result.model_version == "1" and result.promoted
         assert result.champion_version == "1"
         assert 0.55 < result.metrics["auc"] < 0.95, result.metrics  # real signal, no leak
         run = registry.client(ml_settings).get_run(result.run_id)
-        assert int(run.data.params["rows_test"]) == int((frame[uc.split.time_column] == last).sum())
-        assert int(run.data.params["rows_train"]) == int((frame[uc.split.time_column] < last).sum())
+        assert int(run.data.params["rows_test"]) == len(test_rows)
+        assert int(run.data.params["rows_train"]) == len(train_rows)
+        assert int(run.data.params["rows_unlabelled"]) == int((~frame.is_training_row).sum())
         for key in (
             "test_auc",
             "test_aucpr",
@@ -140,8 +153,42 @@ def test_training_logs_metrics_lineage_and_artifacts(ml_settings, first_runs, ta
         lineage = json.loads((art / "lineage.json").read_text())
         assert lineage["bronze_versions"] == LINEAGE["bronze_versions"]
         assert lineage["dbt_manifest_sha256"] == "abc123"
-        assert lineage["snapshot"]["rows_table"] == len(frame)
+        assert lineage["snapshot"]["rows_table"] == int(frame.is_training_row.sum())
         assert lineage["table"] == uc.table
+
+
+def test_split_leaves_a_gap_and_folds_keep_a_beneficiary_together(ml_settings, first_runs):
+    """No training label window reaches the test period; CV folds are grouped by the
+    beneficiary (H2O fold_column), so no person is on both sides of a fold."""
+    for name, result in first_runs.items():
+        uc = small(ml_settings, name)
+        pop = uc.population
+        train_rows = pd.read_parquet(Path(result.snapshot_dir) / "train")
+        test_rows = pd.read_parquet(Path(result.snapshot_dir) / "test")
+        label_end = pd.to_datetime(train_rows[pop.prediction_date]) + pd.Timedelta(
+            days=pop.label_horizon_days
+        )
+        assert label_end.max() <= pd.to_datetime(test_rows[pop.prediction_date]).min()
+        folds = train_rows.groupby(uc.split.group_column)["cv_fold"].nunique()
+        assert (folds == 1).all() and train_rows["cv_fold"].nunique() == uc.automl.nfolds
+        assert train_rows[uc.target].notna().all() and test_rows[uc.target].notna().all()
+        run = registry.client(ml_settings).get_run(result.run_id)
+        assert run.data.params["fold_column"] == "cv_fold"
+
+
+def test_scoring_population_has_the_training_columns_and_types(ml_settings, spark, first_runs):
+    """One definition: the rows scored come from the table trained on, column for column."""
+    from models_ml.batch import scoring_rows
+
+    for name, result in first_runs.items():
+        uc = small(ml_settings, name)
+        rows, as_of = scoring_rows(spark, uc)
+        trained = spark.read.parquet(str(Path(result.snapshot_dir) / "train")).drop("cv_fold")
+        assert [(f.name, f.dataType) for f in rows.schema.fields] == [
+            (f.name, f.dataType) for f in trained.schema.fields
+        ]
+        flags = {r[0] for r in rows.select(uc.population.training_flag).distinct().collect()}
+        assert False in flags  # the latest period's scoring rows, label unknown
 
 
 def test_ids_label_and_excluded_columns_never_reach_the_model(ml_settings, first_runs):
@@ -207,20 +254,36 @@ def test_promote_and_rollback(ml_settings, first_runs):
     assert "test_auc" in listed[name]["champion_metrics"]
 
 
-def test_batch_scoring_writes_predictions_table_and_json(ml_settings, spark, first_runs, tables):
+def in_window(uc, frame: pd.DataFrame, as_of) -> pd.DataFrame:
+    when = pd.to_datetime(frame[uc.population.prediction_date])
+    as_of = pd.Timestamp(as_of)
+    return frame[
+        (when <= as_of) & (when > as_of - pd.Timedelta(days=uc.population.scoring_window_days))
+    ]
+
+
+def test_batch_scoring_scores_the_population_as_of_a_date(ml_settings, spark, first_runs, tables):
     from models_ml.batch import score
 
     for name in first_runs:
         uc = small(ml_settings, name)
+        frame = tables[name]
+        latest = pd.to_datetime(frame[uc.population.prediction_date]).max().date()
         result = score(ml_settings, uc, spark=spark)
         champion = str(registry.champion(ml_settings, name).version)
         out = spark.table(uc.predictions_table).toPandas()
-        assert len(out) == result.rows == len(tables[name])
+        expected = in_window(uc, frame, latest)
+        assert len(out) == result.rows == len(expected) > 0
+        assert result.as_of == latest.isoformat() and set(out["as_of_date"]) == {latest}
         assert set(out["model_version"]) == {champion} and out["scored_at"].notna().all()
         assert out["score"].between(0, 1).all()
-        assert set(out[uc.id_columns[0]]) == set(tables[name][uc.id_columns[0]])
+        assert set(out[uc.id_columns[0]]) == set(expected[uc.id_columns[0]])
         exported = json.loads(Path(result.json_path).read_text())
         assert exported["rows"] == len(out) and exported["model_version"] == champion
+        # as of an earlier date: that date's population, labelled or not
+        earlier = latest.replace(year=latest.year - 1)
+        back = score(ml_settings, uc, spark=spark, as_of=earlier)
+        assert back.rows == len(in_window(uc, frame, earlier)) > 0
 
 
 def _free_port() -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -64,21 +64,26 @@ def test_predictions_frame_carries_ids_version_and_time(settings):
             "admission_id": ["a", "b"],
             "desynpuf_id": ["x", "y"],
             "discharge_year": [2010, 2010],
+            "discharge_date": [date(2010, 12, 20), date(2010, 12, 28)],
             "age": [70, 80],
             "is_readmitted_30d": [0, 1],
         }
     )
     at = datetime(2026, 1, 2, tzinfo=UTC)
-    out = predictions_frame(frame, np.array([0.2, 0.7]), np.array([0, 1]), uc, "3", at)
+    as_of = date(2010, 12, 31)
+    out = predictions_frame(frame, np.array([0.2, 0.7]), np.array([0, 1]), uc, "3", at, as_of)
     assert list(out.columns) == [
         "admission_id",
         "desynpuf_id",
         "discharge_year",
+        "discharge_date",
         "score",
         "predicted_label",
         "model_name",
         "model_version",
+        "as_of_date",
         "scored_at",
     ]
     assert out["model_version"].tolist() == ["3", "3"]
+    assert out["as_of_date"].tolist() == [as_of, as_of]
     assert "is_readmitted_30d" not in out and "age" not in out

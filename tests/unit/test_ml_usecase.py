@@ -11,6 +11,10 @@ from models_ml.data import FeatureTableError, feature_types, split_periods
 from models_ml.usecase import list_use_cases, load_use_case
 
 BOTH = ["high_cost_next_year", "readmission_30d"]
+POPULATION = (
+    "population: {training_flag: known, prediction_date: day, label_horizon_days: 30,"
+    " scoring_window_days: 30}\n"
+)
 
 
 def test_shipped_use_cases_load(settings):
@@ -21,6 +25,19 @@ def test_shipped_use_cases_load(settings):
         assert uc.table.startswith("gold.features_")
         assert uc.automl.max_models >= 1
         assert uc.predictions_table == f"gold.predictions_{name}"
+        # the population's columns and the beneficiary (CV groups) are never features
+        assert {uc.population.training_flag, uc.population.prediction_date} <= uc.non_features
+        assert uc.split.group_column == "desynpuf_id" in uc.non_features
+
+
+def test_missing_population_is_named(config_copy, tmp_path):
+    path = config_copy / "ml" / "no_population.yaml"
+    path.write_text(
+        "target: y\nid_columns: [id]\nsplit: {time_column: yr}\nautoml: {max_models: 2}\ntable: t\n"
+    )
+    settings = load_settings(config_dir=config_copy, lake=str(tmp_path / "lake"))
+    with pytest.raises(ConfigError, match="population"):
+        load_use_case(settings, "no_population")
 
 
 @pytest.fixture
@@ -35,6 +52,8 @@ def test_new_use_case_needs_only_a_yaml_file(config_copy, tmp_path):
     (config_copy / "ml" / "fall_risk.yaml").write_text(
         "table: gold.features_falls\ntarget: is_fall\nid_columns: [desynpuf_id]\n"
         "split: {time_column: year}\nautoml: {max_models: 3}\n"
+        "population: {training_flag: known, prediction_date: day,"
+        " label_horizon_days: 30, scoring_window_days: 30}\n"
     )
     settings = load_settings(config_dir=config_copy, lake=str(tmp_path / "lake"))
     uc = load_use_case(settings, "fall_risk")
@@ -47,22 +66,22 @@ def test_new_use_case_needs_only_a_yaml_file(config_copy, tmp_path):
     [
         (
             "target: y\nid_columns: [id]\nsplit: {time_column: yr}\nautoml: {max_models: 0}\n"
-            "table: t",
+            "table: t\n" + POPULATION,
             "automl.max_models",
         ),
         (
             "target: y\nid_columns: [id, y]\nsplit: {time_column: yr}\nautoml: {max_models: 2}\n"
-            "table: t",
+            "table: t\n" + POPULATION,
             "also listed as id or excluded",
         ),
         (
             "target: y\nid_columns: [id]\nsplit: {time_column: yr}\nautoml: {max_models: 2}\n"
-            "table: t\nsurprise: 1",
+            "table: t\nsurprise: 1\n" + POPULATION,
             "surprise",
         ),
         (
             "target: y\nid_columns: [id]\nsplit: {time_column: yr}\n"
-            "automl: {max_models: 2, exclude_algos: [Magic]}\ntable: t",
+            "automl: {max_models: 2, exclude_algos: [Magic]}\ntable: t\n" + POPULATION,
             "exclude_algos",
         ),
     ],
@@ -88,6 +107,7 @@ def test_ids_label_split_and_excluded_columns_are_never_features(settings):
         "desynpuf_id": "string",
         "discharge_date": "date",
         "discharge_year": "int",
+        "is_training_row": "boolean",
         "is_readmitted_30d": "int",
         "age": "int",
         "state_code": "string",
@@ -107,6 +127,7 @@ def test_feature_table_errors_say_what_to_change(settings):
         "desynpuf_id": "string",
         "discharge_date": "date",
         "discharge_year": "int",
+        "is_training_row": "boolean",
         "is_readmitted_30d": "int",
     }
     with pytest.raises(FeatureTableError, match="is_readmitted_30d"):

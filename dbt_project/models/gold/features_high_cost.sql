@@ -1,20 +1,43 @@
--- ML features for next-year high cost: one row per beneficiary and feature year t, label
--- is_high_cost_next_year = top 10% (`high_cost_quantile`) of Medicare payments in t+1
--- among beneficiaries alive and enrolled through t+1. Leakage rule: every feature comes
--- from year t (beneficiary_year of t); year t+1 only decides the label and who is in.
--- Payments are the summary file's Medicare reimbursements (IP + OP + carrier), which
--- cover every setting even when claim files are partial.
+-- ML features for next-year high cost: one row per beneficiary and feature year t, for
+-- everyone alive at the end of t and enrolled in t (what is known on `prediction_date`,
+-- 31 December of t). One definition for training and scoring:
+--   * t before the last data year: the label is known (`is_training_row`);
+--     is_high_cost_next_year = top 10% (`high_cost_quantile`) of Medicare payments in t+1
+--     within the feature year's population. Decedents of t+1 stay in: their label comes
+--     from what was paid for them in t+1; no t+1 summary counts as no payment.
+--   * t = the last data year: the scoring population, label null.
+-- Leakage rule: every feature comes from year t (beneficiary_year of t); t+1 decides only
+-- the label. Payments are the summary file's Medicare reimbursements (IP + OP + carrier),
+-- which cover every setting even when claim files are partial.
 with {{ import_refs(beneficiary_years='beneficiary_year') }},
 
-label_population as (
+data_years as (
 
-    -- alive at the end of t+1 with Part A or B coverage in t+1
-    select
-        desynpuf_id,
-        beneficiary_year as label_year,
-        summary_medicare_total_amount as label_payment_amount
+    select max(beneficiary_year) as last_data_year
+    from beneficiary_years
+
+),
+
+population as (
+
+    select beneficiary_years.*
     from beneficiary_years
     where is_alive_at_year_end and member_months > 0
+
+),
+
+next_year_payments as (
+
+    select
+        population.desynpuf_id,
+        population.beneficiary_year as feature_year,
+        population.beneficiary_year < data_years.last_data_year as is_training_row,
+        coalesce(next_year.summary_medicare_total_amount, 0) as label_payment_amount
+    from population
+    cross join data_years
+    left join beneficiary_years as next_year
+        on next_year.desynpuf_id = population.desynpuf_id
+        and next_year.beneficiary_year = population.beneficiary_year + 1
 
 ),
 
@@ -22,13 +45,16 @@ labels as (
 
     select
         desynpuf_id,
-        label_year,
+        feature_year,
+        is_training_row,
         case
-            when cume_dist() over (partition by label_year order by label_payment_amount)
-                > {{ var('high_cost_quantile') }} then 1
+            when not is_training_row then null
+            when cume_dist() over (
+                partition by feature_year order by label_payment_amount
+            ) > {{ var('high_cost_quantile') }} then 1
             else 0
         end as is_high_cost_next_year
-    from label_population
+    from next_year_payments
 
 ),
 
@@ -37,6 +63,8 @@ final as (
     select
         features.desynpuf_id,
         features.beneficiary_year as feature_year,
+        make_date(features.beneficiary_year, 12, 31) as prediction_date,
+        labels.is_training_row,
         labels.is_high_cost_next_year,
         features.age,
         features.sex_code,
@@ -66,10 +94,10 @@ final as (
         features.summary_medicare_carrier_amount,
         features.summary_medicare_total_amount,
         features.summary_beneficiary_total_amount
-    from beneficiary_years as features
+    from population as features
     inner join labels
         on labels.desynpuf_id = features.desynpuf_id
-        and labels.label_year = features.beneficiary_year + 1
+        and labels.feature_year = features.beneficiary_year
 
 )
 

@@ -1,10 +1,17 @@
--- ML features for 30-day readmission: one row per index admission, label
--- is_readmitted_30d. Leakage rules (tested in tests/ and unit tests):
+-- ML features for 30-day readmission: one row per admission that can be an index
+-- admission (alive at discharge, valid dates, no excluded principal diagnosis) of a
+-- beneficiary with a summary of the year before admission (12 months of history: the
+-- cohort rule, and no missing-history pattern that would stand in for the year).
+-- One definition for training and scoring:
+--   * discharges whose whole 30-day window is in the data: label is_readmitted_30d known
+--     (`is_training_row`);
+--   * later discharges (window still open at the end of the data): scoring rows, label null.
+-- Leakage rules (unit tests in _features.yml, tests/assert_readmission_*):
 --   * history windows end before the index admission starts (stays discharged before
 --     it, outpatient claims ended before it, within `lookback_days`);
 --   * the index stay contributes only what is known at discharge (dates, DRG, codes);
---   * chronic-condition flags and coverage come from the summary of the year BEFORE the
---     admission: a year's flags can be set by events later in that year.
+--   * chronic-condition flags, coverage and state come from the summary of the year
+--     BEFORE the admission: a year's flags can be set by events later in that year.
 with {{ import_refs(
     admissions='inpatient_admissions',
     merged_stays='readmission__transfers_merged',
@@ -14,8 +21,14 @@ with {{ import_refs(
 
 index_admissions as (
 
-    select * from {{ ref('inpatient_admissions') }}
-    where is_index_admission
+    select admissions.*
+    from admissions
+    inner join beneficiaries as prior_year
+        on prior_year.desynpuf_id = admissions.desynpuf_id
+        and prior_year.beneficiary_year = year(admissions.admission_date) - 1
+    where admissions.is_alive_at_discharge
+        and admissions.has_valid_dates
+        and admissions.exclusion_reason is null
 
 ),
 
@@ -104,14 +117,16 @@ final as (
         index_admissions.admission_date,
         index_admissions.discharge_date,
         index_admissions.discharge_year,
-        cast(index_admissions.is_readmitted_30d as int) as is_readmitted_30d,
+        index_admissions.is_window_observed as is_training_row,
+        case
+            when index_admissions.is_window_observed
+                then cast(index_admissions.is_readmitted_30d as int)
+        end as is_readmitted_30d,
         cast(floor(months_between(index_admissions.admission_date, people.birth_date) / 12) as int)
             as age_at_admission,
         people.sex_code,
         people.race_code,
-        coalesce(prior_year.state_code, admission_year.state_code) as state_code,
-        year(index_admissions.admission_date) - 1 as summary_year,
-        prior_year.desynpuf_id is not null as has_prior_year_summary,
+        prior_year.state_code,
         {%- for column, code in chronic_condition_columns() %}
         cast(prior_year.{{ column }} as int) as {{ column }},
         {%- endfor %}
@@ -139,12 +154,9 @@ final as (
     from index_admissions
     left join people
         on people.desynpuf_id = index_admissions.desynpuf_id
-    left join beneficiaries as prior_year
+    inner join beneficiaries as prior_year
         on prior_year.desynpuf_id = index_admissions.desynpuf_id
         and prior_year.beneficiary_year = year(index_admissions.admission_date) - 1
-    left join beneficiaries as admission_year
-        on admission_year.desynpuf_id = index_admissions.desynpuf_id
-        and admission_year.beneficiary_year = year(index_admissions.admission_date)
     left join prior_admissions
         on prior_admissions.admission_id = index_admissions.admission_id
     left join prior_outpatient
