@@ -138,3 +138,25 @@ def first_run(partial_run, run_pipeline, pipeline_landing):
     other kinds arrive, and with them ingest, gates, silver, gold, exports, H2O training
     (small budget) and scoring of everything."""
     return run_pipeline(pipeline_landing, train="missing")
+
+
+@pytest.fixture(scope="module")  # per module: pins bronze again after other modules' runs
+def published_builds(first_run, pipeline_runs, spark, spark_settings):
+    """The silver and gold builds of the session's last pipeline run that built them (the
+    first run, or a later one that built them again), with bronze pinned to the versions
+    that silver read. For modules in tests/conftest.py SESSION_LAKE_MODULES only.
+
+    Pinning matters: a later run may have loaded a file into bronze and then stopped at
+    its gate, so the newest bronze is not what the published silver was built from.
+    """
+    from cms_pipeline.bronze_catalog import sync_bronze
+    from cms_pipeline.publish import LAYERS, BuildResult
+
+    assert first_run["ok"], first_run["reason"]
+    # a run with nothing new keeps the published layers (no "build" entry): skip those
+    last = [
+        run for run in pipeline_runs if run["ok"] and "build" in run["layers"].get("silver", {})
+    ][-1]
+    builds = {layer: BuildResult(**last["layers"][layer]["build"]) for layer in LAYERS}
+    sync_bronze(spark, spark_settings, builds["silver"].bronze_versions)
+    return builds

@@ -91,7 +91,14 @@ def test_first_run_passes_every_gate_and_publishes(first_run, spark, spark_setti
         assert spark.table(f"bronze.{table}").count() == expected
     bene_years = sum(r["rows_bronze"] for r in loaded if r["table"] == "beneficiary_summary")
     assert spark.table("silver.beneficiary").count() <= bene_years
-    assert spark.table("gold.beneficiary_year").count() > 0
+    # one gold row per beneficiary and summary year that silver holds
+    assert (
+        spark.table("gold.beneficiary_year").count()
+        == spark.table("silver.beneficiary")
+        .select("desynpuf_id", "beneficiary_year")
+        .distinct()
+        .count()
+    )
 
 
 def test_first_run_trains_and_scores_every_use_case(first_run, spark):

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
+from cms_pipeline.config import CONFIG_DIR
 from cms_pipeline.dbt_runner import DbtError, dbt_dir, run_dbt
 from cms_pipeline.publish import (
     LAYERS,
-    BuildResult,
     build_layer,
     new_build_id,
     publish_history,
@@ -43,23 +44,8 @@ FEATURE_CONTRACT = {
 
 
 @pytest.fixture(scope="module")
-def lake(first_run, pipeline_runs, spark, spark_settings):
-    """The silver and gold builds of the session's last pipeline run that published them
-    (the first run, or a later one that built them again), with bronze pinned to the versions that silver read.
-
-    Pinning matters: a later run may have loaded a file into bronze and then stopped at
-    its gate, so the newest bronze is not what the published silver was built from.
-    """
-    from cms_pipeline.bronze_catalog import sync_bronze
-
-    assert first_run["ok"], first_run["reason"]
-    # a run with nothing new keeps the published layers (no "build" entry): skip those
-    last = [
-        run for run in pipeline_runs if run["ok"] and "build" in run["layers"].get("silver", {})
-    ][-1]
-    builds = {layer: BuildResult(**last["layers"][layer]["build"]) for layer in LAYERS}
-    sync_bronze(spark, spark_settings, builds["silver"].bronze_versions)
-    return builds
+def lake(published_builds):
+    return published_builds
 
 
 def _count(spark, name: str) -> int:
@@ -303,6 +289,13 @@ def test_export_writes_analytics_and_web_files(lake, spark, spark_settings):
     report = export_all(spark_settings, spark)
     states = spark.table("gold.pmpm_by_state_year").select("state_code").distinct().count()
     assert report.web["state_documents"] == states
-    assert len(report.analytics) >= 8
+    # every table config/storage.yaml lists, read back: gold's rows, gold's columns
+    listed = yaml.safe_load((CONFIG_DIR / "storage.yaml").read_text())["exports"]["analytics"]
+    assert set(report.analytics) == set(listed["tables"])
+    for table, location in report.analytics.items():
+        exported, published = spark.read.parquet(location), spark.table(f"gold.{table}")
+        assert exported.columns == published.columns, table
+        assert exported.exceptAll(published).count() == 0, table
+        assert published.exceptAll(exported).count() == 0, table
     profiles = spark.read.json(report.web["beneficiaries"])
     assert profiles.count() == _count(spark, "gold.dim_beneficiary")

@@ -1,7 +1,7 @@
 """A delivery that passes its contract but fails the bronze gate stops the pipeline and
-wedges every later run, until `cms-pipeline bronze retract` takes it out; then the next run
-publishes silver and gold without it. On the session lake, after test_pipeline.py and
-test_pipeline_layers.py (the layer tests read the first run's builds)."""
+stays in bronze (every later run's gate fails on it) until `cms-pipeline bronze retract`
+takes it out; then the next run publishes without it: bronze holds the very batches the
+published builds read, so they stay published. On the session lake (`first_run`)."""
 
 from __future__ import annotations
 
@@ -15,55 +15,62 @@ from tests.conftest import SAMPLE_DATA
 pytestmark = pytest.mark.integration
 
 
-def test_failed_gate_stops_the_pipeline_and_keeps_published_gold(
-    first_run, run_pipeline, spark_settings, tmp_path
-):
+BAD_NAME = "DE1_0_2008_to_2010_Inpatient_Claims_Sample_7.csv"
+
+
+@pytest.fixture(scope="module")
+def bad_delivery(first_run, run_pipeline, spark_settings, tmp_path_factory):
+    """A real inpatient row made into a new claim that starts in 2015, delivered alone:
+    it passes its file contract and fails the bronze gate. The run's summary, and gold's
+    published build before it."""
     from cms_pipeline.publish import published_build
 
     before = published_build(spark_settings, "gold")
     src = SAMPLE_DATA / "sample_1" / "DE1_0_2008_to_2010_Inpatient_Claims_Sample_1.csv"
     header, first, *_ = src.read_bytes().split(b"\r\n")
     fields = first.split(b",")
-    fields[1], fields[3] = b"999999999999999", b"20150105"  # a new claim dated after 2010
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "DE1_0_2008_to_2010_Inpatient_Claims_Sample_7.csv").write_bytes(
-        header + b"\r\n" + b",".join(fields) + b"\r\n"
-    )
-    result = run_pipeline(bad, train="never")
+    fields[1], fields[3] = b"999999999999999", b"20150105"  # CLM_ID, CLM_FROM_DT
+    bad = tmp_path_factory.mktemp("bad")
+    (bad / BAD_NAME).write_bytes(header + b"\r\n" + b",".join(fields) + b"\r\n")
+    return {"result": run_pipeline(bad, train="never"), "gold_before": before}
+
+
+def test_failed_gate_stops_the_pipeline_and_keeps_published_gold(bad_delivery, spark_settings):
+    from cms_pipeline.publish import published_build
+
+    result = bad_delivery["result"]
     assert not result["ok"] and result["stopped_at"] == "bronze gate"
-    assert "2007-2010" in result["reason"] or "date" in result["reason"].lower()
-    assert published_build(spark_settings, "gold") == before
+    failed = [
+        (c["table"], c["check"], c["value"])
+        for c in result["gates"]["bronze"]["checks"]
+        if c["outcome"] == "fail"
+    ]
+    assert failed == [("inpatient_claims", "Claim start date is YYYYMMDD within 2007-2010", 1)]
+    assert "Claim start date is YYYYMMDD within 2007-2010" in result["reason"]
+    assert published_build(spark_settings, "gold") == bad_delivery["gold_before"]
     assert "silver" not in result["layers"] and "gold" not in result["layers"]
 
 
 def test_retracting_the_bad_delivery_lets_the_next_run_publish(
-    first_run, run_pipeline, spark, spark_settings, tmp_path
+    bad_delivery, run_pipeline, spark, spark_settings, tmp_path
 ):
-    """The delivery that failed the bronze gate (test above) wedges every later run until
-    it is retracted; then the next run publishes silver and gold without it."""
+    """The delivery that failed the bronze gate (test above) is retracted; the next run
+    passes the gate and keeps the published builds, which never read it."""
     from typer.testing import CliRunner
 
     from cms_pipeline.cli import app
-    from cms_pipeline.publish import published_build
 
-    bad_name = "DE1_0_2008_to_2010_Inpatient_Claims_Sample_7.csv"
-    live = [
+    [bad] = [
         r
         for r in ledger.read_ledger(spark_settings).to_pylist()
-        if r["file_name"] == bad_name and r["status"] in ledger.DONE
+        if r["file_name"] == BAD_NAME and r["status"] in ledger.DONE
     ]
-    assert len(live) == 1, "the failed-gate test above lands the bad delivery"
-    [bad] = live
     before = DeltaTable(bronze_uri(spark_settings, "inpatient_claims"))
     version_before, rows_before = before.version(), before.to_pyarrow_dataset().count_rows()
-    gold_before = published_build(spark_settings, "gold")
-
-    wedged = run_pipeline(tmp_path, train="never")  # nothing new: the bad batch is still there
-    assert not wedged["ok"] and wedged["stopped_at"] == "bronze gate"
+    gold_before = bad_delivery["gold_before"]
 
     cli = CliRunner()
-    args = ["bronze", "retract", bad_name, "--lake", spark_settings.lake, "--json"]
+    args = ["bronze", "retract", BAD_NAME, "--lake", spark_settings.lake, "--json"]
     retracted = cli.invoke(app, args)
     assert retracted.exit_code == 0, retracted.output
     again = cli.invoke(app, args)
@@ -88,7 +95,9 @@ def test_retracting_the_bad_delivery_lets_the_next_run_publish(
     result = run_pipeline(tmp_path, train="never")
     assert result["ok"], result["reason"]
     assert result["bronze_versions"]["inpatient_claims"] == after.version()
-    assert result["layers"]["gold"]["build"]["build_id"] != gold_before["build_id"]
+    # same batches as the published silver read, at a later Delta version: no rebuild
+    assert result["layers"]["gold"] == {"up_to_date": True, "published": gold_before}
+    assert result["layers"]["silver"]["up_to_date"]
     bad_claims = spark.table("silver.inpatient_claims").where(
         f"_source_file = '{bad['source_file']}'"
     )
