@@ -30,6 +30,7 @@ AREAS = [
     "bronze",
     "synth",
     "mappings",
+    "vocab",
     "transform",
     "quality",
     "ml",
