@@ -38,9 +38,22 @@ SLOWEST_FIRST = [
 ]
 
 
+# Modules whose tests tell one story in file order (a first run, then a second one, then a
+# retraction): pytest-randomly's shuffle is undone inside them.
+IN_FILE_ORDER = SESSION_LAKE_MODULES
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle (its seed is in the header)
 def pytest_collection_modifyitems(items):
+    """Slowest modules first, in SLOWEST_FIRST order, so the two workers finish together;
+    every other module, and the tests inside a module, keep pytest-randomly's order."""
     rank = {module: i for i, module in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable otherwise
+
+    def key(item):
+        stem = item.path.stem
+        return rank.get(stem, len(rank)), item.location[1] if stem in IN_FILE_ORDER else 0
+
+    items.sort(key=key)  # stable: the random order stays where the key ties
 
 
 def pytest_xdist_make_scheduler(config, log):
