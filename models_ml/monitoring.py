@@ -1,0 +1,62 @@
+"""Drift of scores: the population stability index (PSI) of a scoring run against a
+reference (the previous run, the champion's held-out predictions). Pure functions.
+
+PSI = sum over bins of (a - e) * ln(a / e), with e and a the shares of the reference and
+of the new scores in each bin. Bins are the reference's deciles, so each holds about a
+tenth of it; an empty share is floored at EPSILON (one empty bin does not make PSI
+infinite). Usual reading: below 0.1 stable, 0.1 to 0.25 moderate shift, above 0.25 a
+major shift (worth a look before acting on the scores).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BINS = 10
+EPSILON = 1e-4
+MODERATE, MAJOR = 0.1, 0.25
+
+
+def psi(reference, new, bins: int = BINS) -> float:
+    """PSI of `new` against `reference` (1-d arrays of numbers; NaN ignored)."""
+    ref = _finite(reference)
+    cur = _finite(new)
+    if ref.size == 0 or cur.size == 0:
+        raise ValueError(f"PSI needs values on both sides (reference {ref.size}, new {cur.size})")
+    inner = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+    expected = _shares(ref, inner)
+    actual = _shares(cur, inner)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def level(value: float) -> str:
+    """'stable', 'moderate' or 'major' (module docstring)."""
+    if value < MODERATE:
+        return "stable"
+    return "moderate" if value < MAJOR else "major"
+
+
+def compare(reference, new, name: str) -> dict:
+    """One comparison for the run summary: what against what, PSI and its reading."""
+    value = psi(reference, new)
+    return {
+        "against": name,
+        "psi": round(value, 6),
+        "level": level(value),
+        "reference_rows": int(_finite(reference).size),
+        "rows": int(_finite(new).size),
+    }
+
+
+def _finite(values) -> np.ndarray:
+    arr = np.asarray(values, dtype="float64").ravel()
+    return arr[np.isfinite(arr)]
+
+
+def _shares(values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
+    # bin i holds edges[i-1] < v <= edges[i]; values beyond the reference's range go to
+    # the first or last bin
+    counts = np.bincount(
+        np.searchsorted(inner_edges, values, side="left"), minlength=inner_edges.size + 1
+    )
+    return np.maximum(counts / values.size, EPSILON)
