@@ -56,7 +56,7 @@ from pathlib import Path
 
 from cms_pipeline.atomic import fsync_dir, write_json_atomic
 from cms_pipeline.config import PROJECT_ROOT, Settings
-from cms_pipeline.dbt_runner import DbtError, DbtRun, describe_problems, run_dbt
+from cms_pipeline.dbt_runner import DbtError, DbtRun, NodeResult, describe_problems, run_dbt
 from cms_pipeline.fingerprint import files_fingerprint
 from cms_pipeline.lake import meta_uri
 
@@ -91,6 +91,7 @@ class BuildResult:
     select: list[str] | None = None  # part of the layer only (never published)
     exclude: list[str] | None = None  # what it left out (never published)
     gated: bool = False  # the dbt tests its Soda gate repeats were left to the gate
+    vars: dict = field(default_factory=dict)  # dbt vars given over dbt_project.yml's
     bronze_batches: dict[str, list[str]] = field(default_factory=dict)  # silver: the snapshot
     silver_store: str | None = None  # silver: the per-batch store it read and added to
     store_fingerprint: str = ""  # the code that shaped the store's rows
@@ -181,6 +182,7 @@ def build_layer(
         *(["--fail-fast"] if fail_fast else []),
     ]
     error = None
+    code = code_fingerprint(settings)
     try:
         run = _build_then_unit_test(
             settings,
@@ -188,6 +190,7 @@ def build_layer(
             selection,
             options,
             vars={**(vars or {}), **store, **_build_vars(layer, build_id)},
+            passed=None if vars else unit_tests_passed(settings, layer, code),
         )
     except DbtError as exc:
         run, error = exc.run, str(exc)
@@ -203,11 +206,12 @@ def build_layer(
         select=select,
         exclude=exclude,
         gated=gated,
+        vars=dict(vars or {}),
         bronze_batches=store.get("bronze_batches", {}),
         silver_store=store.get("silver_store"),
         store_fingerprint=store.get("store_fingerprint", ""),
         stored_batches=_stored_batches(spark, run, store.get("silver_store"), build_id),
-        code_sha256=code_fingerprint(settings),
+        code_sha256=code,
         started_at=started.isoformat(),
         elapsed=run.elapsed if run else 0.0,
         error=error or (describe_problems(run) or None if run and not run.success else None),
@@ -217,9 +221,15 @@ def build_layer(
 
 
 def _build_then_unit_test(
-    settings: Settings, spark, selection: list[str], options: list[str], vars: dict
+    settings: Settings,
+    spark,
+    selection: list[str],
+    options: list[str],
+    vars: dict,
+    passed: DbtRun | None = None,
 ) -> DbtRun:
-    """`dbt build` of the selection without its unit tests, then its unit tests.
+    """`dbt build` of the selection without its unit tests, then its unit tests, unless
+    `passed` holds the passing unit tests of an earlier build of the same code.
 
     dbt runs a model's unit tests before the model and starts the shallowest nodes of the
     graph first, so a unit test puts its model a level deeper: the largest model (the
@@ -233,6 +243,8 @@ def _build_then_unit_test(
         spark=spark,
         vars=vars,
     )
+    if passed is not None:
+        return _joined(built, passed)
     try:
         tested = run_dbt(
             settings, ["test", *selection, "--resource-type", "unit_test"], spark=spark, vars=vars
@@ -240,6 +252,35 @@ def _build_then_unit_test(
     except DbtError as exc:
         raise DbtError(str(exc), _joined(built, exc.run)) from exc
     return _joined(built, tested)
+
+
+def unit_tests_passed(settings: Settings, layer: str, code: str) -> DbtRun | None:
+    """The unit tests of the latest earlier build of `layer` whose code fingerprint is
+    `code` and whose unit tests all ran and passed, each marked with that build; None
+    when there is no such build.
+
+    A unit test reads only the rows its yml constructs and the code (models, macros,
+    fixtures, mappings: all in the fingerprint; dbt vars given to a build change models,
+    so such a build neither covers nor is covered), so on the same code it gives the same
+    answer: a lake runs them once per code version rather than in every build (dbt, too,
+    advises unit tests in development and CI rather than on every production run).
+    """
+    for path in sorted(runs_dir(settings).glob(f"{layer}_*.json"), reverse=True):
+        record = json.loads(path.read_text())
+        partial = record.get("select") or record.get("exclude")  # ran some unit tests only
+        other = record.get("code_sha256") != code or record.get("vars")  # other models
+        if partial or other or not record.get("dbt"):
+            continue
+        nodes = [n for n in record["dbt"]["nodes"] if n["resource_type"] == "unit_test"]
+        if nodes and all(n["status"] == "pass" for n in nodes):
+            why = f"passed in {layer} build {record['build_id']}, on the same code"
+            return DbtRun(
+                args=["test", "--resource-type", "unit_test", f"({why})"],
+                success=True,
+                elapsed=0.0,
+                nodes=[NodeResult(**{**n, "message": why}) for n in nodes],
+            )
+    return None
 
 
 def _joined(first: DbtRun, second: DbtRun | None) -> DbtRun:
