@@ -236,3 +236,25 @@ def test_the_local_clusters_jvms_take_the_local_profiles_java_options(clean_env,
         clean_env.setenv(key, value)
     conf = spark_conf(load_settings())
     assert conf["spark.executor.extraJavaOptions"] == "-XX:+UseSerialGC -Xss4m"
+
+
+def test_plain_dbt_parses_the_project_with_no_vars_given(clean_env, tmp_path):
+    """`cd dbt_project && dbt parse`, as a dbt user runs it: the committed profile and the
+    defaults of dbt_project.yml are enough (no --vars, no generated file); parse starts no
+    Spark session."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "CMS_DBT_"))}
+    env |= {"DBT_TARGET_PATH": str(tmp_path / "target"), "DBT_LOG_PATH": str(tmp_path / "logs")}
+    dbt = Path(sys.executable).with_name("dbt")
+    done = subprocess.run(
+        [str(dbt), "parse", "--no-partial-parse"],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (tmp_path / "target" / "manifest.json").exists()
