@@ -171,14 +171,23 @@ def test_the_lease_on_s3_has_one_holder(s3):
     assert current_holder(settings) is None
 
 
+# argv: lake, source, barrier folder, this process's number. Both processes import, then
+# meet at the barrier (each writes its file and waits for the other's), so that their
+# ingests start together; each prints when it was inside ingest().
 INGEST = """
-import json, sys
+import json, sys, time
+from pathlib import Path
 from cms_pipeline.config import load_settings
 from cms_pipeline.ingest import ingest
 settings = load_settings(lake=sys.argv[1])
 ingest_settings = settings.ingest.model_copy(update={"settle_seconds": 0.0})
+barrier = Path(sys.argv[3])
+(barrier / sys.argv[4]).touch()
+while len(list(barrier.iterdir())) < 2:
+    time.sleep(0.01)
+started = time.time()
 report = ingest(settings.model_copy(update={"ingest": ingest_settings}), sys.argv[2])
-print(json.dumps(report.to_dict(), default=str))
+print(json.dumps({**report.to_dict(), "inside": [started, time.time()]}, default=str))
 """
 
 
@@ -218,23 +227,27 @@ def _exists(uri: str) -> bool:
         return False
 
 
-def ingest_twice_at_once(lake: str, source: str, files: list) -> dict[str, int]:
+def ingest_twice_at_once(lake: str, source: str, files: list, barrier) -> dict[str, int]:
     """Two processes ingest `source` into `lake` at once: each file is loaded by one and
     found done by the other; bronze rows of each file once. Returns them by file."""
+    barrier.mkdir()
     runs = [
         subprocess.Popen(
-            [sys.executable, "-c", INGEST, lake, source],
+            [sys.executable, "-c", INGEST, lake, source, str(barrier), str(number)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             cwd=PROJECT_ROOT,
         )
-        for _ in range(2)
+        for number in range(2)
     ]
     outputs = [run.communicate(timeout=600) for run in runs]
     for run, (_, stderr) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, stderr[-3000:]
     reports = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+    # the two ingests overlapped: each started before the other ended
+    (start_a, end_a), (start_b, end_b) = (r["inside"] for r in reports)
+    assert start_a < end_b and start_b < end_a, reports
     statuses = Counter()
     for report in reports:
         assert {f["file"] for f in report["files"]} == {f.name for f in files}
@@ -247,17 +260,18 @@ def ingest_twice_at_once(lake: str, source: str, files: list) -> dict[str, int]:
     return bronze
 
 
-def test_two_concurrent_ingests_on_s3_load_each_file_once(s3):
+def test_two_concurrent_ingests_on_s3_load_each_file_once(s3, tmp_path):
     client, gate = s3
     files = upload(client, SAMPLE_1)
-    ingest_twice_at_once("s3://lake/cms", "s3://landing/synpuf", files)
+    ingest_twice_at_once("s3://lake/cms", "s3://landing/synpuf", files, tmp_path / "barrier")
     commits = [w for w in gate.log_writes if w[0].endswith(".json")]
     assert commits and all(if_none_match == "*" for _, if_none_match, _ in commits)
     assert not any(copy for _, _, copy in gate.log_writes)  # no copy-then-delete "rename"
 
 
 def test_two_concurrent_ingests_on_local_disk_load_each_file_once(tmp_path):
-    ingest_twice_at_once(str(tmp_path / "lake"), str(SAMPLE_DATA / "sample_1"), SAMPLE_1)
+    lake, source = str(tmp_path / "lake"), str(SAMPLE_DATA / "sample_1")
+    ingest_twice_at_once(lake, source, SAMPLE_1, tmp_path / "barrier")
 
 
 def test_throttling_and_server_errors_are_retried(s3):
