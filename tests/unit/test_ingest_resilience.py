@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,12 +12,14 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
+from cms_pipeline.config import PROJECT_ROOT
 from cms_pipeline.ingest import ingest, ledger
 from cms_pipeline.lake import bronze_uri
 from tests.conftest import SAMPLE_DATA, copy_files
 
 BENE = "DE1_0_2008_Beneficiary_Summary_File_Sample_1.csv"
 INGEST = [sys.executable, "-m", "cms_pipeline", "ingest"]
+KILL_CHILD = PROJECT_ROOT / "tests" / "heavy" / "kill_child.py"
 
 
 def big_file(landing: Path, copies: int) -> tuple[Path, int]:
@@ -41,22 +41,25 @@ def bronze_table(settings):
     return DeltaTable(bronze_uri(settings, "beneficiary_summary")).to_pyarrow_table()
 
 
-def test_kill_mid_write_leaves_nothing_visible_and_rerun_completes(settings, landing):
-    _, rows = big_file(landing, 30)
+def test_kill_mid_write_leaves_nothing_visible_and_rerun_completes(settings, landing, tmp_path):
+    # the kill matrix's child (tests/heavy/kill_child.py) SIGKILLs `cms-pipeline ingest`
+    # itself once the bronze Parquet files are written, before their Delta commit: the
+    # same point every time, with no polling race
+    _, rows = big_file(landing, 3)
     lake_bronze = Path(settings.lake) / "bronze" / "beneficiary_summary"
-    proc = subprocess.Popen(
-        [*INGEST, str(landing), "--lake", settings.lake, "--json"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    mark = tmp_path / "killed_at"
+    args = ["ingest", str(landing), "--lake", settings.lake, "--json"]
+    done = subprocess.run(
+        [sys.executable, str(KILL_CHILD), "run", "bronze_files_written", str(mark), "--", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=PROJECT_ROOT,
     )
-    deadline = time.monotonic() + 120
-    while not list(lake_bronze.glob("_batch_id=*/*.parquet")):
-        assert proc.poll() is None, "ingest finished before it could be killed: use a bigger file"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    assert "/bronze/beneficiary_summary" in mark.read_text()
     # Parquet files were on disk, but no commit made them part of the table.
+    assert list(lake_bronze.glob("_batch_id=*/*.parquet"))
     assert not DeltaTable.is_deltatable(str(lake_bronze)) or bronze_table(settings).num_rows == 0
     (result,) = ingest(settings, str(landing)).files
     assert result.status == "loaded" and result.rows_bronze == rows
