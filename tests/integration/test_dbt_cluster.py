@@ -108,15 +108,15 @@ def test_silver_is_built_and_published_through_the_thrift_server(cluster, env, s
     assert _query(cluster, "select count(*) from silver.beneficiary") == [(expected,)]
 
 
-def test_docs_are_generated_and_served_over_http(cluster, env, silver):
+def test_docs_are_generated_and_served_over_http(cluster, env, silver, tmp_path):
     assert _cli(env, "docs", "generate").returncode == 0
     port = free_port()
+    log = tmp_path / "docs_serve.log"  # a file, not a pipe that fills while nobody reads it
     server = subprocess.Popen(
         [sys.executable, "-m", "cms_pipeline", "docs", "serve", "--port", str(port)],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -126,7 +126,7 @@ def test_docs_are_generated_and_served_over_http(cluster, env, silver):
                 index = httpx.get(f"{base}/index.html", timeout=5)
                 break
             except httpx.TransportError:
-                assert server.poll() is None, server.stderr.read()[-3000:]
+                assert server.poll() is None, log.read_text()[-3000:]
                 assert time.monotonic() < deadline, "docs site did not answer"
                 time.sleep(1)
         assert index.status_code == 200 and "<html" in index.text.lower()
