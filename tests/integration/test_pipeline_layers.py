@@ -299,3 +299,39 @@ def test_export_writes_analytics_and_web_files(lake, spark, spark_settings):
         assert published.exceptAll(exported).count() == 0, table
     profiles = spark.read.json(report.web["beneficiaries"])
     assert profiles.count() == _count(spark, "gold.dim_beneficiary")
+
+
+def test_catalog_command_lists_every_table_and_model_with_its_rows(lake, spark, spark_settings):
+    """`cms-pipeline catalog --json` as a user runs it (a subprocess; it reads metadata only,
+    so it needs no Spark and leaves the session's metastore alone)."""
+    import subprocess
+    import sys
+
+    from deltalake import DeltaTable
+
+    from cms_pipeline.lake import bronze_uri
+    from cms_pipeline.publish import published_build
+    from models_ml.usecase import list_use_cases
+
+    done = subprocess.run(
+        [sys.executable, "-m", "cms_pipeline", "catalog", "--lake", spark_settings.lake, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    listed = json.loads(done.stdout[done.stdout.index("{") :])
+    tables = {(t["layer"], t["table"]): t for t in listed["tables"]}
+    for table in lake["silver"].bronze_versions:
+        rows = DeltaTable(bronze_uri(spark_settings, table)).to_pyarrow_dataset().count_rows()
+        assert tables[("bronze", table)]["rows"] == rows, table
+    for layer in LAYERS:
+        build = published_build(spark_settings, layer)
+        published = {name for (kind, name) in tables if kind == layer}
+        assert published == set(build["models"]), layer
+        for name in ("beneficiary", "inpatient_claims") if layer == "silver" else ("fct_claims",):
+            expected = spark.table(f"{build['schema']}.{name}").count()
+            assert tables[(layer, name)]["rows"] == expected
+            assert tables[(layer, name)]["version"] == build["build_id"]
+    champions = {m["use_case"] for m in listed["models"] if m["is_champion"]}
+    assert champions == set(list_use_cases(spark_settings))  # the first run trained each
