@@ -22,6 +22,7 @@ SESSION_LAKE_MODULES = {
     "test_pipeline",
     "test_pipeline_layers",
     "test_claim_semantics",
+    "test_gold_reference",
     "test_pipeline_retract",  # after the modules that read the first run's builds
     "test_watcher_flow",
 }
