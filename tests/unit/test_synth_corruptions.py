@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import zipfile
 
 import pytest
@@ -152,3 +153,38 @@ def test_ingestion_header_check_sees_the_header_corruptions(source, tmp_path):
             assert check.extra == [EXTRA_COLUMN]
         if kind == "renamed_column":
             assert report["column"] in check.renamed or report["column"] in check.missing
+
+
+def test_cli_writes_broken_copies_that_ingest_refuses(tmp_path):
+    """`cms-pipeline synth --corrupt` as a user runs it, then `cms-pipeline ingest` of the
+    broken copies: a renamed column gets every file refused, naming the column."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cms_pipeline.cli import app
+    from cms_pipeline.cli.ingest import EXIT_REJECTIONS
+
+    out, lake = tmp_path / "synth", tmp_path / "lake"
+    args = ["synth", "--scale", "0.001", "--seed", "3", "--out", str(out), "--workers", "1"]
+    made = CliRunner().invoke(app, [*args, "--corrupt", "renamed_column", "--json"])
+    assert made.exit_code == 0, made.output
+    summary = json.loads(made.stdout[made.stdout.index("{") :])
+    broken = sorted((out / "corrupt" / "renamed_column").iterdir())
+    assert [p.name for p in broken] == sorted(f["file"] for f in summary["files"])
+    assert {c["kind"] for c in summary["corrupt"]} == {"renamed_column"}
+    for path in broken:  # settled: written "long ago" for the landing's settle rule
+        os.utime(path, (path.stat().st_atime - 3600, path.stat().st_mtime - 3600))
+    ingest = ["ingest", str(out / "corrupt" / "renamed_column"), "--lake", str(lake), "--json"]
+    refused = CliRunner().invoke(app, ingest)
+    assert refused.exit_code == EXIT_REJECTIONS, refused.output
+    report = json.loads(refused.output)
+    assert report["totals"]["rejected"] == len(broken) and report["totals"]["loaded"] == 0
+    assert report["problem_kinds"] == {"header_mismatch": len(broken)}
+    renamed = {c["file"]: (c["column"], c["renamed_to"]) for c in summary["corrupt"]}
+    for refused_file in report["files"]:
+        error = refused_file["error"]
+        assert error["file"] == refused_file["file"] and error["line"] == 1
+        column, renamed_to = renamed[refused_file["file"]]
+        assert f"renamed {column} -> {renamed_to}" in error["problem"], error
+        assert error["hint"]  # what to do
