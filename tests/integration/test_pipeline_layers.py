@@ -335,3 +335,32 @@ def test_catalog_command_lists_every_table_and_model_with_its_rows(lake, spark, 
             assert tables[(layer, name)]["version"] == build["build_id"]
     champions = {m["use_case"] for m in listed["models"] if m["is_champion"]}
     assert champions == set(list_use_cases(spark_settings))  # the first run trained each
+
+
+def test_check_history_command_shows_the_first_runs_gold_gate(first_run, spark_settings):
+    """`cms-pipeline check gold --history --json` (a subprocess: stored results only) shows
+    the gold gate of the session's first run with its counts and each check's outcome."""
+    import subprocess
+    import sys
+
+    gate = first_run["gates"]["gold"]
+    args = ["check", "gold", "--history", "--last", "100", "--lake", spark_settings.lake]
+    done = subprocess.run(
+        [sys.executable, "-m", "cms_pipeline", *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    shown = json.loads(done.stdout[done.stdout.index("{") :])
+    assert {run["layer"] for run in shown["runs"]} == {"gold"}
+    [run] = [r for r in shown["runs"] if r["run_id"] == gate["run_id"]]
+    assert run["passed"] and run["schema"] == gate["schema"]
+    assert {o: run[o] for o in ("pass", "warn", "fail")} == {
+        o: gate["counts"][o] for o in ("pass", "warn", "fail")
+    }
+    position = [r["run_id"] for r in reversed(shown["runs"])].index(gate["run_id"])
+    trends = {(t["table"], t["check"]): t["series"][position] for t in shown["checks"]}
+    for check in gate["checks"]:
+        if check["outcome"] in ("pass", "warn", "fail"):
+            assert trends[(check["table"], check["check"])]["outcome"] == check["outcome"]
