@@ -23,6 +23,7 @@ SESSION_LAKE_MODULES = {
     "test_pipeline_layers",
     "test_claim_semantics",
     "test_gold_reference",
+    "test_readmission_reference",
     "test_pipeline_retract",  # after the modules that read the first run's builds
     "test_watcher_flow",
 }
