@@ -6,7 +6,8 @@
 --   * a claim is a stay of its lowest SEGMENT (dates, provider, DRG, principal diagnosis);
 --   * a stay overlapping the previous discharge, or starting on it or the day after at a
 --     different provider, is the same hospitalization (a transfer); diagnosis, DRG and
---     provider come from its first claim;
+--     provider come from its first claim, even when that claim has none (arg_min_null:
+--     plain arg_min would skip a missing diagnosis and take another claim's);
 --   * index: alive at discharge (summary death date), not transferred out, discharged 30+
 --     days before $data_end_date, in an HWR specialty cohort, not in an excluded CCS, not
 --     followed the same day by a same-provider same-CCS stay;
@@ -14,7 +15,10 @@
 --     with a non-PR4 principal diagnosis;
 --   * readmitted: an index admission whose next hospitalization starts within 30 days and
 --     is not planned.
--- Statements are separated by `-- name: <name>`; parameter $data_end_date (a date).
+--   * rates: index admissions and those readmitted by discharge year, state (the summary of
+--     the discharge year, else the latest summary) and cohort, with 'ALL' roll-ups.
+-- Statements are separated by `-- name: <name>`; parameters $data_end_date (a date),
+-- $window_days and $transfer_gap_days (integers), the dbt vars of dbt_project.yml.
 
 -- name: stays
 create or replace table stays as
@@ -53,7 +57,7 @@ numbered as (
             case
                 when previous_discharge is null then 1
                 when admission_date < previous_discharge then 0
-                when admission_date <= previous_discharge + 1
+                when admission_date <= previous_discharge + $transfer_gap_days::int
                     and provider_id is distinct from previous_provider then 0
                 else 1
             end
@@ -64,14 +68,14 @@ numbered as (
     from ordered
 )
 select
-    arg_min(claim_id, (admission_date, discharge_date, claim_id)) as admission_id,
+    arg_min_null(claim_id, (admission_date, discharge_date, claim_id)) as admission_id,
     desynpuf_id,
     min(admission_date) as admission_date,
     max(discharge_date) as discharge_date,
-    arg_min(principal_icd9_dgns_cd, (admission_date, discharge_date, claim_id)) as principal_icd9_dgns_cd,
-    arg_min(drg_code, (admission_date, discharge_date, claim_id)) as drg_code,
-    arg_min(provider_id, (admission_date, discharge_date, claim_id)) as provider_id,
-    arg_max(provider_id, (discharge_date, admission_date, claim_id)) as discharge_provider_id,
+    arg_min_null(principal_icd9_dgns_cd, (admission_date, discharge_date, claim_id)) as principal_icd9_dgns_cd,
+    arg_min_null(drg_code, (admission_date, discharge_date, claim_id)) as drg_code,
+    arg_min_null(provider_id, (admission_date, discharge_date, claim_id)) as provider_id,
+    arg_max_null(provider_id, (discharge_date, admission_date, claim_id)) as discharge_provider_id,
     count(*) as claim_count,
     list(claim_id) as claim_ids
 from numbered
@@ -119,16 +123,25 @@ surgical as (
     from procedures
     join cohorts on cohorts.ccs_category = procedures.ccs_category and cohorts.code_kind = 'procedure'
 ),
+procedure_flags as (
+    select
+        admission_id,
+        bool_or(ccs_category in (select ccs_category from pr1)) as has_pr1_procedure,
+        bool_or(ccs_category in (select ccs_category from pr3)) as has_pr3_procedure
+    from procedures
+    group by admission_id
+),
 planned as (
     select
         with_ccs.admission_id,
-        exists (select 1 from procedures join pr1 using (ccs_category) where procedures.admission_id = with_ccs.admission_id)
-        or with_ccs.principal_ccs in (select ccs_category from pr2)
+        coalesce(procedure_flags.has_pr1_procedure, false)
+        or coalesce(with_ccs.principal_ccs in (select ccs_category from pr2), false)
         or (
-            exists (select 1 from procedures join pr3 using (ccs_category) where procedures.admission_id = with_ccs.admission_id)
+            coalesce(procedure_flags.has_pr3_procedure, false)
             and not coalesce(with_ccs.principal_ccs in (select ccs_category from pr4), false)
         ) as is_planned
     from with_ccs
+    left join procedure_flags on procedure_flags.admission_id = with_ccs.admission_id
 )
 select
     with_next.admission_id,
@@ -136,6 +149,7 @@ select
     with_next.admission_date,
     with_next.discharge_date,
     with_next.claim_count,
+    with_next.principal_ccs as principal_ccs_category,
     with_next.next_admission_id,
     with_next.next_admission_date,
     case when surgical.admission_id is not null then 'surgery_gynecology' else dx_cohort.specialty_cohort end as specialty_cohort,
@@ -144,9 +158,9 @@ select
     coalesce(deaths.death_date > with_next.discharge_date, true)
     and with_next.discharge_date >= with_next.admission_date
     and not coalesce(
-        with_next.next_admission_date <= with_next.discharge_date + 1
+        with_next.next_admission_date <= with_next.discharge_date + $transfer_gap_days::int
         and with_next.next_provider_id is distinct from with_next.discharge_provider_id, false)
-    and with_next.discharge_date <= $data_end_date::date - 30
+    and with_next.discharge_date <= $data_end_date::date - $window_days::int
     and (surgical.admission_id is not null or dx_cohort.specialty_cohort is not null)
     and exclusions.exclusion_reason is null
     and not coalesce(
@@ -161,22 +175,70 @@ left join cohorts as dx_cohort on dx_cohort.ccs_category = with_next.principal_c
 left join exclusions on exclusions.ccs_category = with_next.principal_ccs
 left join deaths on deaths.desynpuf_id = with_next.desynpuf_id;
 
--- name: admissions
+-- name: readmissions
 -- one row per hospitalization with its index and readmission flags
+create or replace table readmissions as
 select
     classified.admission_id,
     classified.desynpuf_id,
     classified.admission_date,
     classified.discharge_date,
+    year(classified.discharge_date) as discharge_year,
     classified.claim_count,
+    classified.principal_ccs_category,
     classified.specialty_cohort,
+    classified.exclusion_reason,
     classified.is_planned,
     classified.is_index_admission,
     coalesce(
         classified.is_index_admission
-        and classified.next_admission_date - classified.discharge_date <= 30
+        and classified.next_admission_date - classified.discharge_date <= $window_days::int
         and not next_stay.is_planned, false
     ) as is_readmitted_30d
 from classified
-left join classified as next_stay on next_stay.admission_id = classified.next_admission_id
-order by classified.admission_id;
+left join classified as next_stay on next_stay.admission_id = classified.next_admission_id;
+
+-- name: admissions
+select * from readmissions order by admission_id;
+
+-- name: rates
+-- observed rates of the index admissions by discharge year, state and cohort, and roll-ups
+with summary_states as (
+    select
+        DESYNPUF_ID as desynpuf_id,
+        cast(regexp_extract(filename, 'DE1_0_([0-9]{4})_Beneficiary', 1) as int) as summary_year,
+        lpad(trim(SP_STATE_CODE), 2, '0') as state_code
+    from summary
+),
+latest_states as (
+    select desynpuf_id, arg_max_null(state_code, summary_year) as state_code
+    from summary_states
+    group by desynpuf_id
+),
+index_admissions as (
+    select
+        readmissions.discharge_year,
+        coalesce(summary_states.state_code, latest_states.state_code) as state_code,
+        readmissions.specialty_cohort,
+        readmissions.is_readmitted_30d
+    from readmissions
+    left join summary_states
+        on summary_states.desynpuf_id = readmissions.desynpuf_id
+        and summary_states.summary_year = readmissions.discharge_year
+    left join latest_states on latest_states.desynpuf_id = readmissions.desynpuf_id
+    where readmissions.is_index_admission
+)
+select
+    discharge_year,
+    case when grouping(state_code) = 1 then 'ALL' else state_code end as state_code,
+    case when grouping(specialty_cohort) = 1 then 'ALL' else specialty_cohort end as specialty_cohort,
+    count(*) as index_admission_count,
+    count(*) filter (where is_readmitted_30d) as readmission_count
+from index_admissions
+group by grouping sets (
+    (discharge_year, state_code, specialty_cohort),
+    (discharge_year, state_code),
+    (discharge_year, specialty_cohort),
+    (discharge_year)
+)
+order by all;
