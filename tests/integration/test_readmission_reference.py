@@ -79,6 +79,9 @@ def _statements() -> dict[str, str]:
 def _parameters() -> dict[str, object]:
     """The dbt vars the rules read, as dbt_project.yml sets them."""
     dbt_vars = yaml.safe_load((DBT_PROJECT / "dbt_project.yml").read_text())["vars"]
+    # the reference applies neither optional enrollment requirement: the shipped default
+    for optional in ("readmission_require_age_65", "readmission_require_prior_part_a_12m"):
+        assert not dbt_vars[optional], f"{optional} is on: {REFERENCE.name} does not apply it"
     return {
         "data_end_date": dbt_vars["data_end_date"],
         "window_days": dbt_vars["readmission_window_days"],
