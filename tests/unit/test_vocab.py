@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import io
 
+import polars as pl
 import pytest
+from pycomorb import CharlsonComorbidityIndex, ElixhauserComorbidityIndex
 from typer.testing import CliRunner
 
 from cms_pipeline.cli import app
 from cms_pipeline.cli import vocab as vocab_cli
-from cms_pipeline.vocab import icd9, seeds
+from cms_pipeline.vocab import comorbidity, icd9, seeds
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +74,42 @@ def test_vocab_check_fails_on_a_stale_seed_and_build_repairs_it(tmp_path, monkey
     assert runner.invoke(app, ["vocab", "build"]).exit_code == 0
     fresh = runner.invoke(app, ["vocab", "check"])
     assert fresh.exit_code == 0 and "up to date" in fresh.output
+
+
+def _score(index: str, codes: list[str], scheme: str) -> int:
+    """The index as comorbidity_beneficiary_year computes it, from the seed tables."""
+    flagged = {
+        r["category"] for r in comorbidity.code_categories(codes) if r["comorbidity_index"] == index
+    }
+    dropped = {
+        r["mild_category"]
+        for r in comorbidity.exclusions()
+        if r["comorbidity_index"] == index and r["severe_category"] in flagged
+    }
+    weights = {
+        r["category"]: r["weight"]
+        for r in comorbidity.weights()
+        if r["comorbidity_index"] == index and r["weight_scheme"] == scheme
+    }
+    return sum(weights.get(category, 0) for category in flagged - dropped)
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [
+        ["4280", "25000", "25040", "1970", "1977", "5715", "5723", "042", "496", "V5869"],
+        ["4019", "40201", "2720", "311", "29410", "3310"],
+    ],
+)
+def test_seed_tables_score_a_patient_as_pycomorb_does(codes):
+    frame = pl.DataFrame({"id": ["p"] * len(codes), "code": codes, "age": [0] * len(codes)})
+    for scheme in comorbidity.WEIGHT_SCHEMES["charlson"]:
+        expected = CharlsonComorbidityIndex(
+            frame, icd_version="icd9", implementation="quan", weights=scheme
+        )["Charlson Comorbidity Index"][0]
+        assert _score("charlson", codes, scheme) == expected, scheme
+    for scheme in comorbidity.WEIGHT_SCHEMES["elixhauser"]:
+        expected = ElixhauserComorbidityIndex(
+            frame.drop("age"), icd_version="icd9", implementation="quan", weights=scheme
+        )["Elixhauser Comorbidity Index"][0]
+        assert _score("elixhauser", codes, scheme) == expected, scheme
