@@ -1,6 +1,18 @@
--- Leakage rule of features_high_cost: every row's features equal the beneficiary's row of
--- year t, who is alive at the end of t; rows are training rows (label set) exactly when
--- t+1 is in the data, scoring rows (label null) otherwise.
+-- Leakage rule of features_high_cost: every feature equals the beneficiary's row of year t
+-- (null-safe, column by column), who is alive at the end of t; rows are training rows
+-- (label set) exactly when t+1 is in the data, scoring rows (label null) otherwise.
+{%- set same_name = [
+    'age', 'sex_code', 'race_code', 'state_code', 'chronic_condition_count',
+    'part_a_coverage_months', 'part_b_coverage_months', 'hmo_coverage_months',
+    'part_d_coverage_months', 'inpatient_claim_count', 'outpatient_claim_count',
+    'carrier_claim_count', 'pde_claim_count', 'inpatient_days', 'inpatient_payment_amount',
+    'outpatient_payment_amount', 'carrier_payment_amount', 'pde_payment_amount',
+    'claims_payment_amount', 'summary_medicare_ip_amount', 'summary_medicare_op_amount',
+    'summary_medicare_carrier_amount', 'summary_medicare_total_amount',
+    'summary_beneficiary_total_amount',
+] %}
+{%- set flags = ['has_esrd'] %}
+{%- for column, code in chronic_condition_columns() %}{% do flags.append(column) %}{% endfor %}
 with features as (
 
     select * from {{ ref('features_high_cost') }}
@@ -27,8 +39,11 @@ left join years as feature_year
     and feature_year.beneficiary_year = features.feature_year
 where feature_year.desynpuf_id is null
     or not feature_year.is_alive_at_year_end
-    or feature_year.chronic_condition_count <> features.chronic_condition_count
-    or feature_year.summary_medicare_total_amount <> features.summary_medicare_total_amount
-    or feature_year.claims_payment_amount <> features.claims_payment_amount
+    {%- for column in same_name %}
+    or not (feature_year.{{ column }} <=> features.{{ column }})
+    {%- endfor %}
+    {%- for column in flags %}
+    or not (cast(feature_year.{{ column }} as int) <=> features.{{ column }})
+    {%- endfor %}
     or features.is_training_row <> (features.feature_year < last_year.last_data_year)
     or (features.is_high_cost_next_year is null) = features.is_training_row
