@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from prefect import flow
+from prefect.utilities.annotations import quote  # tasks get the settings unwalked
 
 from cms_pipeline.config import load_settings
 from cms_pipeline.lease import writes_lake
@@ -91,16 +92,16 @@ def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_
 
     start_in_background(settings)  # the JVM starts while ingestion keeps to Python
     with log.stage("ingest"):
-        report = ingest_files(settings.lake, source)
+        report = ingest_files(quote(settings), source)
     summary.ingest = report.to_dict()
     # refused now or before, or still being copied in: the rest goes on without them
     summary.rejected_files = [_rejection(f) for f in report.problems]
     if any(f.expectation_failures for f in report.files):
         return summary.stop("ingest", "a file broke its contract's expectations")
     with log.stage("bronze sync"):
-        summary.bronze_versions = sync_bronze_tables(settings.lake)
+        summary.bronze_versions = sync_bronze_tables(quote(settings))
     with log.stage("bronze gate"):
-        bronze = gate(settings.lake, "bronze", batch_id=build_id)
+        bronze = gate(quote(settings), "bronze", batch_id=build_id)
     summary.gates["bronze"] = bronze.to_dict()
     summary.not_delivered = bronze.not_delivered
     if not bronze.passed:

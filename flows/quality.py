@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from prefect import flow, task
+from prefect.utilities.annotations import quote  # tasks get the settings unwalked (below)
 
-from cms_pipeline.config import load_settings
+from cms_pipeline.config import Settings, load_settings
 from cms_pipeline.lease import writes_lake
 from flows import artifacts
 
 
 @task(name="quality gate")
-def gate(lake: str | None, layer: str, schema: str | None = None, batch_id: str | None = None):
-    settings = load_settings(lake=lake)
+def gate(settings: Settings, layer: str, schema: str | None = None, batch_id: str | None = None):
     from cms_pipeline.quality.gate import run_checks
     from cms_pipeline.spark import get_spark
 
@@ -25,6 +25,6 @@ def gate(lake: str | None, layer: str, schema: str | None = None, batch_id: str 
 def quality_flow(layer: str, lake: str | None = None) -> dict:
     from cms_pipeline.quality.results import require_pass
 
-    result = gate(lake, layer)
+    result = gate(quote(load_settings(lake=lake)), layer)
     require_pass(result)
     return result.to_dict()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prefect import flow, task
+from prefect.utilities.annotations import quote  # tasks get the settings unwalked (below)
 
 from cms_pipeline.config import Settings, load_settings
 from cms_pipeline.lease import writes_lake
@@ -13,8 +14,7 @@ from flows.quality import gate
 
 
 @task(name="dbt build layer", timeout_seconds=4 * 3600)
-def build(lake: str | None, layer: str, build_id: str):
-    settings = load_settings(lake=lake)
+def build(settings: Settings, layer: str, build_id: str):
     from cms_pipeline.publish import build_layer
     from cms_pipeline.spark import get_spark
 
@@ -23,9 +23,8 @@ def build(lake: str | None, layer: str, build_id: str):
 
 
 @task(name="publish layer")
-def publish(lake: str | None, result, checked) -> dict:
+def publish(settings: Settings, result, checked) -> dict:
     """Promote the build only if it succeeded and its gate passed (else LayerNotPublished)."""
-    settings = load_settings(lake=lake)
     from cms_pipeline.quality.promotion import promote_if_passed
     from cms_pipeline.spark import get_spark
 
@@ -36,12 +35,12 @@ def build_gate_publish(settings: Settings, layer: str, build_id: str, log=None) 
     """dbt build into `<layer>_build_<id>`, Soda gate on it, publish only if both pass."""
     stage = (log or StageLog()).stage  # a throwaway log when the caller keeps none
     with stage(layer):
-        result = build(settings.lake, layer, build_id)
+        result = build(quote(settings), layer, build_id)
     checked = None
     if result.success:
         with stage(f"{layer} gate"):
-            checked = gate(settings.lake, layer, schema=result.schema, batch_id=build_id)
-    entry = publish(settings.lake, result, checked)
+            checked = gate(quote(settings), layer, schema=result.schema, batch_id=build_id)
+    entry = publish(quote(settings), result, checked)
     artifacts.markdown(
         f"{layer}-published",
         f"**{layer}** build `{build_id}` published: {len(result.models)} tables, "
