@@ -33,7 +33,16 @@ def score_use_case(lake: str | None, use_case: str) -> dict:
     settings = load_settings(lake=lake)
     from models_ml.batch import score
 
-    return asdict(score(settings, use_case))
+    result = asdict(score(settings, use_case))
+    artifacts.markdown(
+        f"score-drift-{use_case}",
+        f"**{use_case}**: {result['rows']} rows as of {result['as_of']}, model "
+        f"v{result['model_version']}, run {result['run_id']}\n\nPSI of the scores "
+        "(below 0.1 stable, 0.1 to 0.25 moderate, above 0.25 major):\n\n"
+        + _markdown_table(result["monitoring"]),
+        description=f"score drift of {use_case}",
+    )
+    return result
 
 
 @task(name="export gold", retries=2, retry_delay_seconds=[10, 60])

@@ -1,27 +1,32 @@
-"""Batch scoring: the scoring population scored by the champion MOJO into
-gold.predictions_<use_case>.
+"""Batch scoring: the scoring population scored by the champion MOJO, appended to the
+prediction history gold.predictions_<use_case>, with the run alone in
+gold.predictions_<use_case>_latest.
 
 The population comes from the use case's feature table, the one the model trained on
 (one definition): the rows whose prediction date lies in the `scoring_window_days` up to
 the as-of date (default: the table's latest prediction date), whatever their label.
-Output is readable by Spark SQL as `gold.predictions_<use_case>` (UseCase.predictions_table),
-replaced on each run, plus a JSON export for the web under METADATA/exports/ml/.
 Each row carries the ids, the split period, the prediction date, the score, the label at
-the model's threshold, the model version, the as-of date and the score time.
+the model's threshold, the model version, the as-of date, the score time and the run id
+(`version_stamp`, sortable by time). The JSON export for the web under
+METADATA/exports/ml/ holds the latest run.
 
-The replacement is atomic for readers: each run writes a new Parquet table
-`predictions.<name>__<stamp>` (a version nobody reads yet; a run killed while writing it
-leaves the published rows as they were), then turns the public name into a view on it
-with one CREATE OR REPLACE VIEW, then drops the versions older than the one the view read
-before (a reader half way through it finishes). Versions are kept as tables of their
-own, so an appended history of predictions can later be a view over several of them.
+History: one Parquet table `predictions.<name>_history`, partitioned by run_id, and the
+view `gold.predictions_<use_case>` on it. A run appends its rows as a new partition, which
+the metastore lists only once the write has committed: a run killed while writing leaves
+the history as it was.
+
+Latest: replaced atomically for readers. Each run writes a new Parquet table
+`predictions.<name>_latest__<stamp>` (a version nobody reads yet), then turns the public
+name into a view on it with one CREATE OR REPLACE VIEW, then drops the versions older than
+the one the view read before (a reader half way through it finishes). The history is
+appended first, so the latest run is always in the history.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -30,11 +35,14 @@ import pandas as pd
 from cms_pipeline.atomic import write_json_atomic
 from cms_pipeline.config import Settings
 from cms_pipeline.sql import statement
-from models_ml.serving import load_version
+from models_ml import registry
+from models_ml.monitoring import compare
+from models_ml.serving import cache_dir, load_version
 from models_ml.usecase import UseCase, load_use_case
 
 PREDICTIONS_DATABASE = "predictions"  # the version tables behind the public views
 _VERSION_PROPERTY = "cms.predictions_version"
+HELD_OUT = "test_predictions.parquet"  # written by models_ml.train
 
 
 @dataclass
@@ -42,11 +50,14 @@ class ScoreResult:
     use_case: str
     model_version: str
     source_table: str
-    predictions_table: str
+    predictions_table: str  # this run's rows (the latest view)
+    history_table: str  # every run's rows
+    run_id: str
     rows: int
     json_path: str
     scored_at: str
     as_of: str
+    monitoring: list = field(default_factory=list)  # PSI of the scores against references
 
 
 def scoring_rows(spark, uc: UseCase, as_of: date | None = None, table: str | None = None):
@@ -72,6 +83,7 @@ def predictions_frame(
     version: str,
     scored_at: datetime,
     as_of: date | None = None,
+    run_id: str | None = None,
 ) -> pd.DataFrame:
     """The predictions table's rows; pure."""
     wanted = [*uc.id_columns, uc.split.time_column, uc.population.prediction_date]
@@ -83,6 +95,7 @@ def predictions_frame(
     out["model_version"] = str(version)
     out["as_of_date"] = as_of
     out["scored_at"] = pd.Timestamp(scored_at)
+    out["run_id"] = run_id or version_stamp(scored_at)
     return out.reset_index(drop=True)
 
 
@@ -110,11 +123,15 @@ def score(
     frame = rows.toPandas()
     scores = model.scorer.score_frame(frame)
     scored_at = datetime.now(UTC).replace(microsecond=0)
+    run_id = version_stamp(scored_at)
     out = predictions_frame(
-        frame, scores, model.scorer.labels(scores), uc, model.version, scored_at, as_of
+        frame, scores, model.scorer.labels(scores), uc, model.version, scored_at, as_of, run_id
     )
 
-    replace_predictions(spark, uc.predictions_table, out, version_stamp(scored_at))
+    references = score_references(settings, spark, uc, model.version)
+    append_history(spark, uc.predictions_table, out)
+    replace_predictions(spark, uc.latest_predictions_table, out, run_id)
+    drift = [compare(ref, out["score"], name) for name, ref in references.items()]
 
     json_path = json_path or settings.metadata_path("exports", "ml", f"predictions_{uc.name}.json")
     export = {
@@ -123,11 +140,12 @@ def score(
         "source_table": source,
         "scored_at": scored_at.isoformat(),
         "as_of": as_of.isoformat(),
+        "run_id": run_id,
         "rows": len(out),
         "predictions": json.loads(
-            out.drop(columns=["model_name", "model_version", "scored_at", "as_of_date"]).to_json(
-                orient="records", date_format="iso"
-            )
+            out.drop(
+                columns=["model_name", "model_version", "scored_at", "as_of_date", "run_id"]
+            ).to_json(orient="records", date_format="iso")
         ),
     }
     write_json_atomic(json_path, export)
@@ -135,12 +153,37 @@ def score(
         use_case=uc.name,
         model_version=model.version,
         source_table=source,
-        predictions_table=uc.predictions_table,
+        predictions_table=uc.latest_predictions_table,
+        history_table=uc.predictions_table,
+        run_id=run_id,
         rows=len(out),
         json_path=str(json_path),
         scored_at=scored_at.isoformat(),
         as_of=as_of.isoformat(),
+        monitoring=drift,
     )
+
+
+def score_references(settings: Settings, spark, uc: UseCase, version: str) -> dict:
+    """What this run's scores are compared with (models_ml.monitoring): the previous run
+    in the history, and the held-out predictions the version was evaluated on at training
+    (the model's own reference distribution). A reference that does not exist is left out."""
+    from pyspark.sql import functions as F
+
+    references = {}
+    history = history_table(uc.predictions_table)
+    if spark.catalog.tableExists(history):
+        runs = spark.table(history)
+        previous = runs.agg(F.max("run_id")).first()[0]
+        if previous is not None:  # one column of one run: small enough for the driver
+            rows = runs.filter(F.col("run_id") == previous).select("score").toPandas()
+            references[f"previous run {previous}"] = rows["score"].to_numpy()
+    held_out = registry.download_evaluation(
+        settings, uc.name, version, HELD_OUT, cache_dir(settings)
+    )
+    if held_out is not None:
+        references[f"v{version} held-out predictions"] = pd.read_parquet(held_out)["p1"].to_numpy()
+    return references
 
 
 def version_stamp(scored_at: datetime) -> str:
@@ -152,6 +195,27 @@ def version_stamp(scored_at: datetime) -> str:
 def version_table(public: str, stamp: str) -> str:
     """`predictions.<name>__<stamp>` for the public name `<database>.<name>`."""
     return f"{PREDICTIONS_DATABASE}.{public.split('.')[-1]}__{stamp}"
+
+
+def history_table(public: str) -> str:
+    """`predictions.<name>_history` for the public name `<database>.<name>`."""
+    return f"{PREDICTIONS_DATABASE}.{public.split('.')[-1]}_history"
+
+
+def append_history(spark, public: str, rows: pd.DataFrame) -> str:
+    """Append `rows` (one run, one run_id) to the history behind the view `public`;
+    returns the history table (module docstring)."""
+    table = history_table(public)
+    for database in (PREDICTIONS_DATABASE, public.split(".")[0]):
+        spark.sql(statement("create_database", database=database))
+    writer = spark.createDataFrame(rows).write.format("parquet").partitionBy("run_id")
+    writer.mode("append").saveAsTable(table)
+    if _current_version(spark, public) != table:
+        spark.sql(statement("replace_predictions_view", view=public, table=table))
+        # a view on one version table before the history existed: its versions go
+        for old in predictions_versions(spark, public):
+            spark.sql(statement("drop_table_if_exists", table=old))
+    return table
 
 
 def replace_predictions(spark, public: str, rows: pd.DataFrame, stamp: str) -> str:

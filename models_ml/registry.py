@@ -18,6 +18,7 @@ from cms_pipeline.config import Settings
 
 CHAMPION = "champion"
 HISTORY_TAG = "champion_history"
+EVALUATION_DIR = "evaluation"
 MOJO_DIR = "mojo"
 MOJO_FILE = "model.zip"
 GENMODEL_JAR = "h2o-genmodel.jar"
@@ -212,6 +213,26 @@ def download_version(settings: Settings, use_case: str, version, dest: Path) -> 
         c.download_artifacts(mv.run_id, MOJO_DIR, str(target))
     base = target / MOJO_DIR
     return {"mojo": base / MOJO_FILE, "jar": base / GENMODEL_JAR, "features": base / FEATURES_FILE}
+
+
+def download_evaluation(
+    settings: Settings, use_case: str, version, name: str, dest: Path
+) -> Path | None:
+    """The version's evaluation artefact `name` copied under `dest`, or None when the
+    version has none (trained before it was written)."""
+    c = client(settings)
+    mv = c.get_model_version(use_case, str(version))
+    target = dest / use_case / str(mv.version)
+    path = target / EVALUATION_DIR / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            got = c.download_artifacts(mv.run_id, f"{EVALUATION_DIR}/{name}", str(path.parent))
+        except Exception:  # noqa: BLE001 - MLflow raises several kinds for a missing file
+            return None
+        if Path(got) != path:
+            Path(got).replace(path)
+    return path
 
 
 def _exists(c, use_case: str) -> bool:

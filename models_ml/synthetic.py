@@ -69,7 +69,11 @@ def readmission_frame(rows: int = 1500, years=(2008, 2009, 2010), seed: int = 7)
 
 def high_cost_frame(rows: int = 1500, years=(2008, 2009, 2010), seed: int = 11) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    year = rng.choice(list(years), size=rows)
+    # two rows per beneficiary (CV folds group them), in two different years: the key is
+    # (desynpuf_id, feature_year) as in gold.features_high_cost
+    pair = np.arange(rows) // 2
+    first = rng.integers(0, len(years), pair[-1] + 1)
+    year = np.asarray(years)[(first[pair] + np.arange(rows) % 2) % len(years)]
     training = year < max(years)
     chronic = rng.integers(0, 11, rows)
     stays = rng.poisson(0.4, rows)
@@ -77,7 +81,7 @@ def high_cost_frame(rows: int = 1500, years=(2008, 2009, 2010), seed: int = 11) 
     z = -3.5 + 0.25 * chronic + 0.7 * stays + 0.00005 * cost
     return pd.DataFrame(
         {
-            "desynpuf_id": [f"{i // 2:016X}" for i in range(rows)],
+            "desynpuf_id": [f"{i:016X}" for i in pair],
             "feature_year": year.astype("int32"),
             "prediction_date": [date(int(y), 12, 31) for y in year],
             "is_training_row": training,

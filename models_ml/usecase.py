@@ -95,7 +95,13 @@ class UseCase(_Strict):
 
     @property
     def predictions_table(self) -> str:
+        """Every scoring run's rows (appended; `run_id` tells runs apart)."""
         return f"gold.predictions_{self.name}"
+
+    @property
+    def latest_predictions_table(self) -> str:
+        """The latest scoring run's rows."""
+        return f"gold.predictions_{self.name}_latest"
 
     def config_hash(self) -> str:
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)

@@ -210,7 +210,9 @@ def score(
     as_json: JsonOption = False,
 ) -> None:
     """Score USE_CASE's scoring population (config/ml/<USE_CASE>.yaml `population`) with the
-    champion MOJO into `gold.predictions_<USE_CASE>` and JSON."""
+    champion MOJO: appended to `gold.predictions_<USE_CASE>`, alone in
+    `gold.predictions_<USE_CASE>_latest` and the JSON export; PSI against the previous run
+    and the model's held-out predictions."""
     from datetime import date
 
     from models_ml.batch import as_dict
@@ -226,14 +228,17 @@ def score(
         )
     except (*_registry_errors(), ValueError) as exc:
         raise _fail(exc) from exc
-    emit(
-        as_dict(result),
-        as_json,
-        lambda r: out.print(
+
+    def render(r: dict) -> None:
+        out.print(
             f"{r['rows']} rows of {r['source_table']} as of {r['as_of']} scored by {use_case} "
-            f"v{r['model_version']} -> {r['predictions_table']} and {r['json_path']}"
-        ),
-    )
+            f"v{r['model_version']} (run {r['run_id']}) -> {r['predictions_table']}, appended "
+            f"to {r['history_table']}, and {r['json_path']}"
+        )
+        for d in r["monitoring"]:
+            out.print(f"  PSI {d['psi']:.4f} ({d['level']}) against {d['against']}")
+
+    emit(as_dict(result), as_json, render)
 
 
 def serve(

@@ -88,6 +88,15 @@ def first_runs(ml_settings, spark, h2o_cluster, tables):
     }
 
 
+@pytest.fixture(scope="module")
+def second_run(ml_settings, spark, first_runs):
+    """readmission_30d trained again with the same seed and budget: version 2, which the
+    promotion tests need whatever order the tests run in."""
+    from models_ml.train import train
+
+    return train(ml_settings, small(ml_settings, "readmission_30d"), LINEAGE, spark=spark)
+
+
 def test_a_process_that_used_h2o_keeps_stdout_for_its_json(h2o_cluster):
     """h2o prints "Closing connection ..." at exit unless the session is closed first."""
     url = h2o_cluster.connection().base_url
@@ -201,10 +210,8 @@ def test_ids_label_and_excluded_columns_never_reach_the_model(ml_settings, first
         assert used and not used & uc.non_features
 
 
-def test_same_seed_and_budget_give_the_same_leaderboard(ml_settings, spark, first_runs):
-    from models_ml.train import train
-
-    again = train(ml_settings, small(ml_settings, "readmission_30d"), LINEAGE, spark=spark)
+def test_same_seed_and_budget_give_the_same_leaderboard(first_runs, second_run):
+    again = second_run
 
     def board(result):
         return [(r["algo"], round(r["auc"], 9), round(r["logloss"], 9)) for r in result.leaderboard]
@@ -236,7 +243,7 @@ def test_mojo_scores_equal_in_cluster_predictions(ml_settings, first_runs):
         np.testing.assert_array_equal(loaded.scorer.score_frame(joined.head(3)), mojo[:3])
 
 
-def test_promote_and_rollback(ml_settings, first_runs):
+def test_promote_and_rollback(ml_settings, second_run):
     name = "readmission_30d"
     assert registry.champion(ml_settings, name).version in ("1", 1)
     registry.promote(ml_settings, name, "2", "test")
@@ -262,28 +269,53 @@ def in_window(uc, frame: pd.DataFrame, as_of) -> pd.DataFrame:
     ]
 
 
-def test_batch_scoring_scores_the_population_as_of_a_date(ml_settings, spark, first_runs, tables):
+def test_batch_scoring_appends_the_population_as_of_a_date(ml_settings, spark, first_runs, tables):
+    """Each run appends to gold.predictions_<use case> (the history) and alone is
+    gold.predictions_<use case>_latest and the JSON export."""
     from models_ml.batch import score
 
     for name in first_runs:
         uc = small(ml_settings, name)
         frame = tables[name]
         latest = pd.to_datetime(frame[uc.population.prediction_date]).max().date()
+        before = spark.table(uc.predictions_table).count() if _exists(spark, uc) else 0
         result = score(ml_settings, uc, spark=spark)
         champion = str(registry.champion(ml_settings, name).version)
-        out = spark.table(uc.predictions_table).toPandas()
+        out = spark.table(uc.latest_predictions_table).toPandas()
         expected = in_window(uc, frame, latest)
+        assert result.predictions_table == uc.latest_predictions_table
         assert len(out) == result.rows == len(expected) > 0
         assert result.as_of == latest.isoformat() and set(out["as_of_date"]) == {latest}
         assert set(out["model_version"]) == {champion} and out["scored_at"].notna().all()
+        assert set(out["run_id"]) == {result.run_id}
         assert out["score"].between(0, 1).all()
         assert set(out[uc.id_columns[0]]) == set(expected[uc.id_columns[0]])
         exported = json.loads(Path(result.json_path).read_text())
         assert exported["rows"] == len(out) and exported["model_version"] == champion
-        # as of an earlier date: that date's population, labelled or not
+        assert exported["run_id"] == result.run_id
+        # as of an earlier date: that date's population, labelled or not, appended
         earlier = latest.replace(year=latest.year - 1)
         back = score(ml_settings, uc, spark=spark, as_of=earlier)
         assert back.rows == len(in_window(uc, frame, earlier)) > 0
+        history = spark.table(uc.predictions_table).toPandas()
+        assert len(history) == before + result.rows + back.rows
+        runs = history.groupby("run_id")["as_of_date"].agg(["first", "size"])
+        assert runs.loc[result.run_id].tolist() == [latest, result.rows]
+        assert runs.loc[back.run_id].tolist() == [earlier, back.rows]
+        latest_rows = spark.table(uc.latest_predictions_table).toPandas()
+        assert set(latest_rows["run_id"]) == {back.run_id} and len(latest_rows) == back.rows
+        assert json.loads(Path(back.json_path).read_text())["run_id"] == back.run_id
+        # drift: PSI against the run before and the champion's held-out predictions
+        assert [d["against"] for d in back.monitoring] == [
+            f"previous run {result.run_id}",
+            f"v{champion} held-out predictions",
+        ]
+        assert all(d["psi"] >= 0 and d["rows"] == back.rows for d in back.monitoring)
+        assert result.monitoring[-1]["against"] == f"v{champion} held-out predictions"
+
+
+def _exists(spark, uc) -> bool:
+    return spark.catalog.tableExists(uc.predictions_table)
 
 
 def _free_port() -> int:
@@ -393,7 +425,7 @@ def test_rest_api_over_http(api, ml_settings, tables):
     assert "/v1/models/{use_case}/predict" in api.get("/openapi.json").json()["paths"]
 
 
-def test_rest_api_follows_the_champion(api, ml_settings, tables):
+def test_rest_api_follows_the_champion(api, ml_settings, tables, second_run):
     readm = api.get("/v1/models/readmission_30d").json()
     rec = _record(tables["readmission_30d"], readm["features"])
     registry.promote(ml_settings, "readmission_30d", "2", "test reload")

@@ -71,7 +71,9 @@ def test_predictions_frame_carries_ids_version_and_time(settings):
     )
     at = datetime(2026, 1, 2, tzinfo=UTC)
     as_of = date(2010, 12, 31)
-    out = predictions_frame(frame, np.array([0.2, 0.7]), np.array([0, 1]), uc, "3", at, as_of)
+    out = predictions_frame(
+        frame, np.array([0.2, 0.7]), np.array([0, 1]), uc, "3", at, as_of, "20260102t000000_abc"
+    )
     assert list(out.columns) == [
         "admission_id",
         "desynpuf_id",
@@ -83,7 +85,9 @@ def test_predictions_frame_carries_ids_version_and_time(settings):
         "model_version",
         "as_of_date",
         "scored_at",
+        "run_id",  # last: the history's partition column
     ]
     assert out["model_version"].tolist() == ["3", "3"]
+    assert out["run_id"].tolist() == ["20260102t000000_abc"] * 2
     assert out["as_of_date"].tolist() == [as_of, as_of]
     assert "is_readmitted_30d" not in out and "age" not in out
