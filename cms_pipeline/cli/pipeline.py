@@ -95,9 +95,11 @@ def render_summary(s: dict) -> None:
         out.print(f"[bold]Skip {name}[/bold]  {escape(why)}")
     for name, r in s.get("scoring", {}).items():
         out.print(
-            f"[bold]Score {name}[/bold]  {r['rows']:,} rows with model v{r['model_version']} "
-            f"-> {r['predictions_table']}"
+            f"[bold]Score {name}[/bold]  {r['rows']:,} rows as of {r.get('as_of')} with model "
+            f"v{r['model_version']} -> {r['predictions_table']}"
         )
+        for d in r.get("monitoring", []):
+            out.print(f"    PSI {d['psi']:.4f} ({d['level']}) against {escape(d['against'])}")
     if s.get("stages"):
         out.print(
             table(
