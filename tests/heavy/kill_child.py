@@ -91,7 +91,10 @@ def _sql(pattern: str):
 
 
 def _predictions_version(args, kwargs) -> bool:
-    return _first(args, kwargs, "name").startswith("predictions.")
+    """A latest-predictions version table (`predictions.<name>__<stamp>`), not the history
+    (models_ml.batch: the history is appended first, then the version written)."""
+    name = _first(args, kwargs, "name")
+    return name.startswith("predictions.") and "__" in name
 
 
 def install(point: str, mark: str) -> None:
@@ -123,7 +126,8 @@ def install(point: str, mark: str) -> None:
         ),
         # the first analytics export written, the others and the web documents not
         "export_half": lambda: _wrap(DataFrameWriter, "parquet", mark, after=lambda a, k: True),
-        # a predictions version table written, the public view not yet on it
+        # the history appended and a latest-predictions version table written, the
+        # latest view not yet on it
         "predictions_written": lambda: _wrap(
             DataFrameWriter, "saveAsTable", mark, after=_predictions_version
         ),
@@ -169,7 +173,14 @@ def read(lake: str) -> None:
             text = external.getTable(layer, t.name).viewText().get()
             if t.name.startswith("predictions_"):
                 frame = spark.table(f"{layer}.{t.name}")
-                seen["predictions"][t.name] = {"rows": frame.count(), "reads": text}
+                runs = (
+                    frame.groupBy("run_id").count().collect() if "run_id" in frame.columns else []
+                )
+                seen["predictions"][t.name] = {
+                    "rows": frame.count(),
+                    "reads": text,
+                    "rows_by_run": {r["run_id"]: r["count"] for r in runs},
+                }
                 continue
             seen["views"][f"{layer}.{t.name}"] = sorted(
                 {"_build_".join(m) for m in BUILD.findall(text)}

@@ -260,9 +260,14 @@ def test_a_run_killed_at_each_commit_point_then_rerun_ends_as_a_clean_run(
     assert seen["gold"] == reference["gold"]
     # exports of the published gold build, finished
     assert exported_build(settings) == published_build(settings, "gold")["build_id"]
-    # predictions: the view reads one whole version, a row per feature row
-    predictions = seen["predictions"]["predictions_readmission_30d"]
-    assert predictions["rows"] == seen["gold"]["features_readmission"]["rows"] > 0
+    # predictions: the latest view reads one whole run; the history holds whole runs only
+    # (a killed run's append is all or nothing), each the same population as the latest
+    latest = seen["predictions"]["predictions_readmission_30d_latest"]
+    history = seen["predictions"]["predictions_readmission_30d"]
+    [(run_id, rows)] = latest["rows_by_run"].items()
+    assert rows == latest["rows"] > 0
+    assert history["rows_by_run"][run_id] == rows
+    assert set(history["rows_by_run"].values()) == {rows}, history["rows_by_run"]
 
 
 def _quarantine_rows(settings) -> int:
