@@ -79,8 +79,8 @@ def test_tracking_uri_defaults_to_sqlite_under_metadata(settings, monkeypatch):
 def test_registry_writes_change_the_store_stamp(settings, tmp_path):
     """The REST API asks the registry for champions only when this stamp changed."""
     store = registry.local_store(settings)
+    v = _version(settings, tmp_path, "stamp_case", 0.6)  # the first write creates the store
     assert store is not None and store.exists()
-    v = _version(settings, tmp_path, "stamp_case", 0.6)
     before = registry.store_stamp(store)
     assert before == registry.store_stamp(store)
     registry.promote(settings, "stamp_case", v, "first")
