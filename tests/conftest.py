@@ -42,8 +42,9 @@ SLOWEST_FIRST = [
 
 
 # Modules whose tests tell one story in file order (a first run, then a second one, then a
-# retraction): pytest-randomly's shuffle is undone inside them.
-IN_FILE_ORDER = SESSION_LAKE_MODULES
+# retraction; a champion corrupted, then a restart; a second delivery, then a changed one):
+# pytest-randomly's shuffle is undone inside them.
+IN_FILE_ORDER = SESSION_LAKE_MODULES | {"test_api_resilience", "test_incremental_silver"}
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle (its seed is in the header)
@@ -54,7 +55,9 @@ def pytest_collection_modifyitems(items):
 
     def key(item):
         stem = item.path.stem
-        return rank.get(stem, len(rank)), item.location[1] if stem in IN_FILE_ORDER else 0
+        if stem in IN_FILE_ORDER:
+            return rank.get(stem, len(rank)), stem, item.location[1]
+        return rank.get(stem, len(rank)), "", 0
 
     items.sort(key=key)  # stable: the random order stays where the key ties
 

@@ -42,6 +42,9 @@ def _register_gbm(settings, h2o, use_case: str, frame: pd.DataFrame, seed: int) 
     from h2o.estimators import H2OGradientBoostingEstimator
 
     uc = load_use_case(settings, use_case)
+    # the labelled rows only (the scoring population's label is null), as `train` reads
+    frame = frame[frame[uc.population.training_flag].astype(bool)].copy()
+    frame[uc.target] = frame[uc.target].astype("int32")
     features = uc.feature_columns(list(frame.columns))
     text = [c for c in features if frame[c].dtype == object]
     hf = h2o.H2OFrame(

@@ -92,7 +92,7 @@ def test_gold_builds_with_reconciliation_and_leakage_tests(lake, spark):
         "reconcile_payments_silver_gold",
         "assert_readmission_features_precede_admission",
         "assert_high_cost_features_from_feature_year",
-        "transfers_are_merged_and_readmissions_flagged",
+        "a_transfer_is_a_next_day_stay_at_another_provider",
         "principal_codes_come_from_the_first_segment_that_has_one",
         "top_diagnoses_count_each_claim_once_under_its_principal_code",
     } <= names
@@ -197,25 +197,29 @@ def _generated_code(plan):
 
 def test_a_failing_unit_test_fails_the_build_after_its_model_is_built(lake, spark, spark_settings):
     # unit tests run as a second dbt command once the models exist
-    # (cms_pipeline.publish._build_then_unit_test); with no gap allowed between stays, the
-    # model builds but its transfer unit test (a stay starting the day after) fails
+    # (cms_pipeline.publish._build_then_unit_test); with the optional age requirement
+    # switched on, the model builds but its unit test of the defaults (both off) fails
     result = build_layer(
         spark_settings,
         spark,
         "gold",
         new_build_id(),
-        select=["+readmission__transfers_merged"],
-        vars={"transfer_gap_days": 0},
+        select=["+readmission__index_enrollment_requirement"],
+        vars={"readmission_require_age_65": True},
     )
     assert not result.success
-    assert "transfer_within_one_day_is_one_hospitalization" in result.error
+    assert "enrollment_requirements_are_off_by_default" in result.error
     units = {t["name"]: t["status"] for t in result.tests if t["resource_type"] == "unit_test"}
-    assert units["transfer_within_one_day_is_one_hospitalization"] == "fail"
+    assert units["enrollment_requirements_are_off_by_default"] == "fail"
     assert "pass" in units.values()  # the selection's other unit tests still pass
     record = json.loads(
         (spark_settings.metadata_path("dbt_runs") / f"gold_{result.build_id}.json").read_text()
     )
-    model = next(n for n in record["dbt"]["nodes"] if n["name"] == "readmission__transfers_merged")
+    model = next(
+        n
+        for n in record["dbt"]["nodes"]
+        if n["name"] == "readmission__index_enrollment_requirement"
+    )
     assert model["status"] == "success"
     assert "&&" in record["dbt"]["args"]  # one record of both commands
 
@@ -237,10 +241,12 @@ def test_unit_tests_run_alone_and_leave_nothing_behind(lake, spark, spark_settin
             assert units and all(u.status == "pass" for u in units), layer
             assert all(n.resource_type == "unit_test" for n in run.nodes)
         assert "principal_codes_come_from_the_first_segment_that_has_one" in {u.name for u in units}
-        with pytest.raises(DbtError) as failed:  # no gap allowed between stays, as above
-            unit_test_layer(spark_settings, spark, "gold", vars={"transfer_gap_days": 0})
+        with pytest.raises(DbtError) as failed:  # the age requirement on, as above
+            unit_test_layer(
+                spark_settings, spark, "gold", vars={"readmission_require_age_65": True}
+            )
         statuses = {n.name: n.status for n in failed.value.run.of_type("unit_test")}
-        assert statuses["transfer_within_one_day_is_one_hospitalization"] == "fail"
+        assert statuses["enrollment_requirements_are_off_by_default"] == "fail"
         assert state() == before
     finally:  # the silver unit tests read the newest bronze; later tests want silver's
         sync_bronze(spark, spark_settings, lake["silver"].bronze_versions)
@@ -311,6 +317,7 @@ def test_catalog_command_lists_every_table_and_model_with_its_rows(lake, spark, 
 
     from cms_pipeline.lake import bronze_uri
     from cms_pipeline.publish import published_build
+    from models_ml import registry
     from models_ml.usecase import list_use_cases
 
     done = subprocess.run(
@@ -333,8 +340,19 @@ def test_catalog_command_lists_every_table_and_model_with_its_rows(lake, spark, 
             expected = spark.table(f"{build['schema']}.{name}").count()
             assert tables[(layer, name)]["rows"] == expected
             assert tables[(layer, name)]["version"] == build["build_id"]
+    # the champions the registry names (a use case whose inputs were never all delivered
+    # has none)
     champions = {m["use_case"] for m in listed["models"] if m["is_champion"]}
-    assert champions == set(list_use_cases(spark_settings))  # the first run trained each
+    registered = {
+        (name, str(found.version))
+        for name in list_use_cases(spark_settings)
+        if (found := registry.champion(spark_settings, name)) is not None
+    }
+    assert champions and champions == {name for name, _ in registered}
+    listed_versions = {
+        (m["use_case"], str(m["version"])) for m in listed["models"] if m["is_champion"]
+    }
+    assert listed_versions == registered
 
 
 def test_check_history_command_shows_the_first_runs_gold_gate(first_run, spark_settings):

@@ -48,8 +48,8 @@ CLUSTER_VARS = [
 def clean_env(monkeypatch):
     for name in [*CLUSTER_VARS, "CMS_PIPELINE_ENV", "CMS_PIPELINE_LAKE", "DBT_TARGET"]:
         monkeypatch.delenv(name, raising=False)
-    for name in list(os.environ):
-        if name.startswith("CMS_DBT_"):
+    for name in list(os.environ):  # scripts/test sets CMS_SPARK_* for the test JVMs
+        if name.startswith(("CMS_DBT_", "CMS_SPARK_")):
             monkeypatch.delenv(name)
     return monkeypatch
 
