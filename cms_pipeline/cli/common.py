@@ -16,7 +16,8 @@ from rich.table import Table
 from cms_pipeline import lease
 from cms_pipeline.config import ConfigError, Settings, load_settings
 
-console = Console(stderr=True)
+# Messages name files: never broken into lines (a path cut in two cannot be copied).
+console = Console(stderr=True, soft_wrap=True)
 # Wide enough for tables when output goes to a file or a CI log.
 out = Console(width=None if sys.stdout.isatty() else 160)
 
