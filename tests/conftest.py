@@ -44,7 +44,11 @@ SLOWEST_FIRST = [
 # Modules whose tests tell one story in file order (a first run, then a second one, then a
 # retraction; a champion corrupted, then a restart; a second delivery, then a changed one):
 # pytest-randomly's shuffle is undone inside them.
-IN_FILE_ORDER = SESSION_LAKE_MODULES | {"test_api_resilience", "test_incremental_silver"}
+IN_FILE_ORDER = SESSION_LAKE_MODULES | {
+    "test_api_resilience",
+    "test_incremental_silver",
+    "test_kill_matrix",  # tests/heavy: the matrix's lake, then --rebuild and a failed gate
+}
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle (its seed is in the header)

@@ -205,12 +205,13 @@ def _check_delta_state(settings) -> dict[str, int]:
     return {table: rows.num_rows for table, rows in bronze.items()}
 
 
-def test_a_run_killed_at_each_commit_point_then_rerun_ends_as_a_clean_run(
-    tmp_path, landing, config
-):
-    from cms_pipeline.exports import exported_build
-    from cms_pipeline.publish import intent_path, published_build
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory, landing, config) -> dict:
+    """A clean run into one lake (the reference), and into another a run killed at each
+    point in turn, then a last clean rerun: both lakes, as the runs left them."""
+    from cms_pipeline.publish import intent_path
 
+    tmp_path = tmp_path_factory.mktemp("matrix")
     # the reference: one clean run (no training: it compares data, not models)
     reference_lake = tmp_path / "reference"
     clean, _ = _run("none", reference_lake, landing, config, "--train", "never")
@@ -234,6 +235,23 @@ def test_a_run_killed_at_each_commit_point_then_rerun_ends_as_a_clean_run(
 
     final, _ = _run("none", lake, landing, config)
     assert final.returncode == 0, _tail(final)
+    return {
+        "lake": lake,
+        "settings": settings,
+        "survived": survived,
+        "reference": reference,
+        "reference_bronze": reference_bronze,
+        "reference_settings": reference_settings,
+    }
+
+
+def test_a_run_killed_at_each_commit_point_then_rerun_ends_as_a_clean_run(matrix, config):
+    from cms_pipeline.exports import exported_build
+    from cms_pipeline.publish import intent_path, published_build
+
+    lake, settings, survived = matrix["lake"], matrix["settings"], matrix["survived"]
+    reference, reference_settings = matrix["reference"], matrix["reference_settings"]
+    reference_bronze = matrix["reference_bronze"]
     print(f"kill points survived / tried: {len(survived)}/{len(KILL_POINTS)}")
     for point, what in survived:
         print(f"  {point}: {what[:160]}")
@@ -268,6 +286,44 @@ def test_a_run_killed_at_each_commit_point_then_rerun_ends_as_a_clean_run(
     assert rows == latest["rows"] > 0
     assert history["rows_by_run"][run_id] == rows
     assert set(history["rows_by_run"].values()) == {rows}, history["rows_by_run"]
+
+
+def test_rebuild_rebuilds_and_a_failed_gate_exits_1_through_the_cli(matrix, landing, config):
+    """`cms-pipeline run` as users run it, on the lake the matrix left (after the test
+    above: tests/conftest.py keeps this module in file order). `--rebuild` builds and
+    publishes silver and gold again from the same bronze and exits 0; a delivery that
+    passes its contract and fails the bronze gate exits 1, names the failed check and
+    leaves the published builds as they were; gold reads as the clean run's."""
+    from cms_pipeline.publish import published_build
+
+    lake, settings = matrix["lake"], matrix["settings"]
+
+    def published() -> dict:
+        return {layer: published_build(settings, layer)["build_id"] for layer in ("silver", "gold")}
+
+    before = published()
+    rebuilt, _ = _run("none", lake, landing, config, "--rebuild", "--train", "never")
+    assert rebuilt.returncode == 0, _tail(rebuilt)
+    rebuilt_builds = published()
+    assert all(rebuilt_builds[layer] != before[layer] for layer in before), (before, rebuilt_builds)
+
+    # one real inpatient row made into a new claim that starts in 2015, delivered alone
+    bad = lake.parent / "bad_delivery"
+    bad.mkdir()
+    src = next((SAMPLE_DATA / "sample_1").glob("*Inpatient_Claims*"))
+    header, first = src.read_bytes().split(b"\r\n")[:2]
+    fields = first.split(b",")
+    fields[1], fields[3] = b"999999999999999", b"20150105"  # CLM_ID, CLM_FROM_DT
+    name = "DE1_0_2008_to_2010_Inpatient_Claims_Sample_7.csv"
+    (bad / name).write_bytes(header + b"\r\n" + b",".join(fields) + b"\r\n")
+    failed, _ = _run("none", lake, bad, config, "--train", "never", "--json")
+    assert failed.returncode == 1, _tail(failed)
+    text = "\n" + failed.stdout  # the summary: the last object that starts a line
+    summary = json.loads(text[text.rindex("\n{") + 1 :])
+    assert summary["stopped_at"] == "bronze gate", _tail(failed)
+    assert "Claim start date is YYYYMMDD within 2007-2010" in summary["reason"]
+    assert published() == rebuilt_builds
+    assert _read(lake, config)["gold"] == matrix["reference"]["gold"]
 
 
 def _quarantine_rows(settings) -> int:
