@@ -243,7 +243,7 @@ def score(
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    port: Annotated[int, typer.Option(help="Port (0: a free one, printed)")] = 8000,
     reload_seconds: Annotated[
         float, typer.Option(help="How often to check the registry for a new champion")
     ] = 5.0,
@@ -251,6 +251,8 @@ def serve(
     profile: ProfileOption = None,
 ) -> None:
     """Serve the champions over REST (needs $CMS_PIPELINE_API_KEY; docs at /docs)."""
+    import socket
+
     import uvicorn
 
     from models_ml.api import create_app
@@ -259,7 +261,10 @@ def serve(
         app = create_app(settings_for(lake, profile), reload_seconds=reload_seconds)
     except RuntimeError as exc:
         raise _fail(exc) from exc
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # bound here, so that the address printed is the one served, port 0 included
+    listener = socket.create_server((host, port))
+    console.print(f"Serving the champions on http://{host}:{listener.getsockname()[1]} (/docs)")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
 
 
 def _fmt(value) -> str:

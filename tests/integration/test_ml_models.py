@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -61,9 +60,10 @@ def ml_settings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def h2o_cluster():
+    from cms_pipeline.processes import free_port
     from models_ml.h2o_cluster import ensure_h2o
 
-    h2o = ensure_h2o(max_mem="2g", nthreads=2, port=_free_port())  # never join another's
+    h2o = ensure_h2o(max_mem="2g", nthreads=2, port=free_port())  # never join another's
     yield h2o
     h2o.cluster().shutdown()
 
@@ -318,49 +318,29 @@ def _exists(spark, uc) -> bool:
     return spark.catalog.tableExists(uc.predictions_table)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def api(ml_settings, first_runs):
-    port = _free_port()
+def api(ml_settings, first_runs, tmp_path_factory):
+    """`cms-pipeline serve --port 0`: the server binds a free port itself (no port found
+    beforehand that another process could take); the test reads it off the process.
+    Its output goes to a log file, named when it does not start."""
+    from cms_pipeline.processes import listening_ports, spawn, stop_group, wait_until
+
+    argv = [str(Path(sys.executable).parent / "cms-pipeline"), "serve", "--port", "0"]
+    argv += ["--lake", ml_settings.lake, "--reload-seconds", "0.5"]
+    log = tmp_path_factory.mktemp("api") / "serve.log"
     env = {**os.environ, "CMS_PIPELINE_API_KEY": "test-key"}
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "cms-pipeline"),
-            "serve",
-            "--lake",
-            ml_settings.lake,
-            "--port",
-            str(port),
-            "--reload-seconds",
-            "0.5",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    client = httpx.Client(
-        base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": "test-key"}, timeout=30
-    )
-    deadline = time.time() + 180
-    while True:
-        try:
-            if client.get("/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"API did not start: {proc.stdout.read()}")
-        time.sleep(0.5)
-    yield client
-    proc.terminate()
-    proc.wait(timeout=30)
+    proc = spawn("api", argv, env, log, cwd=Path.cwd())
+    try:
+        wait_until(lambda: bool(listening_ports(proc)), proc, 180, "the REST API")
+        (port,) = listening_ports(proc)
+        assert f"http://127.0.0.1:{port}" in log.read_text()  # the address it prints
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": "test-key"}, timeout=30
+        )
+        wait_until(lambda: client.get("/healthz").status_code == 200, proc, 180, "the REST API")
+        yield client
+    finally:
+        stop_group(proc)
 
 
 def _record(frame: pd.DataFrame, features: list[dict]) -> dict:
