@@ -1,5 +1,6 @@
 -- Leakage rule of features_high_cost: every feature equals the beneficiary's row of year t
--- (null-safe, column by column), who is alive at the end of t; rows are training rows
+-- (null-safe, column by column) and their comorbidity of t, and they are alive at the end
+-- of t; rows are training rows
 -- (label set) exactly when t+1 is in the data, scoring rows (label null) otherwise.
 {%- set same_name = [
     'age', 'sex_code', 'race_code', 'state_code', 'chronic_condition_count',
@@ -10,6 +11,9 @@
     'claims_payment_amount', 'summary_medicare_ip_amount', 'summary_medicare_op_amount',
     'summary_medicare_carrier_amount', 'summary_medicare_total_amount',
     'summary_beneficiary_total_amount',
+] %}
+{%- set comorbidity = [
+    'charlson_index', 'charlson_category_count', 'elixhauser_index', 'elixhauser_category_count',
 ] %}
 {%- set flags = ['has_esrd'] %}
 {%- for column, code in chronic_condition_columns() %}{% do flags.append(column) %}{% endfor %}
@@ -25,6 +29,12 @@ years as (
 
 ),
 
+comorbidities as (
+
+    select * from {{ ref('comorbidity_beneficiary_year') }}
+
+),
+
 last_year as (
 
     select max(beneficiary_year) as last_data_year from years
@@ -37,10 +47,17 @@ cross join last_year
 left join years as feature_year
     on feature_year.desynpuf_id = features.desynpuf_id
     and feature_year.beneficiary_year = features.feature_year
+left join comorbidities
+    on comorbidities.desynpuf_id = features.desynpuf_id
+    and comorbidities.beneficiary_year = features.feature_year
 where feature_year.desynpuf_id is null
+    or comorbidities.desynpuf_id is null
     or not feature_year.is_alive_at_year_end
     {%- for column in same_name %}
     or not (feature_year.{{ column }} <=> features.{{ column }})
+    {%- endfor %}
+    {%- for column in comorbidity %}
+    or not (comorbidities.{{ column }} <=> features.{{ column }})
     {%- endfor %}
     {%- for column in flags %}
     or not (cast(feature_year.{{ column }} as int) <=> features.{{ column }})

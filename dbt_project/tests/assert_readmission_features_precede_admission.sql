@@ -1,5 +1,5 @@
 -- Leakage rule of features_readmission: the summary of the year before admission exists
--- and supplies the flags, the last earlier discharge lies before the admission, and the
+-- and supplies the flags, that year's comorbidity supplies the indices, the last earlier discharge lies before the admission, and the
 -- label is set exactly on training rows.
 with features as (
 
@@ -18,7 +18,12 @@ from features
 left join summaries as prior_year
     on prior_year.desynpuf_id = features.desynpuf_id
     and prior_year.beneficiary_year = year(features.admission_date) - 1
+left join {{ ref('comorbidity_beneficiary_year') }} as prior_comorbidity
+    on prior_comorbidity.desynpuf_id = features.desynpuf_id
+    and prior_comorbidity.beneficiary_year = year(features.admission_date) - 1
 where prior_year.desynpuf_id is null
+    or not (prior_comorbidity.charlson_index <=> features.prior_year_charlson_index)
+    or not (prior_comorbidity.elixhauser_index <=> features.prior_year_elixhauser_index)
     or prior_year.chronic_condition_count <> features.chronic_condition_count
     or features.days_since_last_discharge <= 0
     or features.discharge_date < features.admission_date

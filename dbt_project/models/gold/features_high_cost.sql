@@ -6,10 +6,14 @@
 --     within the feature year's population. Decedents of t+1 stay in: their label comes
 --     from what was paid for them in t+1; no t+1 summary counts as no payment.
 --   * t = the last data year: the scoring population, label null.
--- Leakage rule: every feature comes from year t (beneficiary_year of t); t+1 decides only
--- the label. Payments are the summary file's Medicare reimbursements (IP + OP + carrier),
+-- Leakage rule: every feature comes from year t (beneficiary_year of t, and the Charlson
+-- and Elixhauser comorbidity of t's claim diagnoses, comorbidity_beneficiary_year); t+1
+-- decides only the label. Payments are the summary file's Medicare reimbursements (IP + OP + carrier),
 -- which cover every setting even when claim files are partial.
-with {{ import_refs(beneficiary_years='beneficiary_year') }},
+with {{ import_refs(
+    beneficiary_years='beneficiary_year',
+    comorbidities='comorbidity_beneficiary_year',
+) }},
 
 data_years as (
 
@@ -93,11 +97,18 @@ final as (
         features.summary_medicare_op_amount,
         features.summary_medicare_carrier_amount,
         features.summary_medicare_total_amount,
-        features.summary_beneficiary_total_amount
+        features.summary_beneficiary_total_amount,
+        comorbidities.charlson_index,
+        comorbidities.charlson_category_count,
+        comorbidities.elixhauser_index,
+        comorbidities.elixhauser_category_count
     from population as features
     inner join labels
         on labels.desynpuf_id = features.desynpuf_id
         and labels.feature_year = features.beneficiary_year
+    left join comorbidities
+        on comorbidities.desynpuf_id = features.desynpuf_id
+        and comorbidities.beneficiary_year = features.beneficiary_year
 
 )
 

@@ -11,12 +11,15 @@
 --     it, outpatient claims ended before it, within `lookback_days`);
 --   * the index stay contributes only what is known at discharge (dates, DRG, codes);
 --   * chronic-condition flags, coverage and state come from the summary of the year
---     BEFORE the admission: a year's flags can be set by events later in that year.
+--     BEFORE the admission: a year's flags can be set by events later in that year;
+--     so do the Charlson and Elixhauser indices (comorbidity_beneficiary_year of that
+--     year: its claims' diagnoses), for the same reason.
 with {{ import_refs(
     admissions='inpatient_admissions',
     merged_stays='readmission__transfers_merged',
     beneficiaries='beneficiary',
     people='dim_beneficiary',
+    comorbidities='comorbidity_beneficiary_year',
 ) }},
 
 index_admissions as (
@@ -134,6 +137,8 @@ final as (
         cast(prior_year.has_esrd as int) as has_esrd,
         prior_year.part_a_coverage_months as prior_year_part_a_coverage_months,
         prior_year.part_d_coverage_months as prior_year_part_d_coverage_months,
+        prior_comorbidity.charlson_index as prior_year_charlson_index,
+        prior_comorbidity.elixhauser_index as prior_year_elixhauser_index,
         index_admissions.length_of_stay_days,
         index_admissions.claim_count as index_claim_count,
         cast(index_admissions.is_transfer_merged as int) as is_transfer_merged,
@@ -157,6 +162,9 @@ final as (
     inner join beneficiaries as prior_year
         on prior_year.desynpuf_id = index_admissions.desynpuf_id
         and prior_year.beneficiary_year = year(index_admissions.admission_date) - 1
+    left join comorbidities as prior_comorbidity
+        on prior_comorbidity.desynpuf_id = index_admissions.desynpuf_id
+        and prior_comorbidity.beneficiary_year = year(index_admissions.admission_date) - 1
     left join prior_admissions
         on prior_admissions.admission_id = index_admissions.admission_id
     left join prior_outpatient
