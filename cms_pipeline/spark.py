@@ -26,8 +26,10 @@ def java_options(quick_jit: bool, extra: str = "") -> str:
     return " ".join(flags for flags in (QUICK_JIT if quick_jit else "", extra.strip()) if flags)
 
 
-def spark_conf(settings: Settings) -> dict[str, str]:
-    """All Spark settings for a profile; dbt's profile is generated from the same dict."""
+def spark_conf(settings: Settings, incoming: str | None = None) -> dict[str, str]:
+    """All Spark settings for a profile; dbt's profile is generated from the same dict.
+    `spark.driver.memory: auto` is sized from the lake's bronze and `incoming`, the files
+    the run will ingest (cms_pipeline/memory.py)."""
     meta = Path(settings.metadata).resolve()
     java = java_options(settings.spark.quick_jit, settings.spark.java_options)
     conf = {
@@ -50,17 +52,22 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         conf["spark.sql.extensions"] = "io.delta.sql.DeltaSparkSessionExtension"
         conf["spark.sql.catalog.spark_catalog"] = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
     conf.update(settings.spark.conf)
+    if conf.get("spark.driver.memory") == "auto":
+        from cms_pipeline.memory import auto_heap
+
+        conf["spark.driver.memory"] = auto_heap(settings.lake, incoming)
     return conf
 
 
-def get_spark(settings: Settings):
-    """Create (or return the running) SparkSession for these settings."""
+def get_spark(settings: Settings, incoming: str | None = None):
+    """Create (or return the running) SparkSession for these settings; `incoming`: the
+    files a run will ingest, which an automatic heap size counts in."""
     prepare_environment()
     from pyspark.sql import SparkSession
 
     Path(settings.metadata).mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder
-    for key, value in spark_conf(settings).items():
+    for key, value in spark_conf(settings, incoming).items():
         builder = builder.config(key, value)
     if settings.spark.native_delta:
         from delta import configure_spark_with_delta_pip  # only on clusters that have Delta
@@ -71,7 +78,7 @@ def get_spark(settings: Settings):
     return spark
 
 
-def start_in_background(settings: Settings) -> threading.Thread:
+def start_in_background(settings: Settings, incoming: str | None = None) -> threading.Thread:
     """Start the session (the JVM, then the metastore's first connection) on a thread of
     its own, so that it overlaps work that leaves a core idle: ingestion runs no JVM. A
     failure is left to the next get_spark, which raises it where a stage needs Spark."""
@@ -80,7 +87,7 @@ def start_in_background(settings: Settings) -> threading.Thread:
         from cms_pipeline.bronze_catalog import DATABASE  # the first stage's database
 
         try:
-            get_spark(settings).catalog.databaseExists(DATABASE)
+            get_spark(settings, incoming).catalog.databaseExists(DATABASE)
         except Exception:  # noqa: BLE001 (the next get_spark reports it)
             pass
 

@@ -90,7 +90,8 @@ def pipeline_flow(
 def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_id: str):
     from cms_pipeline.spark import start_in_background
 
-    start_in_background(settings)  # the JVM starts while ingestion keeps to Python
+    # the JVM starts while ingestion keeps to Python; its heap counts what is to come
+    start_in_background(settings, source or settings.landing)
     with log.stage("ingest"):
         report = ingest_files(quote(settings), source)
     summary.ingest = report.to_dict()

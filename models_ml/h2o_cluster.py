@@ -1,7 +1,8 @@
 """The H2O cluster this process trains on: an existing one by URL, or a local one.
 
 Environment: CMS_PIPELINE_H2O_URL (connect, e.g. http://h2o:54321), otherwise a local
-JVM with CMS_PIPELINE_H2O_MEM (default 4g) and CMS_PIPELINE_H2O_THREADS (default -1 =
+JVM with CMS_PIPELINE_H2O_MEM (default: training sizes it from its rows,
+cms_pipeline/memory.py h2o_heap; otherwise 4g) and CMS_PIPELINE_H2O_THREADS (default -1 =
 all cores), on CMS_PIPELINE_H2O_PORT (default 54321; h2o.init joins any cluster already
 on that port, so tests and benchmarks pick a free port). h2o.init's JVM is a separate process from any JPype JVM here.
 """

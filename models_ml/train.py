@@ -8,6 +8,7 @@ is logged with the table, row counts, snapshot hash, git commit and config hash.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 from dataclasses import asdict, dataclass
@@ -55,12 +56,11 @@ def train(
         from cms_pipeline.spark import get_spark
 
         spark = get_spark(settings)
-    h2o = ensure_h2o()
     c = registry.client(settings)
     run = c.create_run(registry.experiment_id(settings, uc.name), run_name=f"{uc.name}-automl")
     run_id = run.info.run_id
     try:
-        result = _train_run(settings, uc, lineage or {}, spark, h2o, c, run_id, promote_if_better)
+        result = _train_run(settings, uc, lineage or {}, spark, c, run_id, promote_if_better)
     except BaseException:
         c.set_terminated(run_id, status="FAILED")
         raise
@@ -68,11 +68,16 @@ def train(
     return result
 
 
-def _train_run(settings, uc: UseCase, lineage, spark, h2o, c, run_id, promote_if_better):
+def _train_run(settings, uc: UseCase, lineage, spark, c, run_id, promote_if_better):
     from h2o.automl import H2OAutoML
+
+    from cms_pipeline.memory import h2o_heap
 
     work = settings.metadata_path("ml", uc.name, run_id)
     snap = snapshot(spark, uc, work)
+    # a local H2O's heap follows the training rows, unless CMS_PIPELINE_H2O_MEM says
+    size = sum(p.stat().st_size for p in (work / "table").rglob("*.parquet"))
+    h2o = ensure_h2o(max_mem=os.environ.get("CMS_PIPELINE_H2O_MEM") or h2o_heap(size))
     train_fr = import_h2o(h2o, snap, uc, "train")
     test_fr = import_h2o(h2o, snap, uc, "test")
 

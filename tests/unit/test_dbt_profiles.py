@@ -139,8 +139,11 @@ def test_plain_dbt_defaults_are_the_local_profile_on_the_projects_lake(clean_env
         "spark.sql.warehouse.dir",
         "spark.hadoop.javax.jdo.option.ConnectionURL",
         "spark.driver.extraJavaOptions",
+        "spark.driver.memory",  # sized from the data by the pipeline; plain dbt: the floor
     }
     assert {k: params[k] for k in same} == {k: conf[k] for k in same}
+    assert settings.spark.conf["spark.driver.memory"] == "auto"
+    assert params["spark.driver.memory"] == "2g"
     # the pipeline sets each variable that replaces a default
     assert set(SPARK_ENV.values()) <= set(profile_env(settings))
 

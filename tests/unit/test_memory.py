@@ -1,0 +1,75 @@
+"""The Spark driver's heap sized from the data and the machine (cms_pipeline/memory.py)."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+
+import fsspec
+
+from cms_pipeline.memory import (
+    CEILING,
+    CSV_BYTES_PER_BRONZE_BYTE,
+    FLOOR,
+    GIB,
+    as_jvm_size,
+    auto_heap,
+    csv_equivalent_bytes,
+    h2o_heap,
+    heap_bytes,
+)
+from cms_pipeline.spark import spark_conf
+from tests.conftest import SAMPLE_DATA
+
+
+def test_heap_grows_with_the_data_between_the_floor_and_a_third_of_ram():
+    ram = 24 * GIB
+    assert heap_bytes(0, ram) == FLOOR
+    assert heap_bytes(100 * 1024**2, ram) == FLOOR + 300 * 1024**2
+    assert 7 * GIB < heap_bytes(1.9e9, ram) < CEILING  # a full CMS sample: close to 8g
+    assert heap_bytes(50e9, ram) == CEILING
+    assert heap_bytes(50e9, 9 * GIB) == 3 * GIB  # an 8-9 GiB laptop: a third of it
+    assert heap_bytes(50e9, 4 * GIB) == FLOOR  # never below the floor
+    assert as_jvm_size(FLOOR) == "2048m"
+
+
+def test_a_zip_counts_its_members_uncompressed_and_bronze_counts_as_csv(tmp_path):
+    csv = next((SAMPLE_DATA / "sample_0").glob("*.csv"))
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    shutil.copyfile(csv, landing / csv.name)
+    with zipfile.ZipFile(landing / "two.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(csv, "a.csv")
+        z.write(csv, "b.csv")
+    fs = fsspec.filesystem("file")
+    assert csv_equivalent_bytes(fs, str(landing)) == 3 * csv.stat().st_size
+    assert csv_equivalent_bytes(fs, str(landing / csv.name)) == csv.stat().st_size
+    assert csv_equivalent_bytes(fs, str(tmp_path / "missing")) == 0
+    bronze = tmp_path / "lake" / "bronze" / "t"
+    bronze.mkdir(parents=True)
+    (bronze / "part.parquet").write_bytes(b"x" * 1000)
+    assert csv_equivalent_bytes(fs, str(bronze.parent), bronze=True) == (
+        CSV_BYTES_PER_BRONZE_BYTE * 1000
+    )
+
+
+def test_auto_sizes_from_bronze_and_the_incoming_files_and_a_given_size_wins(
+    copied_config, tmp_path
+):
+    settings, config = copied_config
+    empty = auto_heap(settings.lake, None)
+    assert empty == "2048m"
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"0" * (200 * 1024**2))  # 200 MiB to come: 600 MiB more heap
+    assert auto_heap(settings.lake, str(big)) == "2648m"
+    assert spark_conf(settings, str(big))["spark.driver.memory"] == "2648m"
+    given = settings.spark.model_copy(update={"conf": {"spark.driver.memory": "6g"}})
+    assert spark_conf(settings.model_copy(update={"spark": given}))["spark.driver.memory"] == "6g"
+
+
+def test_h2o_heap_is_four_times_the_training_data_within_a_quarter_of_ram():
+    assert h2o_heap(0, 24 * GIB) == "1024m"
+    # 100 MiB of Parquet = 470 MiB of CSV: 1 GiB + 4 x 470 MiB
+    assert h2o_heap(100 * 1024**2, 24 * GIB) == f"{1024 + 4 * 470}m"
+    assert h2o_heap(10 * GIB, 24 * GIB) == "6144m"
+    assert h2o_heap(10 * GIB, 2 * GIB) == "1024m"
