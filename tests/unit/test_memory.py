@@ -7,6 +7,7 @@ import zipfile
 
 import fsspec
 
+from cms_pipeline.config import load_settings
 from cms_pipeline.memory import (
     CEILING,
     CSV_BYTES_PER_BRONZE_BYTE,
@@ -54,9 +55,11 @@ def test_a_zip_counts_its_members_uncompressed_and_bronze_counts_as_csv(tmp_path
 
 
 def test_auto_sizes_from_bronze_and_the_incoming_files_and_a_given_size_wins(
-    copied_config, tmp_path
+    settings, tmp_path, monkeypatch
 ):
-    settings, config = copied_config
+    monkeypatch.delenv("CMS_SPARK_DRIVER_MEMORY", raising=False)  # scripts/test sets it
+    settings = load_settings(lake=settings.lake)
+    assert settings.spark.conf["spark.driver.memory"] == "auto"  # the shipped default
     empty = auto_heap(settings.lake, None)
     assert empty == "2048m"
     big = tmp_path / "big.csv"
