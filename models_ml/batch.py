@@ -36,7 +36,7 @@ from cms_pipeline.atomic import write_json_atomic
 from cms_pipeline.config import Settings
 from cms_pipeline.sql import statement
 from models_ml import registry
-from models_ml.monitoring import compare
+from models_ml.monitoring import compare, has_values
 from models_ml.serving import cache_dir, load_version
 from models_ml.usecase import UseCase, load_use_case
 
@@ -57,7 +57,7 @@ class ScoreResult:
     json_path: str
     scored_at: str
     as_of: str
-    monitoring: list = field(default_factory=list)  # PSI of the scores against references
+    monitoring: list = field(default_factory=list)  # PSI of scores and top features
 
 
 def scoring_rows(spark, uc: UseCase, as_of: date | None = None, table: str | None = None):
@@ -132,6 +132,11 @@ def score(
     append_history(spark, uc.predictions_table, out)
     replace_predictions(spark, uc.latest_predictions_table, out, run_id)
     drift = [compare(ref, out["score"], name) for name, ref in references.items()]
+    drift += [
+        compare(ref, frame[name], f"v{model.version} training rows: {name}")
+        for name, ref in feature_references(settings, uc, model.version).items()
+        if has_values(ref) and has_values(frame[name])  # e.g. a feature null in every row
+    ]
 
     json_path = json_path or settings.metadata_path("exports", "ml", f"predictions_{uc.name}.json")
     export = {
@@ -184,6 +189,17 @@ def score_references(settings: Settings, spark, uc: UseCase, version: str) -> di
     if held_out is not None:
         references[f"v{version} held-out predictions"] = pd.read_parquet(held_out)["p1"].to_numpy()
     return references
+
+
+def feature_references(settings: Settings, uc: UseCase, version: str) -> dict:
+    """{feature: its values in the version's training rows} for the most important numeric
+    inputs (models_ml.train); empty for a version trained before they were kept."""
+    path = registry.download_evaluation(
+        settings, uc.name, version, registry.FEATURE_REFERENCE, cache_dir(settings)
+    )
+    if path is None:
+        return {}
+    return {name: values.to_numpy() for name, values in pd.read_parquet(path).items()}
 
 
 def version_stamp(scored_at: datetime) -> str:

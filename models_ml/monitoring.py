@@ -48,8 +48,18 @@ def compare(reference, new, name: str) -> dict:
     }
 
 
+def has_values(values) -> bool:
+    """Some finite number among `values`: PSI can be measured on it."""
+    return _finite(values).size > 0
+
+
 def _finite(values) -> np.ndarray:
-    arr = np.asarray(values, dtype="float64").ravel()
+    """The finite numbers among `values` (floats, ints, Decimals; None, NaN and pd.NA
+    dropped)."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(pd.Series(np.ravel(np.asarray(values, dtype=object))), errors="coerce")
+    arr = numbers.to_numpy(dtype="float64", na_value=np.nan)
     return arr[np.isfinite(arr)]
 
 

@@ -19,6 +19,8 @@ from cms_pipeline.config import Settings
 CHAMPION = "champion"
 HISTORY_TAG = "champion_history"
 EVALUATION_DIR = "evaluation"
+# the training rows of a version's most important numeric inputs (models_ml.train)
+FEATURE_REFERENCE = "feature_reference.parquet"
 MOJO_DIR = "mojo"
 MOJO_FILE = "model.zip"
 GENMODEL_JAR = "h2o-genmodel.jar"

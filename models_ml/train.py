@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from cms_pipeline.config import PROJECT_ROOT, Settings
@@ -25,6 +26,8 @@ from models_ml.h2o_cluster import ensure_h2o
 from models_ml.plots import evaluation_plots
 from models_ml.schema import Feature
 from models_ml.usecase import UseCase, load_use_case
+
+TOP_FEATURES = 5  # most important numeric inputs whose drift each scoring run reports
 
 # lineage keys this module adds itself; the caller's keys are also tagged `lineage.<key>`
 OWN_LINEAGE_KEYS = {"table", "snapshot", "git_commit", "config_hash", "h2o_version"}
@@ -148,7 +151,14 @@ def _train_run(settings, uc: UseCase, lineage, spark, c, run_id, promote_if_bett
     (eval_dir / "metrics.json").write_text(
         json.dumps({"test": test_metrics, "calibration_bins": m.calibration_bins(y, p)}, indent=2)
     )
-    evaluation_plots(y, p, _varimp(h2o, aml, leaderboard), out / "plots", uc.name)
+    varimp = _varimp(h2o, aml, leaderboard)
+    evaluation_plots(y, p, varimp, out / "plots", uc.name)
+    top = top_numeric_features(varimp, features, TOP_FEATURES)
+    # the training rows of the most important numeric features: scoring runs measure
+    # their drift against it (models_ml.batch.score_references)
+    pd.read_parquet(snap.train_path, columns=top).to_parquet(
+        eval_dir / registry.FEATURE_REFERENCE, index=False
+    )
 
     full_lineage = {
         **lineage,
@@ -293,6 +303,16 @@ def _leaderboard(h2o, aml) -> list[dict]:
 
     lb = get_leaderboard(aml, extra_columns=["algo"]).as_data_frame(use_multi_thread=True)
     return lb.to_dict(orient="records")
+
+
+def top_numeric_features(
+    varimp: list[tuple[str, float]], features: list[Feature], n: int
+) -> list[str]:
+    """The `n` most important numeric model inputs (varimp order), for drift monitoring;
+    pure. Without importances (an ensemble alone), the first numeric inputs."""
+    numeric = [f.name for f in features if f.type == "numeric"]
+    ranked = [name for name, _ in varimp if name in numeric]
+    return (ranked + [name for name in numeric if name not in ranked])[:n]
 
 
 def _varimp(h2o, aml, leaderboard) -> list[tuple[str, float]]:

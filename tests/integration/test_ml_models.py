@@ -22,6 +22,7 @@ import pytest
 from cms_pipeline.config import load_settings
 from models_ml import registry
 from models_ml.synthetic import high_cost_frame, readmission_frame, write_table
+from models_ml.train import TOP_FEATURES
 from models_ml.usecase import load_use_case
 
 pytestmark = pytest.mark.integration
@@ -305,13 +306,23 @@ def test_batch_scoring_appends_the_population_as_of_a_date(ml_settings, spark, f
         latest_rows = spark.table(uc.latest_predictions_table).toPandas()
         assert set(latest_rows["run_id"]) == {back.run_id} and len(latest_rows) == back.rows
         assert json.loads(Path(back.json_path).read_text())["run_id"] == back.run_id
-        # drift: PSI against the run before and the champion's held-out predictions
-        assert [d["against"] for d in back.monitoring] == [
+        # drift: the scores' PSI against the run before and the champion's held-out
+        # predictions, then each top numeric feature's against the training rows
+        scores, features = back.monitoring[:2], back.monitoring[2:]
+        assert [d["against"] for d in scores] == [
             f"previous run {result.run_id}",
             f"v{champion} held-out predictions",
         ]
-        assert all(d["psi"] >= 0 and d["rows"] == back.rows for d in back.monitoring)
-        assert result.monitoring[-1]["against"] == f"v{champion} held-out predictions"
+        assert all(d["psi"] >= 0 and d["rows"] == back.rows for d in scores)
+        assert f"v{champion} held-out predictions" in [d["against"] for d in result.monitoring]
+        prefix = f"v{champion} training rows: "
+        names = [d["against"].removeprefix(prefix) for d in features]
+        assert 0 < len(names) <= TOP_FEATURES and all(
+            d["against"].startswith(prefix) for d in features
+        )
+        numeric = frame.select_dtypes("number").columns
+        assert set(names) <= set(numeric) - uc.non_features, names
+        assert all(d["psi"] >= 0 and 0 < d["rows"] <= back.rows for d in features)
 
 
 def _exists(spark, uc) -> bool:
@@ -420,3 +431,8 @@ def test_rest_api_follows_the_champion(api, ml_settings, tables, second_run):
         assert version == "2"
     finally:
         registry.rollback(ml_settings, "readmission_30d")
+        # the server reloads every 0.5 s: the next test must find it serving v1 again
+        deadline = time.time() + 60
+        while api.get("/healthz").json()["models"]["readmission_30d"] != "1":
+            assert time.time() < deadline, "the API kept serving v2 after the rollback"
+            time.sleep(0.5)

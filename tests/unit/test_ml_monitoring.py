@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models_ml.monitoring import compare, level, psi
+from models_ml.monitoring import compare, has_values, level, psi
 
 
 def test_same_distribution_is_stable():
@@ -44,3 +44,35 @@ def test_compare_names_the_reference():
     out = compare([0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], "previous run")
     assert out["against"] == "previous run" and out["level"] == "stable"
     assert out["reference_rows"] == out["rows"] == 4
+
+
+def test_feature_values_from_spark_decimals_nulls_and_pd_na_count_as_numbers():
+    from decimal import Decimal
+
+    import pandas as pd
+
+    ref = [Decimal("1.50"), Decimal("2.00"), None, Decimal("3.25")]
+    new = pd.Series([1.5, 2.0, pd.NA, 3.25], dtype="Float64")
+    result = compare(ref, new, "training rows: payment")
+    assert result["psi"] == pytest.approx(0.0, abs=1e-12)
+    assert result["reference_rows"] == result["rows"] == 3
+
+
+def test_top_numeric_features_follow_importance_then_fill_in_input_order():
+    from models_ml.schema import Feature
+    from models_ml.train import top_numeric_features
+
+    features = [
+        Feature(name="state_code", type="categorical", levels=["01"]),
+        Feature(name="age", type="numeric"),
+        Feature(name="cost", type="numeric"),
+        Feature(name="days", type="numeric"),
+    ]
+    varimp = [("state_code", 1.0), ("days", 0.8), ("age", 0.5)]
+    assert top_numeric_features(varimp, features, 2) == ["days", "age"]
+    assert top_numeric_features(varimp, features, 5) == ["days", "age", "cost"]
+    assert top_numeric_features([], features, 2) == ["age", "cost"]
+
+
+def test_a_feature_null_in_every_row_has_no_values_to_compare():
+    assert not has_values([None, float("nan")]) and has_values([None, 1])
