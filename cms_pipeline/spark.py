@@ -55,8 +55,20 @@ def spark_conf(settings: Settings, incoming: str | None = None) -> dict[str, str
     if conf.get("spark.driver.memory") == "auto":
         from cms_pipeline.memory import auto_heap
 
-        conf["spark.driver.memory"] = auto_heap(settings.lake, incoming)
+        # the heap is fixed when the JVM starts: the lake is measured only before that
+        running = _running_driver_memory()
+        conf["spark.driver.memory"] = running or auto_heap(settings.lake, incoming)
     return conf
+
+
+def _running_driver_memory() -> str | None:
+    """The driver heap of this process's running SparkContext, if one runs."""
+    try:
+        from pyspark import SparkContext
+    except ImportError:
+        return None
+    context = SparkContext._active_spark_context
+    return context.getConf().get("spark.driver.memory") if context is not None else None
 
 
 def get_spark(settings: Settings, incoming: str | None = None):

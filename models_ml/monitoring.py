@@ -58,8 +58,9 @@ def _finite(values) -> np.ndarray:
     dropped)."""
     import pandas as pd
 
-    numbers = pd.to_numeric(pd.Series(np.ravel(np.asarray(values, dtype=object))), errors="coerce")
-    arr = numbers.to_numpy(dtype="float64", na_value=np.nan)
+    # a float array stays float (no per-value conversion on a scoring run's scores)
+    series = values if isinstance(values, pd.Series) else pd.Series(np.ravel(values))
+    arr = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     return arr[np.isfinite(arr)]
 
 

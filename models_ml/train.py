@@ -155,7 +155,7 @@ def _train_run(settings, uc: UseCase, lineage, spark, c, run_id, promote_if_bett
     evaluation_plots(y, p, varimp, out / "plots", uc.name)
     top = top_numeric_features(varimp, features, TOP_FEATURES)
     # the training rows of the most important numeric features: scoring runs measure
-    # their drift against it (models_ml.batch.score_references)
+    # their drift against it (models_ml.batch.feature_references)
     pd.read_parquet(snap.train_path, columns=top).to_parquet(
         eval_dir / registry.FEATURE_REFERENCE, index=False
     )
