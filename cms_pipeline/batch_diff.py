@@ -25,13 +25,9 @@ import numpy as np
 import pyarrow as pa
 
 from cms_pipeline.config import SourceContract
-from cms_pipeline.profiling import (
-    NUMERIC_TYPES,
-    BatchProfile,
-    ColumnProfile,
-    KeySet,
-    Profiler,
-)
+from cms_pipeline.profiling.conformance import NUMERIC_TYPES
+from cms_pipeline.profiling.profilers import KeySet, Profiler
+from cms_pipeline.profiling.records import BatchProfile, ColumnProfile
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: only for type hints here
     import pyarrow.dataset as ds

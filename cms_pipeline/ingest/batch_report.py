@@ -9,8 +9,10 @@ from cms_pipeline.batch_diff import diff_batch
 from cms_pipeline.config import Settings, SourceContract
 from cms_pipeline.ingest.delta_files import committed_rows, read_batches, read_table
 from cms_pipeline.ingest.delta_writer import append_rows, open_table
+from cms_pipeline.ingest.expectations import check_expectations
 from cms_pipeline.lake import bronze_uri, meta_uri, reports_dir
-from cms_pipeline.profiling import BatchProfile, KeySet, Profiler, check_expectations
+from cms_pipeline.profiling.profilers import KeySet, Profiler
+from cms_pipeline.profiling.records import BatchProfile
 from cms_pipeline.reports import write_batch_report
 
 

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cms_pipeline.atomic import write_json_atomic, write_text_atomic
 from cms_pipeline.batch_diff import BatchDiff
-from cms_pipeline.profiling import BatchProfile, ColumnProfile, ExpectationFailure, bin_edges
+from cms_pipeline.profiling.histograms import bin_edges
+from cms_pipeline.profiling.records import BatchProfile, ColumnProfile
+
+if TYPE_CHECKING:  # only a type hint here; at run time ingest imports this module
+    from cms_pipeline.ingest.expectations import ExpectationFailure
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _env = Environment(

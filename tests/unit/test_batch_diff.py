@@ -16,7 +16,7 @@ from cms_pipeline.batch_diff import (
     psi,
 )
 from cms_pipeline.config import SourceContract
-from cms_pipeline.profiling import KeySet, Profiler
+from cms_pipeline.profiling.profilers import KeySet, Profiler
 
 CONTRACT = SourceContract(
     name="claims",

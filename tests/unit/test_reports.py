@@ -11,7 +11,8 @@ import pytest
 
 from cms_pipeline.batch_diff import diff_batch, profile_state
 from cms_pipeline.config import load_settings
-from cms_pipeline.profiling import Profiler, check_expectations
+from cms_pipeline.ingest.expectations import check_expectations
+from cms_pipeline.profiling.profilers import Profiler
 from cms_pipeline.reports import render_profile_html, write_batch_report
 
 
