@@ -1,10 +1,13 @@
 """Child processes of test_kill_matrix.py.
 
-    python kill_child.py run POINT MARK -- ARGS...
+    python kill_child.py run POINT MARK [SEEN] -- ARGS...
         `cms-pipeline ARGS` (the real CLI entry, cms_pipeline.cli:app) with one library
         function wrapped so that the process SIGKILLs itself at POINT (KILL_POINTS); the
         file MARK is written first, naming what was hit (the proof the point was reached).
-        POINT "none" runs the CLI as it is.
+        POINT "none" runs the CLI as it is. With SEEN, once the CLI has exited (whatever
+        its code), what a reader sees (below) is written to the file SEEN by this same
+        process: it saves a reader child's JVM start where a fresh reader proves nothing
+        more; the process then exits with the CLI's code.
     python kill_child.py read LAKE
         what a reader sees, as JSON on stdout: per published view of silver and gold the
         builds its definition reads, rows and numeric totals of every gold view, and the
@@ -148,14 +151,21 @@ KILL_POINTS = (
 )
 
 
-def run(point: str, mark: str, args: list[str]) -> None:
+def run(point: str, mark: str, args: list[str], seen: str | None = None) -> None:
     install(point, mark)
     from cms_pipeline.cli import app
 
-    app(args, prog_name="cms-pipeline")
+    try:
+        app(args, prog_name="cms-pipeline")
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    if seen:
+        Path(seen).write_text(read(args[args.index("--lake") + 1]))
+    sys.exit(code)
 
 
-def read(lake: str) -> None:
+def read(lake: str) -> str:
     from pyspark.sql import types as T
 
     from cms_pipeline.config import load_settings
@@ -195,7 +205,7 @@ def read(lake: str) -> None:
                     "rows": frame.count(),
                     "totals": {c: round(float(totals[c] or 0), 2) for c in numeric},
                 }
-    print(json.dumps(seen, sort_keys=True), flush=True)
+    return json.dumps(seen, sort_keys=True)
 
 
 def _sum(column: str):
@@ -206,7 +216,8 @@ def _sum(column: str):
 
 if __name__ == "__main__":
     if sys.argv[1] == "run":
-        point, mark = sys.argv[2:4]
-        run(point, mark, sys.argv[sys.argv.index("--") + 1 :])
+        split = sys.argv.index("--")
+        point, mark, *seen = sys.argv[2:split]
+        run(point, mark, sys.argv[split + 1 :], *seen)
     else:
-        read(sys.argv[2])
+        print(read(sys.argv[2]), flush=True)
