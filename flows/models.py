@@ -25,7 +25,26 @@ def train_use_case(lake: str | None, use_case: str, lineage: dict | None = None)
         + "\n\nHeld-out: "
         + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if isinstance(v, float)),
     )
+    model_card(result)
     return as_dict(result)
+
+
+def model_card(result) -> None:
+    """The version's model card as a Prefect artefact: its key numbers and where the
+    full HTML card is (also in MLflow, and `cms-pipeline models card`)."""
+    import json
+    from pathlib import Path
+
+    from models_ml.card import CARD_JSON, markdown_summary
+
+    if not result.card_path:
+        return
+    data = json.loads((Path(result.card_path).parent / CARD_JSON).read_text())
+    artifacts.markdown(
+        f"model-card-{result.use_case}",
+        markdown_summary(data, result.card_path),
+        description=f"model card of {result.use_case} v{result.model_version}",
+    )
 
 
 @task(name="score use case", retries=1, retry_delay_seconds=30)
@@ -119,7 +138,8 @@ def _markdown_table(rows: list[dict]) -> str:
 @writes_lake("prefect flow train")
 def train_flow(use_case: str | None = None, lake: str | None = None) -> dict:
     """Retrain (all use cases by default); a challenger replaces the champion only when
-    it beats it on the same held-out data by the configured margin."""
+    it beats it on the same held-out data by the configured margin and beyond the
+    bootstrap noise of those rows."""
     settings = load_settings(lake=lake)
     names = [use_case] if use_case else use_cases(settings)
     return {

@@ -237,6 +237,32 @@ def download_evaluation(
     return path
 
 
+CARD_FILES = ("card.html", "card.json")  # models_ml.card, at the root of a run's artefacts
+
+
+def download_card(settings: Settings, use_case: str, version, dest: Path) -> dict[str, Path]:
+    """The version's model card (card.html and card.json) copied under `dest`."""
+    c = client(settings)
+    try:
+        mv = c.get_model_version(use_case, str(version))
+    except Exception as exc:  # noqa: BLE001
+        raise RegistryError(
+            f"model '{use_case}' has no version {version}; see `cms-pipeline models show {use_case}`"
+        ) from exc
+    target = dest / use_case / str(mv.version)
+    target.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in CARD_FILES:
+        try:
+            paths[name.split(".")[1]] = Path(c.download_artifacts(mv.run_id, name, str(target)))
+        except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for a missing file
+            raise RegistryError(
+                f"version {mv.version} of '{use_case}' has no {name} (trained before model "
+                f"cards were written); retrain it: `cms-pipeline train {use_case}`"
+            ) from exc
+    return paths
+
+
 def _exists(c, use_case: str) -> bool:
     try:
         c.get_registered_model(use_case)

@@ -19,8 +19,8 @@ import pandas as pd
 import yaml
 
 from cms_pipeline.config import PROJECT_ROOT, Settings
+from models_ml import card, registry
 from models_ml import metrics as m
-from models_ml import registry
 from models_ml.data import Snapshot, import_h2o, snapshot
 from models_ml.h2o_cluster import ensure_h2o
 from models_ml.plots import evaluation_plots
@@ -28,6 +28,19 @@ from models_ml.schema import Feature
 from models_ml.usecase import UseCase, load_use_case
 
 TOP_FEATURES = 5  # most important numeric inputs whose drift each scoring run reports
+# Bootstrap of the held-out metrics (model card) and of the champion/challenger gain;
+# module constants, not use-case YAML settings: the same rule for every use case.
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+PROMOTION_METRIC_NAMES = {
+    "gain": "promotion_gain",
+    "low": "promotion_gain_ci_low",
+    "high": "promotion_gain_ci_high",
+}
+SHAP_MAX_ROWS = 20_000  # TreeSHAP on the first test rows at most: the mean settles long before
+# the card reads the cohort and label from the dbt docs and group labels from the codebooks
+DBT_MODELS_DIR = PROJECT_ROOT / "dbt_project" / "models"
+SEEDS_DIR = PROJECT_ROOT / "dbt_project" / "seeds"
 
 # lineage keys this module adds itself; the caller's keys are also tagged `lineage.<key>`
 OWN_LINEAGE_KEYS = {"table", "snapshot", "git_commit", "config_hash", "h2o_version"}
@@ -45,6 +58,7 @@ class TrainResult:
     decision: str
     snapshot_dir: str
     leaderboard: list[dict]
+    card_path: str | None = None  # card.html beside the run's artefacts (also logged)
 
 
 def train(
@@ -113,6 +127,7 @@ def _train_run(settings, uc: UseCase, lineage, spark, c, run_id, promote_if_bett
 
     y, p, pred_frame = _predict(h2o, leader, test_fr, uc)
     test_metrics = m.binary_metrics(y, p)
+    intervals = m.bootstrap_intervals(y, p, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)
     leaderboard = _leaderboard(h2o, aml)
 
     out = work / "artifacts"
@@ -183,12 +198,33 @@ def _train_run(settings, uc: UseCase, lineage, spark, c, run_id, promote_if_bett
             "config_hash": uc.config_hash(),
         },
     )
-    promoted, decision, champ_metrics = _challenge(
-        settings, h2o, uc, test_fr, y, test_metrics, version.version, work
+    promoted, decision, champ_metrics, noise = _challenge(
+        settings, h2o, uc, test_fr, y, p, version.version, work
     )
     c.set_tag(run_id, "promotion_decision", decision)
     for k, v in champ_metrics.items():
         c.log_metric(run_id, f"champion_{k}", v)
+    for key in ("gain", "low", "high"):
+        if noise is not None and noise[key] == noise[key]:  # NaN: no usable replicate
+            c.log_metric(run_id, PROMOTION_METRIC_NAMES[key], noise[key])
+
+    card_html = _model_card(
+        c,
+        run_id,
+        uc,
+        snap,
+        h2o,
+        leader,
+        leaderboard,
+        varimp,
+        test_fr,
+        pred_frame,
+        intervals,
+        full_lineage,
+        str(version.version),
+        {"decision": decision, "would_promote": promoted, "gain": noise},
+        out,
+    )
     if promoted and promote_if_better:
         registry.promote(settings, uc.name, version.version, decision)
     champ = registry.champion(settings, uc.name)
@@ -203,6 +239,7 @@ def _train_run(settings, uc: UseCase, lineage, spark, c, run_id, promote_if_bett
         decision=decision,
         snapshot_dir=str(work),
         leaderboard=leaderboard,
+        card_path=str(card_html),
     )
 
 
@@ -254,36 +291,165 @@ def _predict(h2o, model, frame, uc: UseCase):
 
 
 def decide(
-    challenger: float, champion: float | None, metric: str, margin: float, higher_is_better: bool
+    challenger: float,
+    champion: float | None,
+    metric: str,
+    margin: float,
+    higher_is_better: bool,
+    noise: dict | None = None,
 ) -> tuple[bool, str]:
-    """Promotion rule, pure: beat the champion on the same test data by `margin`."""
+    """Promotion rule, pure: beat the champion on the same test rows by `margin`, and by
+    more than the noise of those rows: the lower bound of the paired bootstrap interval
+    of the gain (`noise`, from metrics.paired_bootstrap_gain) must be above 0."""
     if champion is None or np.isnan(champion):
         return True, f"no champion to beat; {metric}={challenger:.4f}"
+    if noise is None:
+        raise ValueError("a champion exists: the paired bootstrap of the gain is needed")
     gain = (challenger - champion) if higher_is_better else (champion - challenger)
-    verdict = "promoted" if gain >= margin else "kept champion"
-    return gain >= margin, (
+    beats_margin = gain >= margin
+    beats_noise = noise["low"] > 0  # NaN (no usable replicate) is not above 0
+    promoted = beats_margin and beats_noise
+    if promoted:
+        verdict = "promoted"
+    elif not beats_margin:
+        verdict = "kept champion (gain below the margin)"
+    else:
+        verdict = "kept champion (gain within bootstrap noise)"
+    return promoted, (
         f"{verdict}: challenger {metric}={challenger:.4f} vs champion {champion:.4f} "
-        f"on the same test rows (gain {gain:+.4f}, margin {margin})"
+        f"on the same test rows (gain {gain:+.4f}, margin {margin}, "
+        f"{noise['level']:.0%} paired bootstrap CI of the gain "
+        f"[{noise['low']:+.4f}, {noise['high']:+.4f}] over {noise['replicates']} replicates)"
     )
 
 
-def _challenge(settings, h2o, uc: UseCase, test_fr, y, test_metrics, version, work):
-    """Score the champion's MOJO on this run's test frame and apply the promotion rule."""
+def _challenge(settings, h2o, uc: UseCase, test_fr, y, p, version, work):
+    """Score the champion's MOJO on this run's test frame and apply the promotion rule;
+    (promoted, decision, champion's metrics, paired bootstrap of the gain or None)."""
     metric, margin = uc.promotion.metric, uc.promotion.margin
+    higher = uc.promotion.higher_is_better
+    challenger = m.binary_metrics(y, p)[metric]
     champ = registry.champion(settings, uc.name)
     if champ is None:
-        promoted, why = decide(
-            test_metrics[metric], None, metric, margin, uc.promotion.higher_is_better
-        )
-        return promoted, why, {}
+        promoted, why = decide(challenger, None, metric, margin, higher)
+        return promoted, why, {}, None
     paths = registry.download_version(settings, uc.name, champ.version, work / "champion")
     champ_model = h2o.import_mojo(str(paths["mojo"]))
     _, p_champ, _ = _predict(h2o, champ_model, test_fr, uc)
     champ_metrics = m.binary_metrics(y, p_champ)
-    promoted, why = decide(
-        test_metrics[metric], champ_metrics[metric], metric, margin, uc.promotion.higher_is_better
+    noise = m.paired_bootstrap_gain(
+        y, p, p_champ, metric, higher, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED
     )
-    return promoted, f"v{version} vs champion v{champ.version}: {why}", champ_metrics
+    promoted, why = decide(challenger, champ_metrics[metric], metric, margin, higher, noise)
+    return promoted, f"v{version} vs champion v{champ.version}: {why}", champ_metrics, noise
+
+
+def _model_card(
+    c,
+    run_id,
+    uc: UseCase,
+    snap: Snapshot,
+    h2o,
+    leader,
+    leaderboard,
+    varimp,
+    test_fr,
+    pred_frame: pd.DataFrame,
+    intervals: dict,
+    lineage: dict,
+    version: str,
+    promotion: dict,
+    out: Path,
+) -> Path:
+    """Write card.json and card.html under `out` and log both to the run."""
+    y = pred_frame[uc.target].astype(int).to_numpy()
+    p = pred_frame["p1"].astype(float).to_numpy()
+    data = card.card_data(
+        use_case=uc.model_dump(mode="json"),
+        version=version,
+        run_id=run_id,
+        lineage=lineage,
+        intervals=intervals,
+        calibration_bins=m.calibration_bins(y, p),
+        subgroups=card.subgroup_metrics(
+            _with_groups(pred_frame, snap), uc.target, "p1", card.load_codebooks(SEEDS_DIR)
+        ),
+        varimp=varimp,
+        shap=_contributions(h2o, leader, leaderboard, test_fr),
+        promotion=promotion,
+        leader={"model_id": leader.model_id, "algo": leader.algo},
+        docs=card.dbt_docs(DBT_MODELS_DIR, uc.table, uc.target),
+        bootstrap={
+            "resamples": BOOTSTRAP_RESAMPLES,
+            "seed": BOOTSTRAP_SEED,
+            "level": m.BOOTSTRAP_LEVEL,
+        },
+    )
+    paths = card.write_card(data, out, out / "plots" / "calibration.png")
+    for path in paths.values():
+        c.log_artifact(run_id, str(path))
+    return paths["html"]
+
+
+def _with_groups(pred_frame: pd.DataFrame, snap: Snapshot) -> pd.DataFrame:
+    """The test predictions with the subgroup columns (sex, race, age, state) of the
+    same rows: H2O imported the one test Parquet file in order, so rows line up."""
+    wanted = {c for cols in card.SUBGROUP_COLUMNS.values() for c in cols}
+    columns = [c for c in snap.spark_types if c in wanted]
+    groups = pd.read_parquet(snap.test_path, columns=columns)
+    if len(groups) != len(pred_frame):
+        raise RuntimeError(f"{snap.test_path}: {len(groups)} rows, predictions {len(pred_frame)}")
+    return pd.concat(
+        [
+            pred_frame.reset_index(drop=True),
+            groups.drop(columns=list(pred_frame.columns), errors="ignore"),
+        ],
+        axis=1,
+    )
+
+
+def _contributions(h2o, leader, leaderboard: list[dict], frame) -> dict:
+    """Mean |SHAP| per feature (H2O TreeSHAP) of the leader on the test rows, or of the
+    best leaderboard model that has contributions (none for stacked ensembles or GLM
+    without a background frame); the card says which model and why."""
+    rows = min(frame.nrows, SHAP_MAX_ROWS)
+    sample = frame[:rows, :] if rows < frame.nrows else frame
+    skipped = []
+    ids = [leader.model_id] + [
+        r["model_id"] for r in leaderboard if r["model_id"] != leader.model_id
+    ]
+    for model_id in ids:
+        model = leader if model_id == leader.model_id else h2o.get_model(model_id)
+        if model.algo == "stackedensemble":
+            skipped.append(f"{model_id}: stacked ensembles have no predict_contributions")
+            continue
+        try:
+            contributions = model.predict_contributions(sample).as_data_frame(use_multi_thread=True)
+        except Exception as exc:  # noqa: BLE001 - H2O raises several kinds; the next model may work
+            skipped.append(f"{model_id}: {_h2o_reason(exc)}")
+            continue
+        note = f"Of the first {rows} of {frame.nrows} test rows." if rows < frame.nrows else ""
+        if model_id != leader.model_id:
+            note += (
+                f" The leader {leader.model_id} has none; this is the best non-ensemble model "
+                f"on the leaderboard that has them ({'; '.join(skipped)})."
+            )
+        return {
+            "model_id": model_id,
+            "algo": model.algo,
+            "rows": rows,
+            "note": note.strip(),
+            "features": card.mean_abs_contributions(contributions),
+        }
+    return {"model_id": None, "rows": 0, "features": [], "note": "; ".join(skipped)}
+
+
+def _h2o_reason(exc: Exception) -> str:
+    """The Java exception's message out of an H2O error (which spans lines and may hold
+    a stack trace), on one line."""
+    text = " ".join(str(exc).split())
+    _, found, tail = text.partition("Exception: ")
+    return (tail if found else text).split(" stacktrace")[0][:300]
 
 
 def _model_features(model) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -54,7 +55,8 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Train USE_CASE with H2O AutoML on its gold feature table, log to MLflow, register,
-    and promote it if it beats the champion by the configured margin."""
+    write its model card, and promote it if it beats the champion on the same test rows
+    by the configured margin and beyond bootstrap noise."""
     from models_ml.train import as_dict
     from models_ml.train import train as run_train
 
@@ -135,6 +137,51 @@ def models_show(
         lambda _: out.print(
             table(f"{use_case} (champion history {info['champion_history']})", rows)
         ),
+    )
+
+
+@models_app.command("card")
+def models_card(
+    use_case: UseCaseArg,
+    version: Annotated[
+        str | None, typer.Option(help="Model version (default: the champion)")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Copy card.html to this file", dir_okay=False)
+    ] = None,
+    lake: LakeOption = None,
+    profile: ProfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The model card of a version of USE_CASE: cohort, data, metrics with bootstrap
+    intervals, calibration, subgroups, features. Prints the path of card.html (--json:
+    the card's data)."""
+    import shutil
+
+    from models_ml.registry import RegistryError, champion, download_card
+
+    settings = settings_for(lake, profile)
+    try:
+        if version is None:
+            champ = champion(settings, use_case)
+            if champ is None:
+                raise RegistryError(
+                    f"'{use_case}' has no champion; name a version: --version N "
+                    f"(see `cms-pipeline models show {use_case}`)"
+                )
+            version = str(champ.version)
+        paths = download_card(settings, use_case, version, settings.metadata_path("cards"))
+    except _registry_errors() as exc:
+        raise _fail(exc) from exc
+    html = paths["html"]
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        html = Path(shutil.copyfile(html, output))
+    data = json.loads(paths["json"].read_text())
+    emit(
+        data,
+        as_json,
+        lambda d: out.print(f"{use_case} v{d['version']}: model card {html.resolve()}"),
     )
 
 

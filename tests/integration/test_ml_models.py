@@ -69,11 +69,23 @@ def h2o_cluster():
     h2o.cluster().shutdown()
 
 
+def with_race(frame: pd.DataFrame) -> pd.DataFrame:
+    """A race code beside the sex code, as in the gold feature tables (no signal): the
+    model card reports metrics by race."""
+    if "race_code" in frame:
+        return frame
+    rng = np.random.default_rng(5)
+    at = frame.columns.get_loc("sex_code") + 1
+    frame = frame.copy()
+    frame.insert(at, "race_code", rng.choice(["1", "2", "3", "5"], len(frame)))
+    return frame
+
+
 @pytest.fixture(scope="module")
 def tables(spark):
     frames = {
-        "readmission_30d": readmission_frame(rows=1200),
-        "high_cost_next_year": high_cost_frame(rows=1200),
+        "readmission_30d": with_race(readmission_frame(rows=1200)),
+        "high_cost_next_year": with_race(high_cost_frame(rows=1200)),
     }
     write_table(spark, frames["readmission_30d"], f"{DB}.features_readmission")
     write_table(spark, frames["high_cost_next_year"], f"{DB}.features_high_cost")
@@ -167,6 +179,42 @@ def test_training_logs_metrics_lineage_and_artifacts(ml_settings, first_runs, ta
         assert lineage["table"] == uc.table
 
 
+def test_each_version_has_a_model_card(ml_settings, first_runs, tmp_path):
+    """card.html and card.json are logged with the version; the CLI returns the card."""
+    for name, result in first_runs.items():
+        paths = registry.download_card(ml_settings, name, result.model_version, tmp_path)
+        html = paths["html"].read_text()
+        data = json.loads(paths["json"].read_text())
+        assert html.startswith("<!DOCTYPE html>") and 'id="subgroups"' in html
+        assert Path(result.card_path).name == "card.html"
+        auc = next(r for r in data["metrics"] if r["metric"] == "auc")
+        assert auc["estimate"] == pytest.approx(result.metrics["auc"])
+        assert auc["low"] < result.metrics["auc"] < auc["high"] and auc["replicates"] > 900
+        dims = {d["dimension"]: d["groups"] for d in data["subgroups"]["dimensions"]}
+        assert {"sex", "race", "age band", "state"} <= set(dims)
+        for dim in ("sex", "race"):
+            assert sum(g["rows"] for g in dims[dim]) == data["data"]["rows_test"] > 0
+        assert len(dims["race"]) == 4 and len(dims["sex"]) == 2
+        assert data["shap"]["features"] and data["shap"]["rows"] == data["data"]["rows_test"]
+        assert all(f["mean_abs"] >= 0 for f in data["shap"]["features"])
+        assert data["data"]["bronze_versions"] == LINEAGE["bronze_versions"]
+        assert data["calibration"]["bins"] and data["varimp"]
+        assert "no champion to beat" in data["promotion"]["decision"]
+        assert data["cohort"]["definition"] and data["label"]["definition"]  # dbt docs
+        run = registry.client(ml_settings).get_run(result.run_id)
+        assert "promotion_gain" not in run.data.metrics  # nothing to compare with
+
+    name = "readmission_30d"
+    output = tmp_path / "out" / "card.html"
+    argv = [str(Path(sys.executable).parent / "cms-pipeline"), "models", "card", name]
+    argv += ["--version", "1", "--output", str(output), "--lake", ml_settings.lake, "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    expected = registry.download_card(ml_settings, name, "1", tmp_path)
+    assert json.loads(done.stdout) == json.loads(expected["json"].read_text())
+    assert output.read_text() == expected["html"].read_text()
+
+
 def test_split_leaves_a_gap_and_folds_keep_a_beneficiary_together(ml_settings, first_runs):
     """No training label window reaches the test period; CV folds are grouped by the
     beneficiary (H2O fold_column), so no person is on both sides of a fold."""
@@ -211,7 +259,7 @@ def test_ids_label_and_excluded_columns_never_reach_the_model(ml_settings, first
         assert used and not used & uc.non_features
 
 
-def test_same_seed_and_budget_give_the_same_leaderboard(first_runs, second_run):
+def test_same_seed_and_budget_give_the_same_leaderboard(ml_settings, first_runs, second_run):
     again = second_run
 
     def board(result):
@@ -222,6 +270,14 @@ def test_same_seed_and_budget_give_the_same_leaderboard(first_runs, second_run):
     # equal on the same test data: not better by the margin, so the champion stays
     assert again.model_version == "2" and not again.promoted
     assert again.champion_version == "1" and "kept champion" in again.decision
+    # the gain and its paired bootstrap interval are logged with the decision
+    run = registry.client(ml_settings).get_run(again.run_id)
+    gain = run.data.metrics
+    assert abs(gain["promotion_gain"]) < 1e-6
+    assert gain["promotion_gain_ci_low"] <= gain["promotion_gain"] <= gain["promotion_gain_ci_high"]
+    assert gain["promotion_gain_ci_high"] < 0.005  # the same model: no gain beyond noise
+    assert run.data.tags["promotion_decision"] == again.decision
+    assert "paired bootstrap CI of the gain" in again.decision and "replicates" in again.decision
 
 
 def test_mojo_scores_equal_in_cluster_predictions(ml_settings, first_runs):

@@ -61,6 +61,9 @@ def test_metrics_reject_bad_labels():
         m.binary_metrics([0, 2], [0.1, 0.2])
 
 
+CLEAR = {"low": 0.002, "high": 0.02, "replicates": 1000, "level": 0.95}  # beyond noise
+
+
 @pytest.mark.parametrize(
     ("challenger", "champion", "higher", "promoted"),
     [
@@ -73,9 +76,80 @@ def test_metrics_reject_bad_labels():
     ],
 )
 def test_promotion_needs_the_margin(challenger, champion, higher, promoted):
-    ok, reason = decide(challenger, champion, "auc" if higher else "logloss", 0.005, higher)
+    ok, reason = decide(challenger, champion, "auc" if higher else "logloss", 0.005, higher, CLEAR)
     assert ok is promoted
     assert ("promoted" in reason or "no champion" in reason) is promoted
+
+
+@pytest.mark.parametrize("low", [-0.001, 0.0, float("nan")])
+def test_promotion_needs_the_gain_beyond_bootstrap_noise(low):
+    """A gain above the margin whose bootstrap interval reaches 0 (or that has no usable
+    replicate) keeps the champion; the reason gives the numbers."""
+    noise = {"low": low, "high": 0.03, "replicates": 997, "level": 0.95}
+    ok, reason = decide(0.72, 0.70, "auc", 0.005, True, noise)
+    assert not ok
+    assert "within bootstrap noise" in reason
+    assert "gain +0.0200" in reason and "margin 0.005" in reason and "997 replicates" in reason
+    assert "+0.0300]" in reason
+
+
+def test_promotion_with_a_champion_needs_the_bootstrap():
+    with pytest.raises(ValueError, match="paired bootstrap"):
+        decide(0.72, 0.70, "auc", 0.005, True)
+
+
+def _scores(n: int, seed: int = 1, signal: float = 1.0):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.3).astype(int)
+    return y, 1 / (1 + np.exp(-(rng.normal(size=n) + signal * y)))
+
+
+def test_bootstrap_intervals_bracket_the_estimate_and_shrink_with_rows():
+    y, p = _scores(300)
+    small = m.bootstrap_intervals(y, p, n_resamples=300, seed=3)
+    assert set(small) == set(m.binary_metrics(y, p)) - {"rows"}
+    for key, ci in small.items():
+        assert ci["low"] <= ci["estimate"] <= ci["high"], key
+        assert ci["replicates"] == 300
+    assert small["auc"]["estimate"] == m.roc_auc(y, p)
+    y4, p4 = _scores(4800)
+    big = m.bootstrap_intervals(y4, p4, n_resamples=300, seed=3)
+    for key in ("auc", "aucpr", "brier", "lift_top_decile", "capture_top_decile"):
+        assert big[key]["high"] - big[key]["low"] < 0.5 * (small[key]["high"] - small[key]["low"])
+    # seeded: the same call gives the same interval
+    assert m.bootstrap_intervals(y, p, n_resamples=300, seed=3) == small
+
+
+def test_bootstrap_skips_resamples_with_one_class():
+    y = np.zeros(20, dtype=int)
+    y[0] = 1  # one positive: many resamples miss it
+    p = np.linspace(0, 1, 20)
+    ci = m.bootstrap_intervals(y, p, n_resamples=200, seed=0)
+    assert 0 < ci["auc"]["replicates"] < 200
+    assert ci["auc"]["replicates"] == ci["brier"]["replicates"]
+
+
+def test_paired_gain_of_identical_scores_is_exactly_zero():
+    y, p = _scores(500)
+    gain = m.paired_bootstrap_gain(y, p, p.copy(), "auc", True, n_resamples=200)
+    assert gain["gain"] == gain["low"] == gain["high"] == 0.0
+    assert gain["replicates"] == 200
+
+
+def test_paired_gain_of_a_clearly_better_scorer_is_above_zero():
+    rng = np.random.default_rng(8)
+    y = (rng.random(2000) < 0.3).astype(int)
+    noise = rng.normal(size=2000)
+    better = noise + 1.5 * y
+    worse = noise + 0.5 * y  # same rows, same noise, weaker signal
+    gain = m.paired_bootstrap_gain(y, better, worse, "auc", True, n_resamples=300)
+    assert 0 < gain["low"] <= gain["gain"] <= gain["high"]
+    ok, _ = decide(m.roc_auc(y, better), m.roc_auc(y, worse), "auc", 0.005, True, gain)
+    assert ok
+    # reversed, the gain is negative; logloss counts lower as better
+    assert m.paired_bootstrap_gain(y, worse, better, "auc", True, n_resamples=100)["high"] < 0
+    pb, pw = 1 / (1 + np.exp(-(better - 1))), 1 / (1 + np.exp(-(worse - 1)))
+    assert m.paired_bootstrap_gain(y, pb, pw, "logloss", False, n_resamples=100)["low"] > 0
 
 
 def test_average_precision_is_mean_precision_at_each_positive():
