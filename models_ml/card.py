@@ -244,6 +244,17 @@ def _fmt(value, digits: int = 4) -> str:
     return str(value)
 
 
+def _plain(value) -> str:
+    """A lineage value as text: mappings as `key value, ...`, lists comma-separated."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return ", ".join(map(_plain, value)) or "none"
+    return str(value)
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -253,6 +264,7 @@ def _environment() -> Environment:
     )
     env.filters["num"] = _fmt
     env.filters["pct"] = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"
+    env.filters["plain"] = _plain
     return env
 
 

@@ -198,6 +198,7 @@ def test_html_has_every_section_and_escapes_text():
     assert re.search(r'<tr class="flagged"><td>1 Male</td>', html)
     assert card.TOO_FEW in html
     assert "abc123" in html and "prior_admissions_12m" in html
+    assert "<td>inpatient_claims 4</td>" in html  # lineage as text, not a Python dict
 
 
 def test_html_without_shap_or_plot_says_why(tmp_path):
