@@ -237,3 +237,21 @@ def test_h2o_errors_shrink_to_their_java_message():
     )
     assert _h2o_reason(Exception(raw)) == "unimplemented: GLM needs a background frame."
     assert _h2o_reason(ValueError("no\nJava here")) == "no Java here"
+
+
+def test_the_train_flow_publishes_the_card_summary(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from flows import artifacts
+    from flows import models as flow_models
+
+    paths = card.write_card(data(), tmp_path)
+    published = []
+    monkeypatch.setattr(artifacts, "markdown", lambda *a, **k: published.append((a, k)))
+    result = SimpleNamespace(
+        use_case="readmission_30d", model_version="3", card_path=str(paths["html"])
+    )
+    flow_models.model_card(result)
+    (key, text), kwargs = published[0]
+    assert key == "model-card-readmission_30d" and str(paths["html"]) in text
+    assert "| auc |" in text and kwargs["description"] == "model card of readmission_30d v3"
