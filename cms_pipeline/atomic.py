@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -31,6 +32,12 @@ def fsync_dir(path: str | Path) -> None:
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Replace `path` with `data`, all or nothing; creates its folder. Returns the path."""
+    return write_chunks_atomic(path, [data])
+
+
+def write_chunks_atomic(path: str | Path, chunks: Iterable[bytes]) -> Path:
+    """Replace `path` with the concatenated `chunks`, all or nothing, written as they come
+    (a document larger than memory); creates its folder. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
@@ -38,7 +45,8 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -26,17 +26,20 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
-from cms_pipeline.atomic import write_json_atomic
+from cms_pipeline.atomic import write_chunks_atomic
 from cms_pipeline.config import Settings
 from cms_pipeline.sql import statement
 from models_ml import registry
-from models_ml.monitoring import compare, has_values
+from models_ml.executors import partition_scorer, ship
+from models_ml.monitoring import bin_edges, compare_counts, has_values
 from models_ml.serving import cache_dir, load_version
 from models_ml.usecase import UseCase, load_use_case
 
@@ -86,9 +89,7 @@ def predictions_frame(
     run_id: str | None = None,
 ) -> pd.DataFrame:
     """The predictions table's rows; pure."""
-    wanted = [*uc.id_columns, uc.split.time_column, uc.population.prediction_date]
-    keep = [c for c in dict.fromkeys(wanted) if c in frame.columns]
-    out = frame[keep].copy()
+    out = frame[kept_columns(uc, frame.columns)].copy()
     out["score"] = scores
     out["predicted_label"] = labels.astype("int32")
     out["model_name"] = uc.name
@@ -97,6 +98,59 @@ def predictions_frame(
     out["scored_at"] = pd.Timestamp(scored_at)
     out["run_id"] = run_id or version_stamp(scored_at)
     return out.reset_index(drop=True)
+
+
+def kept_columns(uc: UseCase, columns) -> list[str]:
+    """The scored rows' columns a prediction keeps: ids, split period, prediction date."""
+    wanted = [*uc.id_columns, uc.split.time_column, uc.population.prediction_date]
+    return [c for c in dict.fromkeys(wanted) if c in columns]
+
+
+def predictions_schema(rows_schema, uc: UseCase):
+    """The Spark schema of `predictions_frame` for rows of `rows_schema`."""
+    from pyspark.sql import types as T
+
+    kept = [rows_schema[c] for c in kept_columns(uc, rows_schema.names)]
+    return T.StructType(
+        [
+            *kept,
+            T.StructField("score", T.DoubleType()),
+            T.StructField("predicted_label", T.IntegerType()),
+            T.StructField("model_name", T.StringType()),
+            T.StructField("model_version", T.StringType()),
+            T.StructField("as_of_date", T.DateType()),
+            T.StructField("scored_at", T.TimestampType()),
+            T.StructField("run_id", T.StringType()),
+        ]
+    )
+
+
+def _predict_batch(rows: pd.DataFrame, scorer, **run) -> pd.DataFrame:
+    """One Arrow batch of the population scored (on an executor)."""
+    scores = scorer.score_frame(rows)
+    return predictions_frame(rows, scores, scorer.labels(scores), **run)
+
+
+def score_on_executors(
+    settings: Settings, spark, rows, model, uc: UseCase, scored_at, as_of, run_id: str
+):
+    """`rows` (a Spark DataFrame) as predictions, scored partition by partition on the
+    executors by `model` (a serving.LoadedModel); lazy, like any DataFrame. The driver
+    never holds the rows: it later sees counts and bins (psi_on_spark)."""
+    shipped = settings.metadata_path("ml", "_shipped")
+    scorer = partition_scorer(
+        ship(spark, model.mojo, shipped),
+        ship(spark, model.jar, shipped),
+        partial(
+            _predict_batch,
+            uc=uc,
+            version=model.version,
+            scored_at=scored_at,
+            as_of=as_of,
+            run_id=run_id,
+        ),
+    )
+    return rows.mapInPandas(scorer, predictions_schema(rows.schema, uc))
 
 
 def score(
@@ -108,6 +162,8 @@ def score(
     json_path: Path | None = None,
     as_of: date | None = None,
 ) -> ScoreResult:
+    from pyspark.sql import functions as F
+
     from cms_pipeline.publish import complete_interrupted_publish
 
     uc = use_case if isinstance(use_case, UseCase) else load_use_case(settings, use_case)
@@ -120,23 +176,23 @@ def score(
     model = load_version(settings, uc.name, version)
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     rows, as_of = scoring_rows(spark, uc, as_of, source)
-    frame = rows.toPandas()
-    scores = model.scorer.score_frame(frame)
     scored_at = datetime.now(UTC).replace(microsecond=0)
     run_id = version_stamp(scored_at)
-    out = predictions_frame(
-        frame, scores, model.scorer.labels(scores), uc, model.version, scored_at, as_of, run_id
-    )
+    out = score_on_executors(settings, spark, rows, model, uc, scored_at, as_of, run_id)
 
     references = score_references(settings, spark, uc, model.version)
-    append_history(spark, uc.predictions_table, out)
-    replace_predictions(spark, uc.latest_predictions_table, out, run_id)
-    drift = [compare(ref, out["score"], name) for name, ref in references.items()]
+    history = append_history(spark, uc.predictions_table, out)
+    run_rows = spark.table(history).filter(F.col("run_id") == run_id)  # scored once
+    replace_predictions(spark, uc.latest_predictions_table, run_rows, run_id)
+    latest = spark.table(uc.latest_predictions_table)
+    count = latest.count()
+    drift = [psi_on_spark(ref, latest, "score", name) for name, ref in references.items()]
     drift += [
-        compare(ref, frame[name], f"v{model.version} training rows: {name}")
+        psi_on_spark(ref, rows, name, f"v{model.version} training rows: {name}")
         for name, ref in feature_references(settings, uc, model.version).items()
-        if has_values(ref) and has_values(frame[name])  # e.g. a feature null in every row
+        if has_values(ref)
     ]
+    drift = [d for d in drift if d is not None]  # e.g. a feature null in every row
 
     json_path = json_path or settings.metadata_path("exports", "ml", f"predictions_{uc.name}.json")
     export = {
@@ -146,14 +202,10 @@ def score(
         "scored_at": scored_at.isoformat(),
         "as_of": as_of.isoformat(),
         "run_id": run_id,
-        "rows": len(out),
-        "predictions": json.loads(
-            out.drop(
-                columns=["model_name", "model_version", "scored_at", "as_of_date", "run_id"]
-            ).to_json(orient="records", date_format="iso")
-        ),
+        "rows": count,
     }
-    write_json_atomic(json_path, export)
+    exported = latest.drop("model_name", "model_version", "scored_at", "as_of_date", "run_id")
+    write_chunks_atomic(json_path, json_document(export, "predictions", exported))
     return ScoreResult(
         use_case=uc.name,
         model_version=model.version,
@@ -161,12 +213,56 @@ def score(
         predictions_table=uc.latest_predictions_table,
         history_table=uc.predictions_table,
         run_id=run_id,
-        rows=len(out),
+        rows=count,
         json_path=str(json_path),
         scored_at=scored_at.isoformat(),
         as_of=as_of.isoformat(),
         monitoring=drift,
     )
+
+
+def json_document(head: dict, key: str, frame, chunk_rows: int = 50_000) -> Iterator[bytes]:
+    """`head` with `key` holding `frame`'s rows as JSON records, in chunks: the driver
+    holds one chunk of rows at a time, never the whole table."""
+    text = json.dumps({**head, key: []})
+    yield text[: text.rindex("[") + 1].encode()
+    first = True
+    for chunk in _row_chunks(frame, chunk_rows):
+        records = chunk.to_json(orient="records", date_format="iso")[1:-1]
+        if records:
+            yield (records if first else "," + records).encode()
+            first = False
+    yield b"]}"
+
+
+def _row_chunks(frame, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    names = frame.columns
+    batch = []
+    for row in frame.toLocalIterator(prefetchPartitions=True):
+        batch.append(tuple(row))
+        if len(batch) == chunk_rows:
+            yield pd.DataFrame.from_records(batch, columns=names)
+            batch = []
+    if batch:
+        yield pd.DataFrame.from_records(batch, columns=names)
+
+
+def psi_on_spark(reference, frame, column: str, name: str) -> dict | None:
+    """monitoring.compare of `frame[column]` against `reference`, the column binned and
+    counted by Spark (the reference's deciles as edges); None without a value to bin."""
+    from pyspark.sql import functions as F
+
+    edges = bin_edges(reference)
+    value = F.col(column).cast("double")
+    finite = frame.select(value.alias("v")).filter(
+        F.col("v").isNotNull() & ~F.isnan("v") & (F.abs("v") != float("inf"))
+    )
+    # bin i: edges[i-1] < v <= edges[i] (monitoring._shares), as the number of edges below v
+    position = sum((F.when(F.col("v") > float(e), 1).otherwise(0) for e in edges), F.lit(0))
+    counts = {r["bin"]: r["count"] for r in finite.groupBy(position.alias("bin")).count().collect()}
+    if not counts:
+        return None
+    return compare_counts(reference, edges, [counts.get(i, 0) for i in range(len(edges) + 1)], name)
 
 
 def score_references(settings: Settings, spark, uc: UseCase, version: str) -> dict:
@@ -218,13 +314,13 @@ def history_table(public: str) -> str:
     return f"{PREDICTIONS_DATABASE}.{public.split('.')[-1]}_history"
 
 
-def append_history(spark, public: str, rows: pd.DataFrame) -> str:
+def append_history(spark, public: str, rows) -> str:
     """Append `rows` (one run, one run_id) to the history behind the view `public`;
     returns the history table (module docstring)."""
     table = history_table(public)
     for database in (PREDICTIONS_DATABASE, public.split(".")[0]):
         spark.sql(statement("create_database", database=database))
-    writer = spark.createDataFrame(rows).write.format("parquet").partitionBy("run_id")
+    writer = rows.write.format("parquet").partitionBy("run_id")
     writer.mode("append").saveAsTable(table)
     if _current_version(spark, public) != table:
         spark.sql(statement("replace_predictions_view", view=public, table=table))
@@ -234,14 +330,14 @@ def append_history(spark, public: str, rows: pd.DataFrame) -> str:
     return table
 
 
-def replace_predictions(spark, public: str, rows: pd.DataFrame, stamp: str) -> str:
+def replace_predictions(spark, public: str, rows, stamp: str) -> str:
     """Publish `rows` as `public` (a view) atomically for readers; returns the version
     table that now holds them (module docstring)."""
     table = version_table(public, stamp)
     for database in (PREDICTIONS_DATABASE, public.split(".")[0]):
         spark.sql(statement("create_database", database=database))
     # a new name: never a table anyone reads, and no overwrite of one
-    spark.createDataFrame(rows).write.format("parquet").saveAsTable(table)
+    rows.write.format("parquet").saveAsTable(table)
     previous = _current_version(spark, public)
     spark.sql(statement("replace_predictions_view", view=public, table=table))
     for old in predictions_versions(spark, public):

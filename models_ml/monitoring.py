@@ -19,13 +19,28 @@ MODERATE, MAJOR = 0.1, 0.25
 
 def psi(reference, new, bins: int = BINS) -> float:
     """PSI of `new` against `reference` (1-d arrays of numbers; NaN ignored)."""
-    ref = _finite(reference)
     cur = _finite(new)
-    if ref.size == 0 or cur.size == 0:
-        raise ValueError(f"PSI needs values on both sides (reference {ref.size}, new {cur.size})")
-    inner = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-    expected = _shares(ref, inner)
-    actual = _shares(cur, inner)
+    edges = bin_edges(reference, bins)
+    return psi_of_counts(reference, edges, np.bincount(_bins(cur, edges), minlength=edges.size + 1))
+
+
+def bin_edges(reference, bins: int = BINS) -> np.ndarray:
+    """The inner bin edges: the reference's quantiles (deciles by default), once each."""
+    ref = _finite(reference)
+    if ref.size == 0:
+        raise ValueError("PSI needs values on both sides (reference 0)")
+    return np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+
+
+def psi_of_counts(reference, edges: np.ndarray, counts) -> float:
+    """PSI of new values given as their count in each bin of `edges` (as `_bins` puts
+    them: counted elsewhere, e.g. by Spark next to the data)."""
+    counts = np.asarray(counts, dtype=float)
+    if counts.sum() == 0:
+        raise ValueError("PSI needs values on both sides (new 0)")
+    ref = _finite(reference)
+    expected = _shares(np.bincount(_bins(ref, edges), minlength=edges.size + 1))
+    actual = _shares(counts)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
@@ -38,13 +53,20 @@ def level(value: float) -> str:
 
 def compare(reference, new, name: str) -> dict:
     """One comparison for the run summary: what against what, PSI and its reading."""
-    value = psi(reference, new)
+    edges = bin_edges(reference)
+    counts = np.bincount(_bins(_finite(new), edges), minlength=edges.size + 1)
+    return compare_counts(reference, edges, counts, name)
+
+
+def compare_counts(reference, edges: np.ndarray, counts, name: str) -> dict:
+    """`compare` of new values given as their counts in the bins of `edges`."""
+    value = psi_of_counts(reference, edges, counts)
     return {
         "against": name,
         "psi": round(value, 6),
         "level": level(value),
         "reference_rows": int(_finite(reference).size),
-        "rows": int(_finite(new).size),
+        "rows": int(np.sum(counts)),
     }
 
 
@@ -64,10 +86,11 @@ def _finite(values) -> np.ndarray:
     return arr[np.isfinite(arr)]
 
 
-def _shares(values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
+def _bins(values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
     # bin i holds edges[i-1] < v <= edges[i]; values beyond the reference's range go to
     # the first or last bin
-    counts = np.bincount(
-        np.searchsorted(inner_edges, values, side="left"), minlength=inner_edges.size + 1
-    )
-    return np.maximum(counts / values.size, EPSILON)
+    return np.searchsorted(inner_edges, values, side="left")
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    return np.maximum(counts / counts.sum(), EPSILON)

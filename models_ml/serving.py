@@ -23,6 +23,8 @@ class LoadedModel:
     features: list[Feature]
     id_columns: list[str]
     metrics: dict[str, float]
+    mojo: Path  # the version's files, in the local cache (batch scoring ships them)
+    jar: Path
 
 
 def cache_dir(settings: Settings) -> Path:
@@ -65,6 +67,8 @@ def _load(settings: Settings, use_case: str, version: str) -> LoadedModel:
         features=scorer.features,
         id_columns=spec.get("id_columns", []),
         metrics=summary["metrics"],
+        mojo=paths["mojo"],
+        jar=paths["jar"],
     )
 
 

@@ -83,7 +83,7 @@ def publish_killed(lake: str) -> None:
     # a publish drops every build it does not keep: each is made just before its publish
     _make_build(settings, spark, "b0", BUILDS["b0"])
     promote(settings, spark, "gold", "b0")
-    replace_predictions(spark, PREDICTIONS, _predictions("v1"), "v1")
+    replace_predictions(spark, PREDICTIONS, spark.createDataFrame(_predictions("v1")), "v1")
     _make_build(settings, spark, "b1", BUILDS["b1"])
     promote(settings, spark, "gold", "b1")
     _make_build(settings, spark, "b2", BUILDS["b2"])
@@ -130,7 +130,7 @@ def read_then_predictions_killed(lake: str) -> None:
     read(lake)
     spark = get_spark(load_settings(lake=lake))
     _kill_after(DataFrameWriter, "saveAsTable", lambda a: "__v2" in a[0])
-    replace_predictions(spark, PREDICTIONS, _predictions("v2"), "v2")
+    replace_predictions(spark, PREDICTIONS, spark.createDataFrame(_predictions("v2")), "v2")
     sys.exit("the predictions v2 were replaced to the end: the kill did not happen")
 
 

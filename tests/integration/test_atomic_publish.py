@@ -119,10 +119,10 @@ def test_predictions_are_replaced_as_a_view_on_versions(spark, tmp_path):
 
     public = "atomic_publish_test.predictions_demo"
     for version in ("v1", "v2", "v3"):
-        rows = pd.DataFrame({"id": [1, 2], "v": version})
+        rows = spark.createDataFrame(pd.DataFrame({"id": [1, 2], "v": version}))
         table = replace_predictions(spark, public, rows, version)
         assert {r.v for r in spark.table(public).collect()} == {version}
-        assert spark.table(table).count() == len(rows)
+        assert spark.table(table).count() == rows.count()
     assert spark.catalog.getTable(public).tableType == "VIEW"
     assert predictions_versions(spark, public) == [
         "predictions.predictions_demo__v2",

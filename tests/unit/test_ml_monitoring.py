@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models_ml.monitoring import compare, has_values, level, psi
+from models_ml.monitoring import (
+    bin_edges,
+    compare,
+    compare_counts,
+    has_values,
+    level,
+    psi,
+    psi_of_counts,
+)
 
 
 def test_same_distribution_is_stable():
@@ -76,3 +84,18 @@ def test_top_numeric_features_follow_importance_then_fill_in_input_order():
 
 def test_a_feature_null_in_every_row_has_no_values_to_compare():
     assert not has_values([None, float("nan")]) and has_values([None, 1])
+
+
+def test_counts_binned_elsewhere_give_the_same_psi():
+    """Scoring runs bin their values on Spark (models_ml.batch.psi_on_spark) and pass the
+    counts: the bins are the ones psi() puts the values in, edges included."""
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=500)
+    new = np.concatenate([rng.normal(0.4, 1.2, size=300), np.quantile(ref, [0.1, 0.5])])
+    edges = bin_edges(ref)
+    counts = [int(np.sum((new > lo) & (new <= hi))) for lo, hi in zip(
+        [-np.inf, *edges], [*edges, np.inf], strict=True)]  # fmt: skip
+    assert psi_of_counts(ref, edges, counts) == pytest.approx(psi(ref, new), rel=1e-12)
+    assert compare_counts(ref, edges, counts, "x") == compare(ref, new, "x")
+    with pytest.raises(ValueError, match="new 0"):
+        psi_of_counts(ref, edges, [0] * (edges.size + 1))
