@@ -19,6 +19,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -124,22 +125,29 @@ def _chunk_ids(rng: np.random.Generator, n: int, lo: int, hi: int) -> np.ndarray
     return ids
 
 
-# per process: the calibration and contracts (set before forking) and the current writer
-_WORKER_ARGS: dict = {}
-_WORKER: dict[tuple[int, int], SampleWriter] = {}
+@dataclass
+class _ProcessState:
+    """Per process: the model and contracts (set before forking) and the current sample's
+    writer, kept so that its code pools are drawn once per sample, not once per chunk."""
+
+    model: Model | None = None
+    contracts: dict[str, SourceContract] | None = None
+    writer: SampleWriter | None = None
+
+
+_PROCESS = _ProcessState()
 
 
 def _init_worker(calib: Calibration, contracts: dict[str, SourceContract]) -> None:
-    _WORKER_ARGS.update(model=Model.of(calib), contracts=contracts)
+    _PROCESS.model, _PROCESS.contracts, _PROCESS.writer = Model.of(calib), contracts, None
 
 
 def _chunk_bytes(job: Job) -> dict[str, tuple[int, bytes]]:
     """One chunk's rows for the eight files (runs in a worker process)."""
-    writer = _WORKER.get((job.seed, job.sample))
-    if writer is None:
-        _WORKER.clear()
-        writer = _WORKER[(job.seed, job.sample)] = SampleWriter(
-            _WORKER_ARGS["model"], _WORKER_ARGS["contracts"], job.seed, job.sample
+    writer = _PROCESS.writer
+    if writer is None or (writer.seed, writer.sample) != (job.seed, job.sample):
+        writer = _PROCESS.writer = SampleWriter(
+            _PROCESS.model, _PROCESS.contracts, job.seed, job.sample
         )
     rng = np.random.default_rng([job.seed, job.sample, job.chunk, 7])
     ids = _chunk_ids(rng, job.n_benes, job.lo, job.hi)

@@ -190,6 +190,18 @@ def test_code_column_widths_come_from_the_contracts(contracts):
         render.numbered(contracts["prescription_drug_events"], "ICD9_DGNS_CD_")
 
 
+def test_money_is_written_alike_inside_and_beyond_the_cached_amounts():
+    """Amounts beyond the per-process text pool (rare yearly totals; no fixture seed reaches
+    them) are written as the pooled ones are: whole dollars and ".00", masked ones empty."""
+    inside = np.array([-100_000, -5, 0, 26_000, 1_000_000])
+    mask = np.array([False, False, True, False, False])
+    assert render.money(inside, mask).to_pylist() == ["-100000.00", "-5.00", None, "26000.00",
+                                                      "1000000.00"]  # fmt: skip
+    beyond = np.array([-100_001, 26_000, 1_000_001, 26_000])
+    assert render.money(beyond, np.array([False, False, False, True])).to_pylist() == [
+        "-100001.00", "26000.00", "1000001.00", None]  # fmt: skip
+
+
 def test_calibration_errors_name_the_file_and_the_key(tmp_path):
     raw = json.loads(CALIBRATION_FILE.read_text())
     del raw["inpatient"]["los"]
@@ -329,6 +341,21 @@ def test_same_seed_same_bytes(tmp_path, calib, contracts):
     for name in a:
         assert Path(a[name]["path"]).read_bytes() == Path(b[name]["path"]).read_bytes(), name
     assert any(Path(a[n]["path"]).read_bytes() != Path(c[n]["path"]).read_bytes() for n in a)
+
+
+def test_a_second_call_uses_its_own_calibration(tmp_path, calib, contracts):
+    """A process keeps a sample's writer between chunks, never across calls: the same seed and
+    sample with another calibration gives other rows (the kept writer once ignored it)."""
+    more_split = calib.model_copy(
+        update={"inpatient": calib.inpatient.model_copy(update={"segment2_rate": 0.5})}
+    )
+    outputs = []
+    for name, calibration in (("a", calib), ("b", more_split), ("c", calib)):
+        files = generate_sample(tmp_path / name, 0.001, 5, 1, calib=calibration,
+                                contracts=contracts)  # fmt: skip
+        path = next(Path(f["path"]) for f in files.values() if f["kind"] == "inpatient")
+        outputs.append(path.read_bytes())
+    assert outputs[0] == outputs[2] != outputs[1]
 
 
 def test_worker_processes_do_not_change_the_bytes(tmp_path, calib, contracts, monkeypatch):

@@ -4,10 +4,13 @@
 wrote for a few seeds, samples and small scales: CSV and ZIP output, several chunks (with
 one and two worker processes) and the CLI's broken copies (`--corrupt all`). The hashes
 were recorded from the pre-split generator (`cms_pipeline/synth/generator.py` as of commit
-71b7bb3, repository HEAD 88937a8) with `python tests/unit/test_synth_bytes.py --record`.
+71b7bb3, repository HEAD 88937a8) with `python tests/unit/test_synth_bytes.py --record`,
+and recorded again, identical, from a snapshot of commit 7b80a61 (the last one with the
+single-module generator); the fixture's `_about` entry says the same.
 
-Re-record only for an intended change of the output (the calibration file, the contracts
-or the generator's model), and say so in the commit. For ZIPs the CSV inside is hashed and
+A changed hash means the generator's output changed. Re-record only for an intended change
+of the output (the calibration file, the contracts or the generator's model), and say so
+in the commit: `--record` writes the commit it ran at into `_about`. For ZIPs the CSV inside is hashed and
 the member's name, timestamp and compression are compared: deflate's bytes depend on the
 zlib build, not on the generator.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -30,6 +34,7 @@ from cms_pipeline.cli import app
 from cms_pipeline.synth import generator
 
 FIXTURE = Path(__file__).parent / "fixtures" / "synth_bytes.json"
+ABOUT = "_about"  # the fixture's note on where its hashes came from
 
 # name, scale, seed, sample, zip, chunk size (None: the default), workers
 CASES = [
@@ -98,14 +103,30 @@ def record() -> None:
         for case in CASES:
             cases[case[0]] = run_case(case, Path(tmp) / case[0])
         cases[CLI_CASE[0]] = run_cli(CLI_CASE, Path(tmp) / CLI_CASE[0])
+    git = ["git", "-C", str(Path(__file__).parent)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "cms_pipeline", "config"],
+                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    cases[ABOUT] = (
+        f"SHA-256 per file written by the generator at commit {head}"
+        + (" with uncommitted changes" if dirty else "")
+        + ", recorded with `python tests/unit/test_synth_bytes.py --record`. A changed hash "
+        "means the output changed: only for a deliberate change, stated in the commit."
+    )
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     FIXTURE.write_text(json.dumps(cases, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {FIXTURE}: {sum(len(c) for c in cases.values())} files")
+    print(f"wrote {FIXTURE}: {sum(len(c) for k, c in cases.items() if k != ABOUT)} files")
 
 
 @pytest.fixture(scope="module")
 def expected() -> dict:
     return json.loads(FIXTURE.read_text())
+
+
+def test_fixture_holds_exactly_the_cases(expected):
+    """A case added or renamed here is recorded too; none is left over from an old run."""
+    assert set(expected) == {c[0] for c in CASES} | {CLI_CASE[0], ABOUT}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
