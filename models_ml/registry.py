@@ -22,6 +22,7 @@ EVALUATION_DIR = "evaluation"
 # the training rows of a version's most important numeric inputs (models_ml.train)
 FEATURE_REFERENCE = "feature_reference.parquet"
 MOJO_DIR = "mojo"
+MODEL_DIR = "model"  # the version as an MLflow model (models_ml.pyfunc)
 MOJO_FILE = "model.zip"
 GENMODEL_JAR = "h2o-genmodel.jar"
 FEATURES_FILE = "features.json"
@@ -93,7 +94,9 @@ def register_version(settings: Settings, use_case: str, run_id: str, tags: dict[
     except Exception:  # noqa: BLE001 - mlflow raises a generic RestException when missing
         c.create_registered_model(use_case, description=f"H2O AutoML models for {use_case}")
     run = c.get_run(run_id)
-    source = f"{run.info.artifact_uri}/{MOJO_DIR}"
+    # the MLflow model (models_ml.pyfunc) when the run logged one: `models:/` URIs load it
+    logged = {f.path for f in c.list_artifacts(run_id)}
+    source = f"{run.info.artifact_uri}/{MODEL_DIR if MODEL_DIR in logged else MOJO_DIR}"
     version = c.create_model_version(use_case, source=source, run_id=run_id, tags=tags)
     return version
 
@@ -215,6 +218,20 @@ def download_version(settings: Settings, use_case: str, version, dest: Path) -> 
         c.download_artifacts(mv.run_id, MOJO_DIR, str(target))
     base = target / MOJO_DIR
     return {"mojo": base / MOJO_FILE, "jar": base / GENMODEL_JAR, "features": base / FEATURES_FILE}
+
+
+def download_model(settings: Settings, use_case: str, version, dest: Path) -> Path | None:
+    """The version's MLflow model folder (models_ml.pyfunc) copied under `dest`, or None
+    for a version registered before versions were MLflow models."""
+    c = client(settings)
+    mv = c.get_model_version(use_case, str(version))
+    if not mv.source.rstrip("/").endswith(f"/{MODEL_DIR}"):
+        return None
+    target = dest / use_case / str(mv.version)
+    if not (target / MODEL_DIR / "MLmodel").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        c.download_artifacts(mv.run_id, MODEL_DIR, str(target))
+    return target / MODEL_DIR
 
 
 def download_evaluation(

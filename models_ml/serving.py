@@ -52,12 +52,22 @@ def load_version(settings: Settings, use_case: str, version: str | None = None) 
 
 
 def _load(settings: Settings, use_case: str, version: str) -> LoadedModel:
-    paths = registry.download_version(settings, use_case, version, cache_dir(settings))
-    for kind in ("mojo", "jar", "features"):
-        if not paths[kind].is_file():
-            raise FileNotFoundError(f"{paths[kind].name} missing from the version's artefacts")
+    """Through MLflow (the version's MLflow model, models_ml.pyfunc), or from the MOJO
+    artefacts of a version registered before versions were MLflow models."""
+    model_dir = registry.download_model(settings, use_case, version, cache_dir(settings))
+    if model_dir is not None:
+        from models_ml import pyfunc
+
+        wrapped = pyfunc.load(model_dir)
+        scorer = wrapped.scorer
+        paths = {"mojo": wrapped.mojo, "jar": wrapped.jar, "features": wrapped.features_file}
+    else:
+        paths = registry.download_version(settings, use_case, version, cache_dir(settings))
+        for kind in ("mojo", "jar", "features"):
+            if not paths[kind].is_file():
+                raise FileNotFoundError(f"{paths[kind].name} missing from the version's artefacts")
+        scorer = MojoScorer(paths["mojo"], paths["jar"])
     spec = json.loads(paths["features"].read_text())
-    scorer = MojoScorer(paths["mojo"], paths["jar"])
     c = registry.client(settings)
     summary = registry.version_summary(c, c.get_model_version(use_case, version))
     return LoadedModel(

@@ -174,6 +174,15 @@ def _train_run(settings, uc: UseCase, lineage, spark, c, run_id, promote_if_bett
     pd.read_parquet(snap.train_path, columns=top).to_parquet(
         eval_dir / registry.FEATURE_REFERENCE, index=False
     )
+    # the version as an MLflow model: `models:/<use case>@champion` loads and serves it
+    from models_ml import pyfunc  # imports MLflow: only where a model is saved
+
+    pyfunc.save(
+        out / pyfunc.MODEL_DIR,
+        mojo_dir,
+        features,
+        pd.read_parquet(snap.test_path, columns=[f.name for f in features]),
+    )
 
     full_lineage = {
         **lineage,

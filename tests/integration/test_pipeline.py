@@ -9,6 +9,8 @@ published layers test_pipeline_layers.py checks as well."""
 from __future__ import annotations
 
 import json
+import os
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -176,6 +178,55 @@ def test_executor_scores_equal_the_rest_apis_on_the_real_feature_rows(
             decimals = [n for n in features if "Decimal" in type(table.schema[n].dataType).__name__]
             print(f"{name}: {len(served)} rows equal; decimal features {decimals}, "
                   f"categorical {categorical}")  # fmt: skip
+
+
+def test_the_champion_loads_and_serves_as_an_mlflow_model(
+    first_run, spark, spark_settings, tmp_path
+):
+    """Each version is an MLflow model (models_ml.pyfunc): MLflow itself loads
+    `models:/<use case>@champion` and `mlflow models serve` serves it; both score the real
+    feature rows as our own loader's scorer does (the REST API's and batch scoring's)."""
+    import sys
+
+    import httpx
+    import mlflow
+
+    from cms_pipeline.processes import listening_ports, spawn, stop_group, wait_until
+    from models_ml import pyfunc, registry
+    from models_ml.serving import load_version
+    from models_ml.usecase import load_use_case
+
+    uri = registry.tracking_uri(spark_settings)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name in first_run["training"]:
+        ours = load_version(spark_settings, name)
+        rows = spark.table(load_use_case(spark_settings, name).table).limit(200).toPandas()
+        inputs = pyfunc.as_inputs(rows, ours.features)  # decimals -> floats, codes -> text
+        model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+        assert model.metadata.get_input_schema().input_names() == [f.name for f in ours.features]
+        got = model.predict(inputs)
+        expected = ours.scorer.score_frame(inputs)
+        assert got["score"].tolist() == expected.tolist() and len(got) == len(rows) > 0
+        assert got["label"].tolist() == ours.scorer.labels(expected).tolist()
+
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        argv = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
+                f"models:/{name}@champion", "--env-manager", "local", "-h", "127.0.0.1",
+                "-p", "0"]  # fmt: skip
+        server = spawn("mlflow-serve", argv, env, tmp_path / f"{name}-serve.log", tmp_path)
+        try:
+            wait_until(partial(listening_ports, server), server, 180, "mlflow models serve")
+            [port] = listening_ports(server)
+            url = f"http://127.0.0.1:{port}"
+            wait_until(lambda: httpx.get(f"{url}/ping").status_code == 200, server, 180, "ping")  # noqa: B023
+            body = {"dataframe_split": json.loads(inputs.head(20).to_json(orient="split"))}
+            answer = httpx.post(f"{url}/invocations", json=body, timeout=60)
+            assert answer.status_code == 200, answer.text
+            served = [p["score"] for p in answer.json()["predictions"]]
+            assert served == expected[:20].tolist(), name
+        finally:
+            stop_group(server)
 
 
 def test_stage_timings_are_reported(first_run):
