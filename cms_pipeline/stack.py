@@ -30,7 +30,6 @@ from cms_pipeline.config import (
     read_yaml,
 )
 from cms_pipeline.processes import Started, is_ours, port_is_free
-from cms_pipeline.processes import free_port as free_port  # re-exported: tests/heavy use it
 from cms_pipeline.runtime import prepare_environment
 
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"

@@ -3,8 +3,12 @@
 Environment: CMS_PIPELINE_H2O_URL (connect, e.g. http://h2o:54321), otherwise a local
 JVM with CMS_PIPELINE_H2O_MEM (default: training sizes it from its rows,
 cms_pipeline/memory.py h2o_heap; otherwise 4g) and CMS_PIPELINE_H2O_THREADS (default -1 =
-all cores), on CMS_PIPELINE_H2O_PORT (default 54321; h2o.init joins any cluster already
-on that port, so tests and benchmarks pick a free port). h2o.init's JVM is a separate process from any JPype JVM here.
+all cores), from the base port CMS_PIPELINE_H2O_PORT (default 54321) up. A local JVM is
+this process's alone: it is named after the process, and h2o.init joins a cluster it
+finds on the port only when the name matches, so it never joins another process's; it
+then starts its own, and H2O itself binds the first free pair of ports (API and internal)
+from the base port up: no port is chosen beforehand that another process could take.
+h2o.init's JVM is a separate process from any JPype JVM here.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import atexit
 import contextlib
 import os
 import sys
+import uuid
 
 
 def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: int | None = None):
@@ -38,6 +43,7 @@ def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: in
                 nthreads=nthreads or int(os.environ.get("CMS_PIPELINE_H2O_THREADS", "-1")),
                 max_mem_size=max_mem or os.environ.get("CMS_PIPELINE_H2O_MEM", "4g"),
                 port=port or int(os.environ.get("CMS_PIPELINE_H2O_PORT", "54321")),
+                name=f"cms_pipeline_{os.getpid()}_{uuid.uuid4().hex[:8]}",
                 verbose=False,
             )
     server = h2o.connection().local_server

@@ -1,4 +1,5 @@
-"""Batch rows/s and REST latency of MOJO scoring, against h2o.mojo_predict_pandas."""
+"""Batch rows/s and REST latency of MOJO scoring, against h2o.mojo_predict_pandas; and
+batch scoring of a Spark table on the executors against collecting it to the driver."""
 
 from __future__ import annotations
 
@@ -11,15 +12,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 
 from cms_pipeline.config import PROJECT_ROOT, load_settings
 from cms_pipeline.runtime import prepare_environment
+from cms_pipeline.stages import tree_rss
 from models_ml import registry
 from models_ml.schema import Feature
 from models_ml.synthetic import readmission_frame
@@ -45,10 +51,7 @@ def build_champion(settings, work: Path) -> tuple[Path, Path]:
 
     from models_ml.h2o_cluster import ensure_h2o
 
-    with socket.socket() as s:  # own cluster: h2o.init would join one already on 54321
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ensure_h2o(max_mem="2g", nthreads=2, port=port)
+    ensure_h2o(max_mem="2g", nthreads=2)  # this process's own cluster
     frame = readmission_frame(rows=5000)
     frame[FEATURES + [TARGET]].to_parquet(work / "train.parquet", index=False)
     hf = h2o.import_file(str(work / "train.parquet"))
@@ -159,6 +162,81 @@ def bench_rest(settings, requests: int) -> list[float]:
         proc.wait(timeout=30)
 
 
+@contextmanager
+def peak_rss(found: dict):
+    """Sample, every 20 ms while the block runs, the resident memory of this process (the
+    driver's Python) and of its whole tree (the Spark JVM and its Python workers too);
+    `found` gets the peaks in MiB, less what this process held when the block began."""
+    me = psutil.Process()
+    start, peaks, done = me.memory_info().rss, [0, 0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peaks[0] = max(peaks[0], me.memory_info().rss)
+            peaks[1] = max(peaks[1], tree_rss(me, min_child_age=0))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        found["driver_python_peak_growth_mib"] = round((peaks[0] - start) / 2**20, 1)
+        found["process_tree_peak_mib"] = round(peaks[1] / 2**20, 1)
+
+
+def bench_spark(settings, rows: int) -> dict:
+    """A feature table of `rows` generated rows scored by the champion: on the executors
+    (models_ml.batch.score_on_executors, written as Parquet) against the baseline that
+    batch scoring used before: the table collected to the driver (toPandas) and scored
+    there. Same rows, same model, one session; each after a warm-up on a small table."""
+    from cms_pipeline.spark import get_spark
+    from models_ml.batch import score_on_executors
+    from models_ml.serving import load_version
+    from models_ml.usecase import load_use_case
+
+    spark = get_spark(settings)
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    model = load_version(settings, "readmission_30d")
+    uc = load_use_case(settings, "readmission_30d")
+    frame = readmission_frame(rows=rows, seed=11)[["admission_id", *FEATURES]]
+    spark.createDataFrame(frame).write.mode("overwrite").saveAsTable("default.bench_features")
+    table = spark.table("default.bench_features")
+    out = Path(settings.lake) / "bench_scored"
+
+    def on_executors(t) -> None:
+        now = datetime.now(UTC)
+        scored = score_on_executors(settings, spark, t, model, uc, now, date.today(), "bench")
+        scored.write.mode("overwrite").parquet(str(out))
+
+    def on_driver(t) -> None:
+        local = t.toPandas()
+        local["score"] = model.scorer.score_frame(local)
+
+    small = table.limit(20_000)
+    result = {"rows": rows, "partitions": table.rdd.getNumPartitions()}
+    for name, run in (("driver_topandas", on_driver), ("executors", on_executors)):
+        run(small)  # warm-up: JVMs, the workers' MOJO
+        found: dict = {}
+        t, cpu = time.perf_counter(), time.process_time()
+        with peak_rss(found):
+            run(table)
+        seconds = time.perf_counter() - t
+        result[name] = {
+            "seconds": round(seconds, 2),
+            "rows_per_s": round(rows / seconds),
+            "driver_python_cpu_s": round(time.process_time() - cpu, 2),
+            **found,
+        }
+    scored = spark.read.parquet(str(out)).count()
+    assert scored == rows, (scored, rows)  # every row scored once
+    result["executors_speedup"] = round(
+        result["driver_topandas"]["seconds"] / result["executors"]["seconds"], 2
+    )
+    return result
+
+
 def pct(times: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(times) * 1000, q))
 
@@ -168,6 +246,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--baseline-calls", type=int, default=20)
+    # about a scale-1.0 feature table (one CMS sample: ~230k beneficiary-years)
+    parser.add_argument("--spark-rows", type=int, default=250_000)
     args = parser.parse_args()
     prepare_environment()
     load_start = os.getloadavg()[0]
@@ -178,6 +258,7 @@ def main() -> None:
         batch = bench_batch(mojo, jar, args.rows)
         base_single = bench_single_baseline(mojo, jar, args.baseline_calls)
         rest = bench_rest(settings, args.requests)
+        spark_batch = bench_spark(settings, args.spark_rows)
     result = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {
@@ -188,6 +269,7 @@ def main() -> None:
         },
         "model": "GBM 50 trees depth 5, 7 features (2 categorical)",
         "batch": batch,
+        "spark_batch": spark_batch,
         "single_record_ms": {
             "rest_p50": pct(rest, 50),
             "rest_p99": pct(rest, 99),
@@ -211,6 +293,14 @@ def main() -> None:
         f"mojo_predict_pandas p50 {s['baseline_mojo_predict_pandas_p50']:.0f} ms: "
         f"x{s['p50_speedup']:.0f}"
     )
+    sb = result["spark_batch"]
+    for name in ("driver_topandas", "executors"):
+        r = sb[name]
+        print(
+            f"spark  : {name:16} {r['rows_per_s']:,} rows/s, driver Python peak growth "
+            f"{r['driver_python_peak_growth_mib']} MiB, tree peak {r['process_tree_peak_mib']} MiB"
+        )
+    print(f"spark  : executors x{sb['executors_speedup']} against the driver ({sb['rows']:,} rows)")
     load = result["machine"]
     print(
         f"load average (1 min): {load['load_avg_1m_start']:.1f} at start, {load['load_avg_1m']:.1f} at end"

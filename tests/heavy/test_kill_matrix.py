@@ -90,15 +90,12 @@ def config(tmp_path_factory) -> str:
 
 
 def _env(config: str, lake: Path) -> dict:
-    from cms_pipeline.stack import free_port
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
         CMS_SPARK_QUICK_JIT="true",
         CMS_SPARK_DRIVER_MEMORY="2g",
         CMS_PIPELINE_CONFIG=config,
         CMS_PIPELINE_LAKE=str(lake),
-        CMS_PIPELINE_H2O_PORT=str(free_port()),
     )
     return env
 

@@ -76,14 +76,11 @@ def pipeline_config(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def run_pipeline(prefect_harness, spark, spark_settings, pipeline_runs, pipeline_config):
     """Run the pipeline flow on the session lake (and remember its summary), with the
-    session's config and an H2O on a port of its own."""
-    from cms_pipeline.processes import free_port
+    session's config (its H2O is its own: models_ml/h2o_cluster.py)."""
     from flows.pipeline import pipeline_flow
 
-    h2o_port = str(free_port())
-
     def run(source, train: str = "missing") -> dict:
-        with environment(CMS_PIPELINE_CONFIG=pipeline_config, CMS_PIPELINE_H2O_PORT=h2o_port):
+        with environment(CMS_PIPELINE_CONFIG=pipeline_config):
             summary = pipeline_flow(source=str(source), lake=spark_settings.lake, train=train)
         pipeline_runs.append(summary)
         return summary

@@ -85,10 +85,7 @@ def lake(tmp_path_factory):
     from models_ml.h2o_cluster import ensure_h2o
 
     settings = load_settings(lake=str(tmp_path_factory.mktemp("api") / "lake"))
-    with socket.socket() as s:  # h2o.init needs a port number; it fails loudly if taken
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    h2o = ensure_h2o(max_mem="1g", nthreads=2, port=port)
+    h2o = ensure_h2o(max_mem="1g", nthreads=2)  # this process's own cluster
     try:
         frames = {READM: readmission_frame(rows=600), COST: high_cost_frame(rows=600)}
         for seed, use_case in ((1, READM), (1, COST)):
