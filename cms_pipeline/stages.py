@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
@@ -105,6 +105,29 @@ class Stage:
     detail: str = ""
 
 
+# Called with ("start" | "end", stage) for each stage of this process: the CLI's live
+# progress (cms_pipeline/cli/progress.py). A listener's error never fails the stage.
+_LISTENERS: list[Callable[[str, Stage], None]] = []
+
+
+@contextmanager
+def reporting_to(listener: Callable[[str, Stage], None]) -> Iterator[None]:
+    """Tell `listener` of every stage that starts and ends while the block runs."""
+    _LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _LISTENERS.remove(listener)
+
+
+def _tell(event: str, stage: Stage) -> None:
+    for listener in list(_LISTENERS):
+        try:
+            listener(event, stage)
+        except Exception:  # noqa: BLE001 - progress output must never stop the pipeline
+            pass
+
+
 @dataclass
 class StageLog:
     stages: list[Stage] = field(default_factory=list)
@@ -113,6 +136,7 @@ class StageLog:
     def stage(self, name: str, interval: float = 0.2) -> Iterator[Stage]:
         stage = Stage(name)
         self.stages.append(stage)
+        _tell("start", stage)
         peak = [tree_rss()]
         stop = threading.Event()
 
@@ -139,6 +163,7 @@ class StageLog:
             stage.cpu_seconds = round(_cpu_between(cpu_started, _cpu_reading()), 1)
             stage.jit_seconds = round(max(_spark_jit_seconds() - jit_started, 0.0), 1)
             stage.peak_mib = round(max(peak[0], tree_rss()) / 2**20, 1)
+            _tell("end", stage)
 
     def to_list(self) -> list[dict]:
         return [asdict(s) for s in self.stages]

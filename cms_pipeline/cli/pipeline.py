@@ -18,6 +18,7 @@ from cms_pipeline.cli.common import (
     table,
     writes_lake,
 )
+from cms_pipeline.cli.progress import stage_progress
 
 EXIT_WITH_REJECTIONS = 3  # published, but a file was refused (0 = clean, 1 = failed)
 
@@ -167,7 +168,8 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"[dim]Starting the pipeline flow ({'Prefect server ' + api_url if api_url else 'Prefect ephemeral mode'})...[/dim]"
         )
-        summary = pipeline_flow(source=source, lake=lake, train=train, rebuild=rebuild)
+        with stage_progress(console):
+            summary = pipeline_flow(source=source, lake=lake, train=train, rebuild=rebuild)
         emit(summary, as_json, render_summary)
         if code := exit_code(summary):
             raise typer.Exit(code)
