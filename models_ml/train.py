@@ -24,7 +24,7 @@ from models_ml import metrics as m
 from models_ml.data import Snapshot, import_h2o, snapshot
 from models_ml.h2o_cluster import ensure_h2o
 from models_ml.plots import evaluation_plots
-from models_ml.schema import Feature
+from models_ml.schema import Feature, source_type
 from models_ml.usecase import UseCase, load_use_case
 
 TOP_FEATURES = 5  # most important numeric inputs whose drift each scoring run reports
@@ -144,6 +144,7 @@ def _train_run(settings, uc: UseCase, lineage, spark, c, run_id, promote_if_bett
             name=n,
             type="categorical" if n in snap.categorical else "numeric",
             levels=_levels(train_fr, n) if n in snap.categorical else None,
+            source_type=source_type(snap.spark_types[n]),  # typed REST request fields
         )
         for n in used
     ]

@@ -492,3 +492,166 @@ def test_rest_api_follows_the_champion(api, ml_settings, tables, second_run):
         while api.get("/healthz").json()["models"]["readmission_30d"] != "1":
             assert time.time() < deadline, "the API kept serving v2 after the rollback"
             time.sleep(0.5)
+
+
+TREE_ALGOS = ("gbm", "drf", "xrt", "xgboost")  # MOJOs with SHAP contributions (XRT: a DRF)
+
+
+def _in_space(p, space: str):
+    """A score as its contributions add up to it: the logit (GBM, XGBoost) or itself (DRF)."""
+    p = np.asarray(p, dtype=float)
+    return np.log(p / (1 - p)) if space == "log-odds" else p
+
+
+def _tree_scorer(ml_settings, result, dest: Path):
+    """The best tree model of a run's leaderboard as a MojoScorer: its MOJO downloaded
+    from the cluster (nothing trained), beside a copy of the version's features.json."""
+    import h2o
+
+    from models_ml.mojo import MojoScorer
+
+    trees = [r["model_id"] for r in result.leaderboard if str(r["algo"]).lower() in TREE_ALGOS]
+    assert trees, f"{result.use_case}: no tree model in {result.leaderboard}"
+    dest.mkdir(parents=True)
+    mojo = h2o.get_model(trees[0]).download_mojo(
+        path=str(dest), get_genmodel_jar=True, genmodel_name=registry.GENMODEL_JAR
+    )
+    run = registry.client(ml_settings).get_run(result.run_id)
+    art = Path(run.info.artifact_uri.removeprefix("file://"))
+    features_json = art / registry.MOJO_DIR / registry.FEATURES_FILE
+    (Path(mojo).parent / registry.FEATURES_FILE).write_bytes(features_json.read_bytes())
+    return MojoScorer(mojo, dest / registry.GENMODEL_JAR)
+
+
+def test_mojo_contributions_sum_to_the_logit_of_the_score(
+    ml_settings, first_runs, h2o_cluster, tmp_path
+):
+    """TreeSHAP from the MOJO, on every test row: contributions plus the bias equal the
+    logit of the row's score (GBM; DRF: the score itself); a MOJO without contributions
+    (GLM, ensembles) says so."""
+    from models_ml.serving import load_version
+
+    for name, result in first_runs.items():
+        scorer = _tree_scorer(ml_settings, result, tmp_path / name)
+        assert scorer.has_contributions and scorer.algorithm in ("Gbm", "Drf", "XGBoost")
+        test_rows = pd.read_parquet(Path(result.snapshot_dir) / "test")
+        x = scorer.encode_frame(test_rows)
+        names, contribs = scorer.contributions(x)
+        assert names == [*scorer.feature_names, "BiasTerm"]
+        assert contribs.shape == (len(test_rows), len(names))
+        scores = scorer.score_matrix(x)
+        assert scorer.contribution_space == (
+            "probability" if scorer.algorithm == "Drf" else "log-odds"
+        )
+        total = contribs.sum(axis=1)
+        np.testing.assert_allclose(
+            total, _in_space(scores, scorer.contribution_space), rtol=0, atol=1e-6
+        )
+        # the feature table's types come with the model (features.json, written at training)
+        types = {f.name: f.source_type for f in scorer.features}
+        assert types["state_code"] == "string" and types["chronic_condition_count"] == "integer"
+
+        served = load_version(ml_settings, name, result.model_version).scorer
+        if not served.has_contributions:
+            with pytest.raises(NotImplementedError, match=served.algorithm):
+                served.contributions(x[:1])
+
+
+def test_parquet_booleans_reach_h2o_as_the_levels_the_scorer_spells(h2o_cluster, tmp_path):
+    """A Spark boolean feature is an H2O enum False/True in the MOJO: JSON true (REST)
+    and Spark's booleans (batch) must both be spelled as those levels."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from models_ml.mojo import _level
+
+    path = tmp_path / "flags.parquet"
+    pq.write_table(pa.table({"flag": pa.array([True, False, None, True], pa.bool_())}), path)
+    frame = h2o_cluster.import_file(str(path))
+    assert frame.types["flag"] == "enum"
+    assert frame["flag"].levels()[0] == [_level(False), _level(True)] == ["False", "True"]
+    assert [_level(v) for v in pd.Series([True, False], dtype=bool).tolist()] == ["True", "False"]
+
+
+def test_rest_explain(api, ml_settings, tables, first_runs, h2o_cluster, tmp_path):
+    """POST /v1/models/{use_case}/explain: over HTTP on the served champions (a model
+    without contributions answers 501), and in process on each run's best tree model
+    (the champion may be a GLM): bias + listed + unlisted contributions = predict's
+    score for the same record in the response's space; `top`; 422, 401, 404; OpenAPI."""
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from models_ml.api import MAX_RECORDS, Served, create_app
+    from models_ml.schema import request_model
+
+    for name in tables:
+        model = api.get(f"/v1/models/{name}").json()
+        rec = _record(tables[name], model["features"])
+        r = api.post(f"/v1/models/{name}/explain", json={"records": [rec]})
+        if first_runs[name].leader.split("_")[0].lower() in TREE_ALGOS:
+            assert r.status_code == 200, r.text
+        else:
+            assert r.status_code == 501, r.text
+            assert "no SHAP contributions" in r.json()["detail"]
+            assert "model card" in r.json()["detail"]
+        # typed request fields from the feature table (int columns are JSON integers)
+        props = model["request_schema"]["$defs"][f"{name.title().replace('_', '')}Record"]
+        assert {"type": "integer"} in props["properties"]["chronic_condition_count"]["anyOf"]
+    assert api.post("/v1/models/unknown/explain", json={"records": [rec]}).status_code == 404
+    no_key = httpx.post(f"{api.base_url}/v1/models/readmission_30d/explain", json={"records": []})
+    assert no_key.status_code == 401
+    spec = api.get("/openapi.json").json()
+    assert "/v1/models/{use_case}/explain" in spec["paths"]
+    record = spec["components"]["schemas"]["Readmission30DRecord"]["properties"]
+    assert {"type": "integer"} in record["age_at_admission"]["anyOf"]
+    assert {"type": "number"} in record["prior_year_total_cost"]["anyOf"]
+
+    # in process, each use case served by its best tree model
+    app = create_app(ml_settings, api_key="k", reload_seconds=3600)  # no lifespan: no reload
+    champions = app.state.champions
+    client = TestClient(app, headers={"X-API-Key": "k"})
+    for name, result in first_runs.items():
+        tree = _tree_scorer(ml_settings, result, tmp_path / name)
+        loaded = replace(champions.models[name].model, scorer=tree, features=tree.features)
+        served = Served(loaded, request_model(name, tree.features, MAX_RECORDS))
+        champions.models = {**champions.models, name: served}
+        url = f"/v1/models/{name}/explain"
+        features = [f.model_dump() for f in tree.features]
+        records = [_record(tables[name].iloc[[i]], features) for i in range(3)]
+        predicted = client.post(f"/v1/models/{name}/predict", json={"records": records})
+        scores = [p["score"] for p in predicted.json()["predictions"]]
+        n = len(features)
+        full = client.post(f"{url}?top={n}", json={"records": records})
+        assert full.status_code == 200, full.text
+        body = full.json()
+        assert body["algorithm"] == tree.algorithm
+        space = body["space"]
+        assert space == ("probability" if tree.algorithm == "Drf" else "log-odds")
+        for e, score, rec in zip(body["explanations"], scores, records, strict=True):
+            assert e["score"] == score
+            assert len(e["contributions"]) == n and e["others"] == 0
+            total = e["bias"] + sum(c["contribution"] for c in e["contributions"])
+            assert abs(total - _in_space(score, space)) < 1e-6
+            assert {c["feature"]: c["value"] for c in e["contributions"]} == rec
+        two = client.post(f"{url}?top=2", json={"records": records[:1]})
+        (e,) = two.json()["explanations"]
+        sizes = [abs(c["contribution"]) for c in e["contributions"]]
+        assert len(sizes) == 2 and sizes == sorted(sizes, reverse=True)
+        largest = max(abs(c["contribution"]) for c in body["explanations"][0]["contributions"])
+        assert sizes[0] == largest
+        total = e["bias"] + e["others"] + sum(c["contribution"] for c in e["contributions"])
+        assert abs(total - _in_space(scores[0], space)) < 1e-6
+        default = client.post(url, json={"records": records[:1]})
+        assert len(default.json()["explanations"][0]["contributions"]) == min(5, n)
+        too_many = client.post(f"{url}?top={n + 1}", json={"records": records})
+        assert too_many.status_code == 422 and str(n) in too_many.json()["detail"][0]["message"]
+        bad = client.post(url, json={"records": [{**records[0], "chronic_condition_count": 1.5}]})
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["field"] == "records.0.chronic_condition_count"
+        assert (
+            client.post(
+                url, json={"records": [records[0]]}, headers={"X-API-Key": "no"}
+            ).status_code
+            == 401
+        )

@@ -5,6 +5,7 @@ tests/integration/test_api_resilience.py."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -124,3 +125,52 @@ def test_the_body_limit_comes_from_the_environment(tmp_path, monkeypatch):
     with serving(create_app(settings, api_key=KEY)) as c:
         assert c.post(PREDICT, content=b" " * 101, headers=_key()).status_code == 413
     assert MAX_BODY_BYTES >= 10_000 * 200  # 10,000 records of a few hundred bytes fit
+
+
+EXPLAIN = "/v1/models/readmission_30d/explain"
+
+
+def test_explain_is_guarded_like_predict(client):
+    assert client.post(EXPLAIN, json={"records": []}).status_code == 401
+    assert client.post(EXPLAIN + "?top=0", json={"records": []}).status_code == 401
+    r = client.post(EXPLAIN, json={"records": [{}]}, headers=_key())
+    assert r.status_code == 404 and "/readyz" in r.json()["detail"]
+    r = client.post(EXPLAIN + "?top=0", json={"records": [{}]}, headers=_key())
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "query.top"
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/v1/models/{use_case}/explain" in paths
+    assert {"top"} <= {
+        p["name"] for p in paths["/v1/models/{use_case}/explain"]["post"]["parameters"]
+    }
+
+
+def test_openapi_shows_each_served_models_typed_record():
+    from types import SimpleNamespace
+
+    from models_ml.api import Served, with_record_schemas
+    from models_ml.schema import Feature, request_model
+
+    features = [
+        Feature(
+            name="has_esrd", type="categorical", levels=["False", "True"], source_type="boolean"
+        ),
+        Feature(name="stays", type="numeric", source_type="integer"),
+    ]
+    served = Served(SimpleNamespace(), request_model("demo_case", features, 10))
+    body = {"content": {"application/json": {"schema": {"type": "object"}}}}
+    base = {
+        "paths": {
+            f"/v1/models/{{use_case}}/{verb}": {
+                "post": {"requestBody": json.loads(json.dumps(body))}
+            }
+            for verb in ("predict", "explain")
+        }
+    }
+    spec = with_record_schemas(base, {"demo_case": served})
+    assert base["paths"]["/v1/models/{use_case}/predict"]["post"]["requestBody"] == body  # a copy
+    record = spec["components"]["schemas"]["DemoCaseRecord"]["properties"]
+    assert {"type": "boolean"} in record["has_esrd"]["anyOf"]
+    assert {"type": "integer"} in record["stays"]["anyOf"]
+    post = spec["paths"]["/v1/models/{use_case}/explain"]["post"]
+    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"oneOf": [{"$ref": "#/components/schemas/DemoCasePredictRequest"}]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -11,7 +12,13 @@ from pydantic import ValidationError
 
 from models_ml.api import field_errors
 from models_ml.batch import predictions_frame
-from models_ml.schema import Feature, records_to_columns, request_model
+from models_ml.schema import (
+    Feature,
+    records_to_columns,
+    request_model,
+    source_type,
+    with_source_types,
+)
 from models_ml.usecase import load_use_case
 
 FEATURES = [
@@ -91,3 +98,106 @@ def test_predictions_frame_carries_ids_version_and_time(settings):
     assert out["run_id"].tolist() == ["20260102t000000_abc"] * 2
     assert out["as_of_date"].tolist() == [as_of, as_of]
     assert "is_readmitted_30d" not in out and "age" not in out
+
+
+TYPED = [
+    Feature(name="has_esrd", type="categorical", levels=["False", "True"], source_type="boolean"),
+    Feature(name="stays", type="numeric", source_type="integer"),
+    Feature(name="cost", type="numeric", source_type="decimal"),
+    Feature(name="ratio", type="numeric", source_type="double"),
+    Feature(name="state_code", type="categorical", levels=["01", "33"], source_type="string"),
+]
+TYPED_RECORD = {"has_esrd": True, "stays": 2, "cost": 1.25, "ratio": 0.5, "state_code": "33"}
+
+
+def _typed(record: dict):
+    return request_model("demo_case", TYPED, max_records=10).model_validate({"records": [record]})
+
+
+def test_typed_fields_take_json_booleans_integers_and_numbers():
+    req = _typed(TYPED_RECORD)
+    cols = records_to_columns(req.records, TYPED)
+    assert cols == {k: [v] for k, v in TYPED_RECORD.items()}
+    assert cols["has_esrd"] == [True] and type(cols["stays"][0]) is int
+    # nulls are missing values; a whole 3.0 is an integer; codes may still be numbers
+    req = _typed({**TYPED_RECORD, "has_esrd": None, "stays": 3.0, "state_code": 33})
+    assert records_to_columns(req.records, TYPED)["stays"] == [3]
+    assert records_to_columns(req.records, TYPED)["state_code"] == ["33"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("has_esrd", "True"),  # the string is not a boolean
+        ("has_esrd", "true"),
+        ("has_esrd", 1),
+        ("stays", 1.5),
+        ("stays", "2"),
+        ("stays", True),
+        ("cost", "1.25"),
+        ("ratio", float("nan")),
+    ],
+)
+def test_typed_fields_refuse_other_json_types(field, value):
+    with pytest.raises(ValidationError) as err:
+        _typed({**TYPED_RECORD, field: value})
+    assert [e["field"] for e in field_errors(err.value.errors())] == [f"records.0.{field}"]
+
+
+def test_the_json_schema_shows_the_feature_types():
+    props = request_model("demo_case", TYPED, max_records=10).model_json_schema()["$defs"][
+        "DemoCaseRecord"
+    ]["properties"]
+    kinds = {name: {t.get("type") for t in p["anyOf"]} for name, p in props.items()}
+    assert kinds == {
+        "has_esrd": {"boolean", "null"},
+        "stays": {"integer", "null"},
+        "cost": {"number", "null"},
+        "ratio": {"number", "null"},
+        "state_code": {"string", "null"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("spark", "expected"),
+    [
+        ("int", "integer"),
+        ("bigint", "integer"),
+        ("smallint", "integer"),
+        ("double", "double"),
+        ("decimal(12,2)", "decimal"),
+        ("boolean", "boolean"),
+        ("string", "string"),
+        ("date", "date"),
+        ("array<int>", None),
+    ],
+)
+def test_source_type_from_the_spark_type(spark, expected):
+    assert source_type(spark) == expected
+
+
+def test_source_types_come_from_features_json_when_it_records_them(tmp_path):
+    plain = [Feature(name="stays", type="numeric"), Feature(name="sex_code", type="categorical")]
+    path = tmp_path / "features.json"
+    assert with_source_types(plain, path) == plain  # no file
+    path.write_text(json.dumps({"features": [{"name": "stays", "type": "numeric"}]}))
+    assert with_source_types(plain, path) == plain  # an older version: no types recorded
+    recorded = [{"name": "stays", "type": "numeric", "source_type": "integer"}]
+    path.write_text(json.dumps({"features": recorded}))
+    typed = with_source_types(plain, path)
+    assert [f.source_type for f in typed] == ["integer", None]
+
+
+def test_booleans_are_spelled_as_h2o_names_a_parquet_boolean_columns_levels():
+    """H2O imports a Parquet boolean column as an enum with levels "False"/"True"
+    (checked on H2O 3.46); JSON true (Python True) and Spark's numpy booleans must
+    find those levels."""
+    from models_ml.mojo import _level
+
+    assert [_level(v) for v in (True, False, np.True_, np.False_)] == [
+        "True",
+        "False",
+        "True",
+        "False",
+    ]
+    assert _level(None) is None and _level(3.0) == "3" and _level("01") == "01"
