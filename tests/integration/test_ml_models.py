@@ -61,10 +61,9 @@ def ml_settings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def h2o_cluster():
-    from cms_pipeline.processes import free_port
     from models_ml.h2o_cluster import ensure_h2o
 
-    h2o = ensure_h2o(max_mem="2g", nthreads=2, port=free_port())  # never join another's
+    h2o = ensure_h2o(max_mem="2g", nthreads=2)  # this process's own, whatever else runs
     yield h2o
     h2o.cluster().shutdown()
 
@@ -123,6 +122,25 @@ def test_a_process_that_used_h2o_keeps_stdout_for_its_json(h2o_cluster):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {}
+
+
+def test_another_process_on_the_same_port_starts_its_own_h2o(h2o_cluster):
+    """A local H2O is its process's own: a second process asking for this cluster's port
+    does not join it (it would train on and shut down another's cluster); it starts its
+    own, on the next free ports H2O finds."""
+    url = h2o_cluster.connection().base_url
+    port = int(url.rsplit(":", 1)[1])
+    code = (
+        "import json; from models_ml.h2o_cluster import ensure_h2o; "
+        f"h = ensure_h2o(max_mem='512m', nthreads=1, port={port}); "
+        "print(json.dumps([h.connection().base_url, h.cluster().cloud_name]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    child_url, child_name = json.loads(done.stdout.strip().splitlines()[-1])
+    assert child_name != h2o_cluster.cluster().cloud_name
+    assert int(child_url.rsplit(":", 1)[1]) > port, (url, child_url)
+    assert h2o_cluster.cluster().is_running()  # ours is still up, untouched
 
 
 def expected_split(uc, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
