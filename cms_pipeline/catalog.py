@@ -53,7 +53,7 @@ def delta_tables(settings: Settings) -> list[dict]:
 
 def published_tables(settings: Settings) -> list[dict]:
     """Silver and gold as published (the build each view points at), from the warehouse."""
-    from cms_pipeline.publish import published_build
+    from cms_pipeline.publish.publishing import published_build
 
     warehouse = settings.metadata_path("spark-warehouse")
     entries = []

@@ -169,7 +169,7 @@ def _write_profiles(spark, uri: str) -> None:
 def export_all(settings: Settings, spark) -> ExportReport:
     """Every export of the published gold; recorded (`exported_build`) once all are
     written, so an export killed half way is not taken for a finished one."""
-    from cms_pipeline.publish import complete_interrupted_publish, published_build
+    from cms_pipeline.publish.publishing import complete_interrupted_publish, published_build
 
     config = export_config(settings)
     complete_interrupted_publish(settings, spark)  # export a whole published gold

@@ -326,7 +326,8 @@ _held_guard = threading.Lock()
 def lake_lease(settings, holder: str, notify: Notify | None = _stderr) -> Iterator[Lease]:
     """Hold the lake's writer lease for the block (nested blocks in one process share it).
     Taking it first completes a publish that a killed writer left half done
-    (cms_pipeline.publish.complete_interrupted_publish: nothing to do, no Spark, if none)."""
+    (cms_pipeline.publish.publishing.complete_interrupted_publish: nothing to do, no
+    Spark, if none)."""
     uri = lease_uri(settings)
     with _held_guard:  # one thread acquires; the others of this process then share it
         entry = _held.get(uri)
@@ -343,7 +344,7 @@ def lake_lease(settings, holder: str, notify: Notify | None = _stderr) -> Iterat
         _held[uri] = (entry[0], entry[1], entry[2] + 1)
     try:
         if entry[2] == 0:  # this process's first writer: finish a publish a killed one left
-            from cms_pipeline.publish import complete_interrupted_publish
+            from cms_pipeline.publish.publishing import complete_interrupted_publish
 
             complete_interrupted_publish(settings)
         yield entry[1]

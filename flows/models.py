@@ -79,7 +79,7 @@ def lineage(settings: Settings, **extra) -> dict:
     import hashlib
 
     from cms_pipeline.dbt_runner import dbt_dir
-    from cms_pipeline.publish import published_build
+    from cms_pipeline.publish.publishing import published_build
 
     gold = published_build(settings, "gold") or {}
     manifest = dbt_dir(settings) / "target" / "manifest.json"

@@ -16,7 +16,7 @@ from prefect.utilities.annotations import quote  # tasks get the settings unwalk
 
 from cms_pipeline.config import load_settings
 from cms_pipeline.lease import writes_lake
-from cms_pipeline.publish import current_layers
+from cms_pipeline.publish.builds import current_layers
 from cms_pipeline.stages import StageLog
 from flows.ingest import ingest_files, sync_bronze_tables
 from flows.models import (
@@ -75,7 +75,7 @@ def pipeline_flow(
 ) -> dict:
     """`train`: 'missing' (only use cases without a champion), 'always' or 'never'.
     `rebuild`: build silver and gold even when the published ones are current."""
-    from cms_pipeline.publish import new_build_id
+    from cms_pipeline.publish.builds import new_build_id
 
     settings = load_settings(lake=lake)
     log = StageLog()
@@ -147,7 +147,7 @@ def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_
 
 def _exports_stale(settings) -> bool:
     from cms_pipeline.exports import exported_build
-    from cms_pipeline.publish import published_build
+    from cms_pipeline.publish.publishing import published_build
 
     gold = published_build(settings, "gold")
     return gold is not None and exported_build(settings) != gold["build_id"]

@@ -15,7 +15,7 @@ from flows.quality import gate
 
 @task(name="dbt build layer", timeout_seconds=4 * 3600)
 def build(settings: Settings, layer: str, build_id: str):
-    from cms_pipeline.publish import build_layer
+    from cms_pipeline.publish.builds import build_layer
     from cms_pipeline.spark import get_spark
 
     # the Soda gate checks this build next (build_gate_publish)
@@ -53,7 +53,7 @@ def build_gate_publish(settings: Settings, layer: str, build_id: str, log=None) 
 @flow(name="transform", log_prints=True)
 @writes_lake("prefect flow transform")
 def transform_flow(lake: str | None = None, build_id: str | None = None) -> dict:
-    from cms_pipeline.publish import new_build_id
+    from cms_pipeline.publish.builds import new_build_id
 
     settings = load_settings(lake=lake)
     build_id = build_id or new_build_id()

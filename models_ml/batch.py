@@ -164,7 +164,7 @@ def score(
 ) -> ScoreResult:
     from pyspark.sql import functions as F
 
-    from cms_pipeline.publish import complete_interrupted_publish
+    from cms_pipeline.publish.publishing import complete_interrupted_publish
 
     uc = use_case if isinstance(use_case, UseCase) else load_use_case(settings, use_case)
     if spark is None:

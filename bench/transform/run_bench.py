@@ -64,7 +64,8 @@ def _rows_equal(a: list[tuple], b: list[tuple]) -> bool:
 def run_scale(scale: float, work: Path) -> dict:
     from cms_pipeline.config import load_settings
     from cms_pipeline.ingest import ingest
-    from cms_pipeline.publish import build_layer, new_build_id, promote
+    from cms_pipeline.publish.builds import build_layer, new_build_id
+    from cms_pipeline.publish.publishing import promote
     from cms_pipeline.runtime import prepare_environment
     from cms_pipeline.spark import get_spark
     from cms_pipeline.synth.generator import generate

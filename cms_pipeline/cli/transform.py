@@ -78,7 +78,8 @@ def register(app: typer.Typer) -> None:
         """Build silver then gold with dbt on Spark (from the exact bronze Delta versions),
         each into its own build schema, and publish a layer only when its build passes.
         Silver types only the bronze batches its per-batch store does not hold yet."""
-        from cms_pipeline.publish import build_layer, new_build_id, promote
+        from cms_pipeline.publish.builds import build_layer, new_build_id
+        from cms_pipeline.publish.publishing import promote
 
         settings = settings_for(lake)
         layers = layer or ["silver", "gold"]
@@ -106,7 +107,7 @@ def register(app: typer.Typer) -> None:
         layer is built empty (columns, no rows) into a scratch schema that is dropped after.
         Needs bronze (silver) or a published silver (gold); nothing is published."""
         from cms_pipeline.dbt_runner import DbtError
-        from cms_pipeline.publish import unit_test_layer
+        from cms_pipeline.publish.builds import unit_test_layer
 
         settings = settings_for(lake)
         spark = _spark(settings)

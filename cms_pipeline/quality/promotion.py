@@ -12,7 +12,8 @@ the last good build, and the error names that build and each failing check with 
 from __future__ import annotations
 
 from cms_pipeline.config import Settings
-from cms_pipeline.publish import BuildResult, promote, published_build
+from cms_pipeline.publish.publishing import promote, published_build
+from cms_pipeline.publish.records import BuildResult
 from cms_pipeline.quality.results import GateResult
 
 

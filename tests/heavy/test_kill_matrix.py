@@ -220,7 +220,7 @@ def _check_delta_state(settings) -> dict[str, int]:
 def matrix(tmp_path_factory, landing, config) -> dict:
     """A clean run into one lake (the reference), and into another a run killed at each
     point in turn, then a last clean rerun: both lakes, as the runs left them."""
-    from cms_pipeline.publish import intent_path
+    from cms_pipeline.publish.publishing import intent_path
 
     tmp_path = tmp_path_factory.mktemp("matrix")
     # the reference: one clean run (no training: it compares data, not models), in a
@@ -260,7 +260,7 @@ def matrix(tmp_path_factory, landing, config) -> dict:
 
 def test_a_run_killed_at_each_commit_point_then_rerun_ends_as_a_clean_run(matrix, config):
     from cms_pipeline.exports import exported_build
-    from cms_pipeline.publish import intent_path, published_build
+    from cms_pipeline.publish.publishing import intent_path, published_build
 
     lake, settings, survived = matrix["lake"], matrix["settings"], matrix["survived"]
     reference, reference_settings = matrix["reference"], matrix["reference_settings"]
@@ -307,7 +307,7 @@ def test_rebuild_rebuilds_and_a_failed_gate_exits_1_through_the_cli(matrix, land
     publishes silver and gold again from the same bronze and exits 0; a delivery that
     passes its contract and fails the bronze gate exits 1, names the failed check and
     leaves the published builds as they were; gold reads as the clean run's."""
-    from cms_pipeline.publish import published_build
+    from cms_pipeline.publish.publishing import published_build
 
     lake, settings = matrix["lake"], matrix["settings"]
 

@@ -147,7 +147,8 @@ def published_builds(first_run, pipeline_runs, spark, spark_settings):
     its gate, so the newest bronze is not what the published silver was built from.
     """
     from cms_pipeline.bronze_catalog import sync_bronze
-    from cms_pipeline.publish import LAYERS, BuildResult
+    from cms_pipeline.publish.layers import LAYERS
+    from cms_pipeline.publish.records import BuildResult
 
     assert first_run["ok"], first_run["reason"]
     # a run with nothing new keeps the published layers (no "build" entry): skip those

@@ -30,7 +30,9 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from cms_pipeline.config import load_settings
-from cms_pipeline.publish import BuildResult, build_schema, promote, record_run
+from cms_pipeline.publish.layers import build_schema
+from cms_pipeline.publish.publishing import promote
+from cms_pipeline.publish.records import BuildResult, record_run
 from cms_pipeline.spark import get_spark
 from cms_pipeline.sql import statement
 from models_ml.batch import replace_predictions
@@ -104,7 +106,7 @@ def read_then_publish_fails(lake: str) -> None:
 
 
 def complete_then_read(lake: str) -> None:
-    from cms_pipeline.publish import complete_interrupted_publish
+    from cms_pipeline.publish.publishing import complete_interrupted_publish
 
     complete_interrupted_publish(load_settings(lake=lake))
     read(lake)

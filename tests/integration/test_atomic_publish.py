@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cms_pipeline.config import load_settings
-from cms_pipeline.publish import intent_path, publish_history
+from cms_pipeline.publish.publishing import intent_path, publish_history
 
 pytestmark = pytest.mark.integration
 

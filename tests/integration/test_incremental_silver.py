@@ -16,7 +16,9 @@ import pytest
 
 from cms_pipeline.config import load_settings
 from cms_pipeline.ingest import ingest
-from cms_pipeline.publish import PublishError, build_layer, new_build_id, promote
+from cms_pipeline.publish.builds import build_layer, new_build_id
+from cms_pipeline.publish.layers import PublishError
+from cms_pipeline.publish.publishing import promote
 from tests.conftest import SAMPLE_DATA
 
 pytestmark = pytest.mark.integration
@@ -146,8 +148,8 @@ def test_publish_drops_store_partitions_no_kept_build_reads(builds, spark):
     import json
 
     from cms_pipeline.dbt_runner import run_dbt
-    from cms_pipeline.publish import read_run_record
-    from cms_pipeline.silver_store import kept
+    from cms_pipeline.publish.records import read_run_record
+    from cms_pipeline.publish.silver_store import kept
 
     settings, first = builds["settings"], builds["first"]
     claims_before = spark.table(f"{first.schema}.carrier_claims").count()

@@ -16,14 +16,10 @@ import yaml
 
 from cms_pipeline.config import CONFIG_DIR
 from cms_pipeline.dbt_runner import DbtError, dbt_dir, run_dbt
-from cms_pipeline.publish import (
-    LAYERS,
-    build_layer,
-    new_build_id,
-    publish_history,
-    runs_dir,
-    unit_test_layer,
-)
+from cms_pipeline.publish.builds import build_layer, new_build_id, unit_test_layer
+from cms_pipeline.publish.layers import LAYERS
+from cms_pipeline.publish.publishing import publish_history
+from cms_pipeline.publish.records import runs_dir
 
 pytestmark = pytest.mark.integration
 
@@ -197,7 +193,7 @@ def _generated_code(plan):
 
 def test_a_failing_unit_test_fails_the_build_after_its_model_is_built(lake, spark, spark_settings):
     # unit tests run as a second dbt command once the models exist
-    # (cms_pipeline.publish._build_then_unit_test); with the optional age requirement
+    # (cms_pipeline.publish.builds._build_then_unit_test); with the optional age requirement
     # switched on, the model builds but its unit test of the defaults (both off) fails
     result = build_layer(
         spark_settings,
@@ -319,7 +315,7 @@ def test_catalog_command_lists_every_table_and_model_with_its_rows(lake, spark, 
     from deltalake import DeltaTable
 
     from cms_pipeline.lake import bronze_uri
-    from cms_pipeline.publish import published_build
+    from cms_pipeline.publish.publishing import published_build
     from models_ml import registry
     from models_ml.usecase import list_use_cases
 

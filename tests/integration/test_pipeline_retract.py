@@ -23,7 +23,7 @@ def bad_delivery(first_run, run_pipeline, spark_settings, tmp_path_factory):
     """A real inpatient row made into a new claim that starts in 2015, delivered alone:
     it passes its file contract and fails the bronze gate. The run's summary, and gold's
     published build before it."""
-    from cms_pipeline.publish import published_build
+    from cms_pipeline.publish.publishing import published_build
 
     before = published_build(spark_settings, "gold")
     src = SAMPLE_DATA / "sample_1" / "DE1_0_2008_to_2010_Inpatient_Claims_Sample_1.csv"
@@ -36,7 +36,7 @@ def bad_delivery(first_run, run_pipeline, spark_settings, tmp_path_factory):
 
 
 def test_failed_gate_stops_the_pipeline_and_keeps_published_gold(bad_delivery, spark_settings):
-    from cms_pipeline.publish import published_build
+    from cms_pipeline.publish.publishing import published_build
 
     result = bad_delivery["result"]
     assert not result["ok"] and result["stopped_at"] == "bronze gate"

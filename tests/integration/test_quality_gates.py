@@ -17,14 +17,10 @@ import pytest
 
 from cms_pipeline.config import load_settings
 from cms_pipeline.ingest import ledger
-from cms_pipeline.publish import (
-    BuildResult,
-    build_schema,
-    new_build_id,
-    published_build,
-    record_run,
-    rollback,
-)
+from cms_pipeline.publish.builds import new_build_id
+from cms_pipeline.publish.layers import build_schema
+from cms_pipeline.publish.publishing import published_build, rollback
+from cms_pipeline.publish.records import BuildResult, record_run
 from cms_pipeline.quality import history, run_checks
 from cms_pipeline.quality.promotion import LayerNotPublished, promote_if_passed
 from cms_pipeline.quality.results import format_value

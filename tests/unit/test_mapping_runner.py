@@ -16,7 +16,9 @@ from cms_pipeline.dbt_runner import (
     table_file_format,
 )
 from cms_pipeline.exports import state_documents, year_documents
-from cms_pipeline.publish import BuildResult, PublishError, promote, record_run
+from cms_pipeline.publish.layers import PublishError
+from cms_pipeline.publish.publishing import promote
+from cms_pipeline.publish.records import BuildResult, record_run
 from cms_pipeline.spark import spark_conf
 
 

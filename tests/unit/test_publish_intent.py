@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from cms_pipeline.lease import process_start_time
-from cms_pipeline.publish import (
-    PublishError,
+from cms_pipeline.publish.layers import PublishError
+from cms_pipeline.publish.publishing import (
     _refuse_live_writer,
     complete_interrupted_publish,
     intent_path,

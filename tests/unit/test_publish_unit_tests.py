@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from cms_pipeline.publish import run_record_path, unit_tests_passed
+from cms_pipeline.publish.builds import unit_tests_passed
+from cms_pipeline.publish.records import run_record_path
 
 
 def node(name, resource_type="unit_test", status="pass"):

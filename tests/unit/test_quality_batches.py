@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cms_pipeline.publish import BuildResult
+from cms_pipeline.publish.records import BuildResult
 from cms_pipeline.quality import batches, store
 from cms_pipeline.quality.metrics import BATCH, Metric, previous_variables, wanted_metrics
 from cms_pipeline.quality.promotion import refusal

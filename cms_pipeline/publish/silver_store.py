@@ -8,14 +8,21 @@ models read exactly the snapshot's batches from there (dbt_project/README.md,
 "Incremental silver"). A store is reused while the code that shapes its rows is
 unchanged; new code or `--full-refresh` starts a new store, and the old one stays for the
 published and rollback builds until no kept build reads it.
+
+A silver build's dbt vars name its snapshot's batches and its store (`store_vars`); they
+are kept in its run record (cms_pipeline.publish.records), from which the next build
+chooses its store and a publish learns what to keep.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from cms_pipeline.config import Settings
+from cms_pipeline.dbt_runner import DbtRun
 from cms_pipeline.fingerprint import files_fingerprint
+from cms_pipeline.publish.records import runs_dir
 from cms_pipeline.sql import statement
 
 STORE_PREFIX = "silver_store_"
@@ -84,3 +91,31 @@ def kept(records: list[dict]) -> dict:
         {b for r in records for ids in (r.get("bronze_batches") or {}).values() for b in ids}
     )
     return {"prefix": STORE_PREFIX, "keep_stores": stores, "keep_batches": batches}
+
+
+STORE_VARS = ("bronze_batches", "silver_store", "store_fingerprint")  # store_vars' keys
+
+
+def store_vars(
+    settings: Settings, bronze_versions: dict[str, int], build_id: str, full_refresh: bool
+) -> dict:
+    """dbt vars of a silver build (`STORE_VARS`, also in its run record): its bronze
+    snapshot's batches and the per-batch store it adds to."""
+    fingerprint = store_fingerprint(settings)
+    previous = [json.loads(p.read_text()) for p in runs_dir(settings).glob("silver_*.json")]
+    return {
+        "bronze_batches": snapshot_batches(settings, bronze_versions),
+        "silver_store": choose_store(previous, fingerprint, build_id, full_refresh),
+        "store_fingerprint": fingerprint,
+    }
+
+
+def stored_batches(spark, run: DbtRun | None, store: str | None, build_id: str) -> dict:
+    if run is None or store is None:
+        return {}
+    relations = [
+        n.relation
+        for n in run.of_type("model")
+        if n.status == "success" and n.relation and n.relation.startswith(f"{store}.")
+    ]
+    return stored_by_build(spark, relations, build_id)

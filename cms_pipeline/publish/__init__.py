@@ -1,0 +1,35 @@
+"""Gated builds: build a layer into its own schema, publish it only after its gate passes.
+
+    build_layer(settings, spark, "silver", build_id)   # dbt build -> silver_build_<id>
+    ... quality gate on result.schema ...
+    promote(settings, spark, "silver", build_id)       # silver.<x> -> views on the build
+
+A failed build or gate never touches the published schema: `promote` refuses a build whose
+run record is not successful. The published build and the one before it are kept (for
+`rollback`); older build schemas are dropped. Each run is recorded as JSON under
+METADATA/dbt_runs and appended to the Delta table LAKE/_meta/dbt_runs, with the bronze
+Delta versions it read.
+
+The package, one module per idea (each imports only the ones listed before it):
+
+    layers        the layers a build makes (silver, gold), what dbt selects for each, the
+                  names of their build schemas, and PublishError
+    records       the run record of a build (BuildResult) and where it is kept: JSON under
+                  METADATA/dbt_runs and a row in LAKE/_meta/dbt_runs
+    silver_store  the per-batch store of incremental silver: which store a silver build
+                  adds to, what it added, what a publish may drop
+    publishing    the publish history and the publish intent (journal) of each layer:
+                  promote, rollback, and completing or undoing an interrupted publish
+    builds        dbt builds of a layer into its build schema, with their unit tests; the
+                  code fingerprint; whether the published layers are current
+
+Import each name from the module that owns it (`from cms_pipeline.publish.builds import
+build_layer`).
+"""
+
+# Kept until the dashboard's importers (cms_pipeline/web, cms_pipeline/cli/web.py and
+# tests/integration/test_dashboard.py, being written now) import from
+# cms_pipeline.publish.publishing: then delete this re-export.
+from cms_pipeline.publish.publishing import published_build
+
+__all__ = ["published_build"]
