@@ -7,6 +7,8 @@ may hold the Derby metastore at a time.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from pathlib import Path
 
@@ -75,6 +77,10 @@ def get_spark(settings: Settings, incoming: str | None = None):
     """Create (or return the running) SparkSession for these settings; `incoming`: the
     files a run will ingest, which an automatic heap size counts in."""
     prepare_environment()
+    # Python workers (batch scoring's mapInPandas) run this interpreter, which has the
+    # project's packages: PySpark would take `python3` from PATH, not the venv's unless it
+    # is activated. A cluster whose executors have their Python elsewhere sets the variable.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
     Path(settings.metadata).mkdir(parents=True, exist_ok=True)
