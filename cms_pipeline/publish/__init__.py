@@ -14,6 +14,8 @@ The package, one module per idea (each imports only the ones listed before it):
 
     layers        the layers a build makes (silver, gold), what dbt selects for each, the
                   names of their build schemas, and PublishError
+    fingerprints  what goes into the code fingerprint and the silver store's fingerprint,
+                  listed once
     records       the run record of a build (BuildResult) and where it is kept: JSON under
                   METADATA/dbt_runs and a row in LAKE/_meta/dbt_runs
     silver_store  the per-batch store of incremental silver: which store a silver build

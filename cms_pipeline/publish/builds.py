@@ -12,13 +12,11 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
-from cms_pipeline.config import PROJECT_ROOT, Settings
+from cms_pipeline.config import Settings
 from cms_pipeline.dbt_runner import DbtError, DbtRun, NodeResult, describe_problems, run_dbt
-from cms_pipeline.fingerprint import files_fingerprint
+from cms_pipeline.publish.fingerprints import code_fingerprint
 from cms_pipeline.publish.layers import (
-    LAYERS,
     LEFT_TO_THE_GATE,
     PUBLISHED_MATERIALIZATIONS,
     SELECT,
@@ -250,22 +248,6 @@ def unit_test_layer(settings: Settings, spark, layer: str, vars: dict | None = N
             spark=spark,
             vars=vars,
         )
-
-
-def code_fingerprint(settings: Settings) -> str:
-    """SHA-256 of everything that shapes silver and gold or decides their gates: the dbt
-    project, the source mappings, the storage formats and the silver and gold checks."""
-    from cms_pipeline.dbt_runner import DBT_PROJECT_DIR
-
-    config = Path(settings.config_dir)
-    roots = [
-        *(DBT_PROJECT_DIR / d for d in ("models", "macros", "seeds", "tests")),
-        DBT_PROJECT_DIR / "dbt_project.yml",
-        config / "mappings",
-        config / "storage.yaml",
-        *(PROJECT_ROOT / "soda_checks" / layer for layer in LAYERS),
-    ]
-    return files_fingerprint(roots)
 
 
 def current_layers(settings: Settings, bronze_versions: dict[str, int]) -> dict | None:

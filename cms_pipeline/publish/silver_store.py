@@ -17,35 +17,14 @@ chooses its store and a publish learns what to keep.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from cms_pipeline.config import Settings
 from cms_pipeline.dbt_runner import DbtRun
-from cms_pipeline.fingerprint import files_fingerprint
+from cms_pipeline.publish.fingerprints import store_fingerprint
 from cms_pipeline.publish.records import runs_dir
 from cms_pipeline.sql import statement
 
 STORE_PREFIX = "silver_store_"
-
-
-def store_inputs(settings: Settings) -> list[Path]:
-    """Everything that shapes a stored row: mappings, seeds (decoding), the store models
-    and their macros, the table format."""
-    from cms_pipeline.dbt_runner import DBT_PROJECT_DIR
-
-    config = Path(settings.config_dir)
-    return [
-        config / "mappings",
-        config / "storage.yaml",
-        DBT_PROJECT_DIR / "macros" / "mapping",
-        DBT_PROJECT_DIR / "macros" / "incremental",
-        DBT_PROJECT_DIR / "models" / "silver" / "store",
-        DBT_PROJECT_DIR / "seeds",
-    ]
-
-
-def store_fingerprint(settings: Settings) -> str:
-    return files_fingerprint(store_inputs(settings))[:16]
 
 
 def choose_store(previous: list[dict], fingerprint: str, build_id: str, full_refresh: bool) -> str:

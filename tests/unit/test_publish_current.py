@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from cms_pipeline.publish.builds import code_fingerprint, current_layers
+from cms_pipeline.publish.builds import current_layers
+from cms_pipeline.publish.fingerprints import code_fingerprint
 from cms_pipeline.publish.publishing import _publish_state_path
 
 VERSIONS = {"beneficiary_summary": 3, "inpatient_claims": 2}

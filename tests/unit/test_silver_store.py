@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cms_pipeline.publish.silver_store import STORE_PREFIX, choose_store, kept, store_fingerprint
+from cms_pipeline.publish.fingerprints import store_fingerprint
+from cms_pipeline.publish.silver_store import STORE_PREFIX, choose_store, kept
 
 
 def record(build_id, store, fingerprint="f1", started="2026-01-01T00:00:00", batches=None):
