@@ -25,6 +25,7 @@ SESSION_LAKE_MODULES = {
     "test_gold_reference",
     "test_readmission_reference",
     "test_comorbidity",
+    "test_dashboard",
     "test_pipeline_retract",  # after the modules that read the first run's builds
     "test_watcher_flow",
 }

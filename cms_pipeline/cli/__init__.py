@@ -37,6 +37,7 @@ AREAS = [
     "pipeline",
     "catalog",
     "stack",
+    "web",
 ]
 
 for _area in AREAS:

@@ -1,0 +1,471 @@
+"""`cms-pipeline web`: the dashboard's static files and the lake's exports, read-only.
+
+    /                                the dashboard (static/index.html)
+    /static/<file>                   its scripts and styles
+    /data/web/<path>                 the web JSON exports (LAKE/exports/web, config/storage.yaml)
+    /data/ml/<path>                  the batch-scoring exports (METADATA/exports/ml)
+    /api/status                      which exports exist, which are missing and how to make them
+    /api/beneficiary/<DESYNPUF_ID>   one line of the per-beneficiary JSON
+    /api/scores/<use_case>           the latest scores of a use case as a histogram
+    /api/models/<use_case>           its champion's test metrics and model card (models_ml.card)
+    /api/models/<use_case>/card.html the champion's model card
+
+Paths are cleaned before use: nothing outside the export folders and `static/` is served
+(no `..`, no absolute paths, no symbolic links leading out). A missing export answers 404
+with a JSON body that names it and the command that makes it.
+
+The beneficiary lookup is served here rather than by the browser reading the export:
+Spark writes the profiles as JSON lines in any number of part files, so a big lake's
+profiles can be gigabytes. The server indexes them once (a sorted array of 64-bit id
+hashes and file offsets: 16 bytes per beneficiary), again only when the part files
+change (name, size or mtime), and answers one lookup with one seek and one line read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import re
+import tempfile
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from cms_pipeline.config import Settings
+from cms_pipeline.storage import filesystem, is_local, join
+
+STATIC_DIR = Path(__file__).parent / "static"
+HISTOGRAM_BINS = 20
+USE_CASE_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,100}$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID_FIELD = re.compile(rb'"desynpuf_id"\s*:\s*"([^"]*)"')
+# The page's own files only: no CDN, no inline script (a card keeps its inline styles).
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'"
+)
+CARD_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+class NotFound(Exception):
+    """A path that is not served, or an export that does not exist (yet)."""
+
+    def __init__(self, message: str, make: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.make = make
+
+    def body(self) -> dict:
+        return {"error": self.message, **({"make": self.make} if self.make else {})}
+
+
+def clean_relative(path: str) -> str | None:
+    """`path` (URL-encoded, relative to a served folder) as clean POSIX parts, or None when
+    it could leave the folder: `..`, an absolute or drive path, backslashes, NUL. Pure."""
+    text = unquote(path)
+    if "\x00" in text or "\\" in text or text.startswith("/") or re.match(r"^[A-Za-z]:", text):
+        return None
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        return None
+    return "/".join(parts)
+
+
+def inside(root: Path, relative: str) -> Path | None:
+    """The local file `root/relative`, or None when it resolves outside `root` (a symbolic
+    link leading out) or is not a file."""
+    base = root.resolve()
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base) or not target.is_file():
+        return None
+    return target
+
+
+def histogram(scores: list[float], bins: int = HISTOGRAM_BINS) -> list[dict]:
+    """Counts of `scores` in `bins` equal bins over [0, 1] (1.0 in the last one). Pure."""
+    counts = [0] * bins
+    for score in scores:
+        counts[min(max(int(score * bins), 0), bins - 1)] += 1
+    return [{"low": i / bins, "high": (i + 1) / bins, "count": c} for i, c in enumerate(counts)]
+
+
+def _id_hash(desynpuf_id: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(desynpuf_id, digest_size=8).digest(), "big") >> 1
+
+
+class BeneficiaryIndex:
+    """Where each beneficiary's line is in the profile part files (see the module doc)."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self._lock = threading.Lock()
+        self._stamp: tuple | None = None
+        self._files: list[str] = []
+        self._keys = None  # sorted id hashes (numpy int64)
+        self._where = None  # per key: file index << 40 | byte offset
+
+    def _parts(self, fs, root: str) -> list[dict]:
+        if not fs.exists(root):
+            return []
+        return sorted(
+            (
+                info
+                for info in fs.ls(root, detail=True)
+                if info["type"] == "file" and info["name"].rsplit("/", 1)[-1].startswith("part-")
+            ),
+            key=lambda info: info["name"],
+        )
+
+    def _build(self, fs, parts: list[dict]) -> None:
+        import numpy as np
+
+        keys, where = [], []
+        for index, info in enumerate(parts):
+            with fs.open(info["name"], "rb") as f:
+                offset = 0
+                for line in f:
+                    found = _ID_FIELD.search(line)
+                    if found:
+                        keys.append(_id_hash(found.group(1)))
+                        where.append(index << 40 | offset)
+                    offset += len(line)
+        order = np.argsort(np.array(keys, dtype=np.int64), kind="stable")
+        self._keys = np.array(keys, dtype=np.int64)[order]
+        self._where = np.array(where, dtype=np.int64)[order]
+        self._files = [info["name"] for info in parts]
+
+    def available(self) -> bool:
+        fs, root = filesystem(self.uri)
+        return bool(self._parts(fs, root))
+
+    def lookup(self, desynpuf_id: str) -> dict | None:
+        """The beneficiary's profile (dim row and years), or None when not in the export.
+        Raises NotFound when there is no export at all."""
+        import numpy as np
+
+        fs, root = filesystem(self.uri)
+        with self._lock:
+            parts = self._parts(fs, root)
+            if not parts:
+                raise NotFound(
+                    f"no per-beneficiary export at {self.uri}", "cms-pipeline run (or export)"
+                )
+            stamp = tuple((p["name"], p.get("size"), p.get("mtime")) for p in parts)
+            if stamp != self._stamp:
+                self._build(fs, parts)
+                self._stamp = stamp
+            keys, where, files = self._keys, self._where, self._files
+        wanted = desynpuf_id.encode()
+        key = _id_hash(wanted)
+        first = int(np.searchsorted(keys, key, side="left"))
+        for position in range(first, len(keys)):
+            if keys[position] != key:
+                break
+            packed = int(where[position])
+            with fs.open(files[packed >> 40], "rb") as f:
+                f.seek(packed & ((1 << 40) - 1))
+                line = f.readline()
+            found = _ID_FIELD.search(line)
+            if found and found.group(1) == wanted:  # a hash collision is not a match
+                return json.loads(line)
+        return None
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    policy: str = PAGE_POLICY
+
+
+def _json(body, status: int = HTTPStatus.OK) -> Response:
+    return Response(status, json.dumps(body, indent=1, default=str).encode())
+
+
+class Dashboard:
+    """What the server answers, without the HTTP plumbing (unit-testable)."""
+
+    def __init__(self, settings: Settings):
+        from cms_pipeline.exports import WEB_TABLES, export_config
+
+        self.settings = settings
+        config = export_config(settings)["web"]
+        self.config = config
+        self.web_uri = settings.lake_path(config["path"])
+        self.ml_dir = settings.metadata_path("exports", "ml")
+        self.tables = list(config.get("tables", WEB_TABLES))
+        self.table_folder = config.get("table_documents", "tables")
+        self.beneficiaries = BeneficiaryIndex(join(self.web_uri, config["beneficiary_profiles"]))
+        self._score_cache: dict[str, tuple] = {}
+        self._model_cache: dict[str, tuple] = {}
+        self._card_folder = tempfile.TemporaryDirectory(prefix="cms-web-cards-")
+        self._cards = Path(self._card_folder.name)
+        self._card_paths: dict[tuple[str, str], Path] = {}
+        self._lock = threading.Lock()
+
+    # -- commands a user runs to make what is missing
+    def _make(self, what: str = "exports") -> str:
+        lake = f" --lake {self.settings.lake}"
+        if what == "predictions":
+            return f"cms-pipeline run{lake} (trains where needed and scores), or cms-pipeline score{lake}"
+        return (
+            f"cms-pipeline run{lake} (or, with gold already published, cms-pipeline export{lake})"
+        )
+
+    # -- files
+    def _web_file(self, relative: str) -> bytes:
+        if is_local(self.web_uri):
+            path = inside(Path(self.web_uri), relative)
+            if path is None:
+                raise NotFound(f"no export {relative} under {self.web_uri}", self._make())
+            return path.read_bytes()
+        fs, root = filesystem(self.web_uri)
+        target = f"{root.rstrip('/')}/{relative}"
+        if not fs.isfile(target):
+            raise NotFound(f"no export {relative} under {self.web_uri}", self._make())
+        return fs.cat_file(target)
+
+    def _ml_file(self, relative: str) -> Path:
+        path = inside(self.ml_dir, relative)
+        if path is None:
+            raise NotFound(
+                f"no scoring export {relative} under {self.ml_dir}", self._make("predictions")
+            )
+        return path
+
+    def _documents(self, folder: str) -> list[str]:
+        fs, root = filesystem(join(self.web_uri, folder))
+        if not fs.exists(root):
+            return []
+        names = [info.rsplit("/", 1)[-1] for info in fs.ls(root, detail=False)]
+        return sorted(n.removesuffix(".json") for n in names if n.endswith(".json"))
+
+    def use_cases(self) -> list[str]:
+        if not self.ml_dir.is_dir():
+            return []
+        return sorted(
+            p.name.removeprefix("predictions_").removesuffix(".json")
+            for p in self.ml_dir.glob("predictions_*.json")
+        )
+
+    # -- API
+    def status(self) -> dict:
+        from cms_pipeline.exports import exported_build
+
+        tables = set(self._documents(self.table_folder))
+        exports = {
+            "years": self._documents(self.config["year_summaries"]),
+            "states": self._documents(self.config["state_summaries"]),
+            "tables": {name: name in tables for name in self.tables},
+            "beneficiaries": self.beneficiaries.available(),
+            "predictions": self.use_cases(),
+        }
+        missing = []
+        for key, what in (
+            ("years", "year summaries"),
+            ("states", "state summaries"),
+            ("beneficiaries", "per-beneficiary profiles"),
+        ):
+            if not exports[key]:
+                missing.append({"export": what, "make": self._make()})
+        for name, present in exports["tables"].items():
+            if not present:
+                missing.append({"export": f"table {name}", "make": self._make()})
+        if not exports["predictions"]:
+            missing.append({"export": "model scores", "make": self._make("predictions")})
+        return {
+            "lake": self.settings.lake,
+            "exports_at": self.web_uri,
+            "exported_build": exported_build(self.settings),
+            "exports": exports,
+            "missing": missing,
+        }
+
+    def scores(self, use_case: str) -> dict:
+        path = self._ml_file(f"predictions_{use_case}.json")
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            cached = self._score_cache.get(use_case)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        doc = json.loads(path.read_bytes())
+        scores = [float(p["score"]) for p in doc["predictions"] if p.get("score") is not None]
+        summary = {
+            **{k: v for k, v in doc.items() if k != "predictions"},
+            "scored_rows": len(doc["predictions"]),
+            "positive_labels": sum(1 for p in doc["predictions"] if p.get("predicted_label") == 1),
+            "mean_score": sum(scores) / len(scores) if scores else None,
+            "histogram": histogram(scores),
+        }
+        with self._lock:
+            self._score_cache[use_case] = (stamp, summary)
+        return summary
+
+    def model(self, use_case: str) -> dict:
+        """The champion's version and test metrics from the registry, and its model card
+        (`card: null` for a version without one). Read again when the registry changes."""
+        from models_ml import registry
+
+        store = registry.local_store(self.settings)
+        if store is not None and not store.exists():
+            raise NotFound(f"no model registry at {store}", self._make("predictions"))
+        stamp = registry.store_stamp(store)
+        with self._lock:
+            cached = self._model_cache.get(use_case)
+        if cached and cached[0] == stamp and stamp is not None:
+            return cached[1]
+        try:
+            shown = registry.show_model(self.settings, use_case)
+        except registry.RegistryError as exc:
+            raise NotFound(str(exc), f"cms-pipeline train {use_case}") from exc
+        champion = next((v for v in shown["versions"] if v["version"] == shown["champion"]), None)
+        body = {
+            "use_case": use_case,
+            "champion": shown["champion"],
+            "metrics": champion["metrics"] if champion else {},
+            "created": champion["created"] if champion else None,
+            "test_rows": champion["test_rows"] if champion else None,
+            "card": self._card(registry, use_case, shown["champion"]),
+        }
+        with self._lock:
+            self._model_cache[use_case] = (stamp, body)
+        return body
+
+    def _card(self, registry, use_case: str, version) -> dict | None:
+        """The champion's model card (models_ml.card: card.json and card.html), copied from
+        the registry into this server's own temporary folder (the lake is only read); None
+        for a version trained before cards were written."""
+        if version is None:
+            return None
+        try:
+            files = registry.download_card(self.settings, use_case, version, self._cards)
+        except registry.RegistryError:
+            return None
+        data = json.loads(files["json"].read_text())
+        self._card_paths[use_case, str(version)] = files["html"]
+        return {
+            "html": f"/api/models/{use_case}/card.html",
+            "version": str(version),
+            "description": data.get("description"),
+            "model": data.get("model"),
+        }
+
+    def card_html(self, use_case: str) -> bytes:
+        card = self.model(use_case)["card"]
+        if not card:
+            raise NotFound(
+                f"no model card for {use_case}'s champion (trained before cards were written)",
+                f"cms-pipeline train {use_case}",
+            )
+        return self._card_paths[use_case, card["version"]].read_bytes()
+
+    # -- routing
+    def handle(self, raw_path: str) -> Response:
+        path = urlsplit(raw_path).path
+        try:
+            return self._route(path)
+        except NotFound as exc:
+            return _json(exc.body(), HTTPStatus.NOT_FOUND)
+
+    def _route(self, path: str) -> Response:
+        if path in ("/", "/index.html"):
+            return self._static("index.html")
+        for prefix, serve in (
+            ("/static/", self._static),
+            ("/data/web/", self._data_web),
+            ("/data/ml/", self._data_ml),
+        ):
+            if path.startswith(prefix):
+                relative = clean_relative(path[len(prefix) :])
+                if relative is None:
+                    raise NotFound(f"not served: {path}")
+                return serve(relative)
+        if path == "/api/status":
+            return _json(self.status())
+        parts = path.split("/")
+        if len(parts) == 4 and parts[:3] == ["", "api", "beneficiary"]:
+            desynpuf_id = unquote(parts[3]).strip()
+            if not ID_PATTERN.match(desynpuf_id):
+                return _json({"error": "not a DESYNPUF_ID"}, HTTPStatus.BAD_REQUEST)
+            profile = self.beneficiaries.lookup(desynpuf_id)
+            if profile is None:
+                raise NotFound(f"no beneficiary {desynpuf_id} in the export")
+            return _json(profile)
+        if len(parts) in (4, 5) and parts[1] == "api" and parts[2] in ("scores", "models"):
+            use_case = parts[3]
+            if not USE_CASE_PATTERN.match(use_case):
+                raise NotFound(f"no use case {use_case}")
+            if parts[2] == "scores" and len(parts) == 4:
+                return _json(self.scores(use_case))
+            if len(parts) == 4:
+                return _json(self.model(use_case))
+            if parts[4] == "card.html":
+                return Response(HTTPStatus.OK, self.card_html(use_case), "text/html", CARD_POLICY)
+        raise NotFound(f"not served: {path}")
+
+    def _static(self, relative: str) -> Response:
+        target = inside(STATIC_DIR, relative)
+        if target is None:
+            raise NotFound(f"no dashboard file {relative}")
+        kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return Response(HTTPStatus.OK, target.read_bytes(), kind)
+
+    def _data_web(self, relative: str) -> Response:
+        kind = "application/json" if relative.endswith(".json") else "application/octet-stream"
+        return Response(HTTPStatus.OK, self._web_file(relative), kind)
+
+    def _data_ml(self, relative: str) -> Response:
+        return Response(HTTPStatus.OK, self._ml_file(relative).read_bytes())
+
+
+def make_server(dashboard: Dashboard, listener) -> ThreadingHTTPServer:
+    """A threading HTTP server over an already bound socket (`cms-pipeline web` binds it,
+    so the address it prints is the one served, port 0 included)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "cms-pipeline-web"
+
+        def _send(self, head_only: bool) -> None:
+            response = dashboard.handle(self.path)
+            kind = response.content_type
+            if kind.startswith("text/") or kind.endswith(("json", "javascript")):
+                kind += "; charset=utf-8"
+            self.send_response(response.status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Content-Security-Policy", response.policy)
+            self.end_headers()
+            if not head_only:
+                self.wfile.write(response.body)
+
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self._send(head_only=False)
+
+        def do_HEAD(self):  # noqa: N802
+            self._send(head_only=True)
+
+        def log_message(self, format, *args):  # noqa: A002 (quiet: one line per error only)
+            if args and str(args[1] if len(args) > 1 else "").startswith(("4", "5")):
+                super().log_message(format, *args)
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def server_bind(self):  # the socket is bound already
+            self.server_address = self.socket.getsockname()
+            host, port = self.server_address[:2]
+            self.server_name, self.server_port = host, port
+
+    server = Server(listener.getsockname()[:2], Handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = listener
+    server.server_bind()
+    return server
