@@ -5,7 +5,7 @@ gold tables for analytics, and JSON documents for the web.
     LAKE/exports/web/states/<state_code>.json       one state, every year
     LAKE/exports/web/years/<year>.json              one year, every state, and prevalence
     LAKE/exports/web/beneficiaries/part-*.json      one profile per line, keyed by desynpuf_id
-    LAKE/exports/web/tables/<table>.json            a small gold table whole (WEB_TABLES)
+    LAKE/exports/web/tables/<table>.json            a small gold table whole (exports.web.tables)
 
 Reads only the published `gold` schema, so an export never sees an ungated build.
 """
@@ -24,9 +24,6 @@ from cms_pipeline.dbt_runner import storage_config
 from cms_pipeline.storage import delta_storage_options, filesystem, is_local, join
 
 PUBLISHED_SCHEMA = "gold"
-# Small gold tables the dashboard (cms_pipeline/web) shows whole, one JSON document each:
-# `exports.web.tables` in config/storage.yaml overrides the list.
-WEB_TABLES = ("readmission_rates", "top_diagnoses_by_cost", "top_procedures_by_cost")
 
 
 @dataclass
@@ -147,7 +144,7 @@ def export_web(settings: Settings, spark, config: dict) -> dict[str, str | int]:
     n_years = _write_json_documents(years_uri, year_documents(pmpm, prevalence))
     _write_profiles(spark, profiles_uri)
     tables_uri = join(base, config.get("table_documents", "tables"))
-    names = config.get("tables", WEB_TABLES)
+    names = config.get("tables", [])  # small gold tables the dashboard shows whole
     tables = {name: {"table": name, "rows": _rows(spark, name)} for name in names}
     n_tables = _write_json_documents(tables_uri, tables)
     return {

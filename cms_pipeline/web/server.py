@@ -191,14 +191,14 @@ class Dashboard:
     """What the server answers, without the HTTP plumbing (unit-testable)."""
 
     def __init__(self, settings: Settings):
-        from cms_pipeline.exports import WEB_TABLES, export_config
+        from cms_pipeline.exports import export_config
 
         self.settings = settings
         config = export_config(settings)["web"]
         self.config = config
         self.web_uri = settings.lake_path(config["path"])
         self.ml_dir = settings.metadata_path("exports", "ml")
-        self.tables = list(config.get("tables", WEB_TABLES))
+        self.tables = list(config.get("tables", []))
         self.table_folder = config.get("table_documents", "tables")
         self.beneficiaries = BeneficiaryIndex(join(self.web_uri, config["beneficiary_profiles"]))
         self._score_cache: dict[str, tuple] = {}

@@ -18,3 +18,12 @@ def test_analytics_export_exposure_lists_every_exported_table():
     assert refs == set(storage["exports"]["analytics"]["tables"])
     gold = {p.stem for p in (DBT_PROJECT_DIR / "models" / "gold").glob("*.sql")}
     assert refs <= gold
+
+
+def test_web_export_exposure_lists_every_table_the_web_export_reads():
+    exposures = yaml.safe_load((DBT_PROJECT_DIR / "models" / "_exposures.yml").read_text())
+    (web,) = [e for e in exposures["exposures"] if e["name"] == "web_export"]
+    refs = {re.fullmatch(r"ref\('(\w+)'\)", d).group(1) for d in web["depends_on"]}
+    storage = yaml.safe_load((CONFIG_DIR / "storage.yaml").read_text())
+    assert set(storage["exports"]["web"]["tables"]) <= refs
+    assert {"pmpm_by_state_year", "dim_beneficiary", "beneficiary_year"} <= refs
