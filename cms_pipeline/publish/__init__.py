@@ -12,7 +12,8 @@ Delta versions it read.
 
 The package, one module per idea (each imports only the ones listed before it):
 
-    layers        the layers a build makes (silver, gold), what dbt selects for each, the
+    layers        one typed spec per layer (LayerSpec: what dbt selects, the layer it
+                  reads, whether it has a per-batch store, what is published), the
                   names of their build schemas, and PublishError
     fingerprints  what goes into the code fingerprint and the silver store's fingerprint,
                   listed once

@@ -18,11 +18,10 @@ from cms_pipeline.dbt_runner import DbtError, DbtRun, NodeResult, describe_probl
 from cms_pipeline.publish.fingerprints import code_fingerprint
 from cms_pipeline.publish.layers import (
     LEFT_TO_THE_GATE,
-    PUBLISHED_MATERIALIZATIONS,
-    SELECT,
+    LayerSpec,
     build_schema,
     build_vars,
-    check_layer,
+    layer_spec,
 )
 from cms_pipeline.publish.publishing import complete_interrupted_publish, published_build
 from cms_pipeline.publish.records import BuildResult, record_run, runs_dir
@@ -62,24 +61,25 @@ def build_layer(
     build next, so the dbt tests it repeats are left to it. Returns the result (check
     `.success`); never publishes.
     """
-    check_layer(layer)
+    spec = layer_spec(layer)
     if not build_id.replace("_", "").isalnum() or build_id != build_id.lower():
         raise ValueError(f"build_id must be lower-case letters, digits and _, got {build_id!r}")
     complete_interrupted_publish(settings, spark)  # the build reads what is published
     started = datetime.now(UTC)
     upstream = None
     store: dict = {}
-    if layer == "silver":
+    if spec.upstream is None:
         from cms_pipeline.bronze_catalog import sync_bronze
 
         bronze_versions = sync_bronze(spark, settings, bronze_versions)
-        store = store_vars(settings, bronze_versions, build_id, full_refresh)
     else:
-        silver = published_build(settings, "silver")
-        upstream = silver["build_id"] if silver else None
-        bronze_versions = (silver or {}).get("bronze_versions", {})
+        read = published_build(settings, spec.upstream)
+        upstream = read["build_id"] if read else None
+        bronze_versions = (read or {}).get("bronze_versions", {})
+    if spec.has_store:
+        store = store_vars(settings, bronze_versions, build_id, full_refresh)
     # a selection stays within the layer: each selector intersected with the layer's paths
-    scope = [f"{base},{s}" for s in select for base in SELECT[layer]] if select else SELECT[layer]
+    scope = [f"{base},{s}" for s in select for base in spec.select] if select else spec.select
     selection = ["--select", *scope, "--indirect-selection", "buildable"]
     excluded = [*([LEFT_TO_THE_GATE] if gated else []), *(exclude or [])]
     if excluded:
@@ -106,7 +106,7 @@ def build_layer(
         build_id=build_id,
         schema=build_schema(layer, build_id),
         success=error is None,
-        models=_published_relations(run),
+        models=_published_relations(run, spec),
         tests=[n.to_dict() for n in (run.of_type("test", "unit_test") if run else [])],
         bronze_versions=dict(bronze_versions or {}),
         upstream_build=upstream,
@@ -213,15 +213,15 @@ def unit_test_layer(settings: Settings, spark, layer: str, vars: dict | None = N
     scratch schemas are dropped. Nothing is recorded or published. `vars` override dbt vars.
     Raises DbtError when a unit test fails (its run holds the results).
     """
-    check_layer(layer)
+    spec = layer_spec(layer)
     build_id = new_build_id()
     store: dict = {}
-    if layer == "silver":
+    if spec.has_store:  # a store holds bronze batches: pin bronze first
         from cms_pipeline.bronze_catalog import sync_bronze
 
         store = store_vars(settings, sync_bronze(spark, settings), build_id, True)
     vars = {**(vars or {}), **store, **build_vars(layer, build_id)}
-    selection = ["--select", *SELECT[layer]]
+    selection = ["--select", *spec.select]
     scratch = [build_schema(layer, build_id)] + ([store["silver_store"]] if store else [])
     try:
         run_dbt(
@@ -278,11 +278,11 @@ def _reads_same_bronze(settings: Settings, silver: dict, bronze_versions: dict[s
     return snapshot_batches(settings, bronze_versions) == read
 
 
-def _published_relations(run: DbtRun | None) -> list[str]:
+def _published_relations(run: DbtRun | None, spec: LayerSpec) -> list[str]:
     if run is None:
         return []
     return sorted(
         n.name
         for n in run.of_type("model", "seed")
-        if n.status == "success" and n.materialized in PUBLISHED_MATERIALIZATIONS and n.publish
+        if n.status == "success" and n.materialized in spec.published_materializations and n.publish
     )

@@ -55,7 +55,7 @@ from cms_pipeline.publish.layers import (
     PublishError,
     build_schema,
     build_vars,
-    check_layer,
+    layer_spec,
 )
 from cms_pipeline.publish.records import read_run_record, run_record_path
 from cms_pipeline.publish.silver_store import STORE_VARS, kept
@@ -228,7 +228,7 @@ def promote(
     `rollback` and drops older build schemas. Completes an interrupted publish first,
     and rolls forward if killed itself (module docstring). Returns the new publish entry.
     """
-    check_layer(layer)
+    spec = layer_spec(layer)
     complete_interrupted_publish(settings, spark)
     record = read_run_record(settings, layer, build_id)
     if not record["success"]:
@@ -263,7 +263,7 @@ def promote(
         "unpublish": sorted({m for h in published for m in h["models"]} - set(relations)),
         "keep": keep,
     }
-    if layer == "silver":  # drop what no kept build reads of the per-batch stores
+    if spec.has_store:  # drop what no kept build reads of the per-batch stores
         kept_records = [record] + [
             read_run_record(settings, layer, b)
             for b in keep[1:]
@@ -272,7 +272,7 @@ def promote(
         args["stores"] = kept(kept_records)
     # the build's own vars (not read by the macro): dbt parses the project again whenever
     # its vars change, 4 s of a silver publish at scale 1.0
-    store = {k: record[k] for k in STORE_VARS if k in record} if layer == "silver" else {}
+    store = {k: record[k] for k in STORE_VARS if k in record} if spec.has_store else {}
     entry = {
         "build_id": build_id,
         "schema": build_schema(layer, build_id),
