@@ -111,7 +111,7 @@ def bench_batch(mojo: Path, jar: Path, rows: int) -> dict:
 def bench_single_baseline(mojo: Path, jar: Path, calls: int) -> list[float]:
     import h2o
 
-    one = readmission_frame(rows=1, seed=5)[FEATURES]
+    one = readmission_frame(rows=10, seed=5)[FEATURES].head(1)  # the generator needs a few
     times = []
     for _ in range(calls):
         t = time.perf_counter()
@@ -189,8 +189,8 @@ def peak_rss(found: dict):
 def bench_spark(settings, rows: int) -> dict:
     """A feature table of `rows` generated rows scored by the champion: on the executors
     (models_ml.batch.score_on_executors, written as Parquet) against the baseline that
-    batch scoring used before: the table collected to the driver (toPandas) and scored
-    there. Same rows, same model, one session; each after a warm-up on a small table."""
+    batch scoring used before: the table collected to the driver (toPandas), scored
+    there and written back through Spark. Same rows, same model, one session; each after a warm-up on a small table."""
     from cms_pipeline.spark import get_spark
     from models_ml.batch import score_on_executors
     from models_ml.serving import load_version
@@ -210,9 +210,10 @@ def bench_spark(settings, rows: int) -> dict:
         scored = score_on_executors(settings, spark, t, model, uc, now, date.today(), "bench")
         scored.write.mode("overwrite").parquet(str(out))
 
-    def on_driver(t) -> None:
+    def on_driver(t) -> None:  # what batch scoring did before: collect, score, write back
         local = t.toPandas()
         local["score"] = model.scorer.score_frame(local)
+        spark.createDataFrame(local).write.mode("overwrite").parquet(str(out) + "_driver")
 
     small = table.limit(20_000)
     result = {"rows": rows, "partitions": table.rdd.getNumPartitions()}
