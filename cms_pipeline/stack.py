@@ -184,6 +184,7 @@ class StackState:
     prefect_home: str
     lake: str
     processes: list[Started]
+    web_url: str = ""  # the dashboard (`cms-pipeline web`), once it listens
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -320,10 +321,24 @@ def up(
             )
             state.processes.append(worker)
             _write_state(settings, state)
+        state.web_url = _start_dashboard(settings, host, env, logs, state, timeout)
+        _write_state(settings, state)
     except BaseException:
         down(settings)
         raise
     return state, report
+
+
+def _start_dashboard(settings, host: str, env, logs: Path, state: StackState, timeout) -> str:
+    """`cms-pipeline web` for the stack's lake on a port it binds itself; its URL."""
+    argv = [sys.executable, "-m", "cms_pipeline", "web", "--lake", settings.lake]
+    web = _spawn("web", [*argv, "--host", host, "--port", "0"], env, logs)
+    state.processes.append(web)
+    _write_state(settings, state)
+    processes.wait_until(
+        lambda: bool(processes.listening_ports(web)), web, timeout, "the dashboard"
+    )
+    return f"http://{host}:{min(processes.listening_ports(web))}/"
 
 
 def down(settings: Settings, timeout: float = 30.0) -> list[str]:

@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
         schedules: SchedulesOption = True,
         as_json: JsonOption = False,
     ):
-        """Start a local Prefect server (SQLite), a worker and every deployment.
+        """Start a local Prefect server (SQLite), a worker, every deployment and the
+        dashboard (`cms-pipeline web` on a free port).
 
         The deployments are those of prefect.yaml with the schedules of
         config/schedules.yaml; the server's database and logs live under the metadata
@@ -59,6 +60,7 @@ def register(app: typer.Typer) -> None:
 
         def render(_):
             out.print(f"Prefect UI: [bold]{state.ui_url}[/bold]  (API {state.api_url})")
+            out.print(f"Dashboard: [bold]{state.web_url}[/bold]")
             _render_deployed(report)
             for p in state.processes:
                 out.print(f"  {p.name}: pid {p.pid}, log {p.log}")

@@ -7,6 +7,7 @@ worker's processes. `down` then stops every process `up` started.
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from cms_pipeline import stack
@@ -37,8 +38,10 @@ def test_up_deploys_runs_through_the_worker_and_down_stops_it(tmp_path, sample_d
         assert {"watch-landing/watch-landing", "ingest/ingest", "pipeline/pipeline"} <= set(
             report["deployed"]
         )
-        assert [p.name for p in state.processes] == ["server", "worker-process"]
+        assert [p.name for p in state.processes] == ["server", "worker-process", "web"]
         assert stack.read_state(settings) == state
+        page = httpx.get(state.web_url, timeout=30)  # the dashboard, on the stack's lake
+        assert page.status_code == 200 and "<html" in page.text.lower()
 
         with temporary_settings(updates={PREFECT_API_URL: state.api_url}):
             watcher = run_deployment(
