@@ -29,10 +29,3 @@ The package, one module per idea (each imports only the ones listed before it):
 Import each name from the module that owns it (`from cms_pipeline.publish.builds import
 build_layer`).
 """
-
-# Kept until the dashboard's importers (cms_pipeline/web, cms_pipeline/cli/web.py and
-# tests/integration/test_dashboard.py, being written now) import from
-# cms_pipeline.publish.publishing: then delete this re-export.
-from cms_pipeline.publish.publishing import published_build
-
-__all__ = ["published_build"]
