@@ -3,8 +3,6 @@ apart from gold's, and which relations of a build are published."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from cms_pipeline.dbt_runner import DbtRun, NodeResult
@@ -52,49 +50,3 @@ def test_published_relations_follow_the_spec():
     )
     assert _published_relations(run, layer_spec("silver")) == ["t", "v"]
     assert _published_relations(None, layer_spec("gold")) == []
-
-
-def test_a_gold_build_reads_the_published_silver_and_selects_only_gold(settings, monkeypatch):
-    from cms_pipeline.publish import builds
-
-    calls, recorded = [], []
-
-    def fake_dbt(settings, args, spark=None, vars=None):
-        calls.append((args, vars))
-        nodes = [_node("fct", "table")] if args[0] == "build" else []
-        return DbtRun(args=args, success=True, elapsed=0.5, nodes=nodes)
-
-    silver = {"build_id": "s1", "bronze_versions": {"inpatient_claims": 4}}
-    monkeypatch.setattr(builds, "run_dbt", fake_dbt)
-    monkeypatch.setattr(builds, "complete_interrupted_publish", lambda settings, spark: [])
-    monkeypatch.setattr(
-        builds, "published_build", lambda settings, layer: {"silver": silver}[layer]
-    )
-    monkeypatch.setattr(builds, "record_run", lambda s, result, run: recorded.append(result))
-    result = builds.build_layer(settings, None, "gold", "g1")
-    assert result.success and result.models == ["fct"]
-    assert (result.upstream_build, result.bronze_versions) == ("s1", {"inpatient_claims": 4})
-    assert result.silver_store is None and result.bronze_batches == {}
-    assert recorded == [result]
-    built, tested = calls
-    assert built[0][:4] == ["build", "--select", "path:models/gold", "--indirect-selection"]
-    assert tested[0][:3] == ["test", "--select", "path:models/gold"]
-    assert built[1] == {"build_layer": "gold", "build_id": "g1"}  # no store vars
-
-
-def test_gold_unit_tests_alone_need_no_store(settings, monkeypatch):
-    from cms_pipeline.publish import builds
-
-    calls = []
-
-    def fake_dbt(settings, args, spark=None, vars=None):
-        calls.append((args, vars))
-        return DbtRun(args=args, success=True, elapsed=0.1)
-
-    monkeypatch.setattr(builds, "run_dbt", fake_dbt)
-    builds.unit_test_layer(settings, None, "gold")
-    (build, _), (test, _), (drop, vars) = calls
-    assert build[:3] == ["build", "--select", "path:models/gold"] and "--empty" in build
-    assert test[:3] == ["test", "--select", "path:models/gold"]
-    schemas = json.loads(drop[drop.index("--args") + 1])["schemas"]
-    assert schemas == [f"gold_build_{vars['build_id']}"]  # the scratch build, no store
