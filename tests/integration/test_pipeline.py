@@ -210,8 +210,11 @@ def test_the_champion_loads_and_serves_as_an_mlflow_model(
         assert got["score"].tolist() == expected.tolist() and len(got) == len(rows) > 0
         assert got["label"].tolist() == ours.scorer.labels(expected).tolist()
 
+        # as from an activated venv: `mlflow models serve` runs `uvicorn` found on PATH
+        bin_dir = str(Path(sys.executable).parent)
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-        argv = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
+        env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
+        argv = [str(Path(bin_dir) / "mlflow"), "models", "serve", "-m",
                 f"models:/{name}@champion", "--env-manager", "local", "-h", "127.0.0.1",
                 "-p", "0"]  # fmt: skip
         server = spawn("mlflow-serve", argv, env, tmp_path / f"{name}-serve.log", tmp_path)
