@@ -186,19 +186,35 @@ def test_the_champion_loads_and_serves_as_an_mlflow_model(
     """Each version is an MLflow model (models_ml.pyfunc): MLflow itself loads
     `models:/<use case>@champion` and `mlflow models serve` serves it; both score the real
     feature rows as our own loader's scorer does (the REST API's and batch scoring's)."""
+    import mlflow
+
+    from models_ml import registry
+
+    uri = registry.tracking_uri(spark_settings)
+    # MLflow's URIs are process-wide (and put in os.environ): set for this test only, or
+    # later tests on this worker would use the session lake's registry
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        _load_and_serve(first_run, spark, spark_settings, tmp_path, uri)
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        os.environ.pop("MLFLOW_REGISTRY_URI", None)
+        assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def _load_and_serve(first_run, spark, spark_settings, tmp_path, uri) -> None:
     import sys
 
     import httpx
     import mlflow
 
     from cms_pipeline.processes import listening_ports, spawn, stop_group, wait_until
-    from models_ml import pyfunc, registry
+    from models_ml import pyfunc
     from models_ml.serving import load_version
     from models_ml.usecase import load_use_case
 
-    uri = registry.tracking_uri(spark_settings)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     for name in first_run["training"]:
         ours = load_version(spark_settings, name)
         rows = spark.table(load_use_case(spark_settings, name).table).limit(200).toPandas()
