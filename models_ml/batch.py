@@ -257,7 +257,7 @@ def psi_on_spark(reference, frame, column: str, name: str) -> dict | None:
     finite = frame.select(value.alias("v")).filter(
         F.col("v").isNotNull() & ~F.isnan("v") & (F.abs("v") != float("inf"))
     )
-    # bin i: edges[i-1] < v <= edges[i] (monitoring._shares), as the number of edges below v
+    # bin i: edges[i-1] < v <= edges[i] (monitoring._bins), as the number of edges below v
     position = sum((F.when(F.col("v") > float(e), 1).otherwise(0) for e in edges), F.lit(0))
     counts = {r["bin"]: r["count"] for r in finite.groupBy(position.alias("bin")).count().collect()}
     if not counts:
