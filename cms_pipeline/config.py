@@ -11,24 +11,21 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveInt,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "config"
 ENV_VAR = "CMS_PIPELINE_ENV"
 LAKE_ENV_VAR = "CMS_PIPELINE_LAKE"
-SCHEDULES_YAML = CONFIG_DIR / "schedules.yaml"
 
 LogicalType = Literal["id", "string", "date", "integer", "decimal"]
 SchemaPolicy = Literal["reject", "quarantine", "evolve"]
@@ -307,52 +304,3 @@ def load_settings(
         sources=load_sources(config_dir),
         config_dir=str(config_dir),
     )
-
-
-# --- schedules of the Prefect deployments (config/schedules.yaml) ---------------------
-
-
-class ScheduleSpec(_Strict):
-    cron: str | None = None
-    interval_seconds: PositiveInt | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    active: bool = True
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> ScheduleSpec:
-        if (self.cron is None) == (self.interval_seconds is None):
-            raise ValueError("give exactly one of `cron` or `interval_seconds`")
-        if self.cron is not None:
-            # imported here: Prefect takes a second to load, and only schedules need it
-            from prefect.client.schemas.schedules import CronSchedule
-
-            CronSchedule(cron=self.cron)  # raises with Prefect's own message if invalid
-        return self
-
-
-class ScheduleConfig(_Strict):
-    timezone: str = "UTC"
-    schedules: dict[str, list[ScheduleSpec]] = Field(default_factory=dict)
-
-    def for_deployment(self, name: str) -> list:
-        """Prefect schedule objects for one deployment (empty: runs on demand only)."""
-        from prefect.schedules import Cron, Interval  # as above: only deployments need it
-
-        return [
-            Cron(spec.cron, timezone=self.timezone, active=spec.active, parameters=spec.parameters)
-            if spec.cron
-            else Interval(
-                spec.interval_seconds,
-                timezone=self.timezone,
-                active=spec.active,
-                parameters=spec.parameters,
-            )
-            for spec in self.schedules.get(name, [])
-        ]
-
-
-def load_schedules(path: Path = SCHEDULES_YAML) -> ScheduleConfig:
-    try:
-        return ScheduleConfig(**read_yaml(path))
-    except ValidationError as exc:
-        raise _explain(path, exc, what="schedules") from exc

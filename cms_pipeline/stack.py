@@ -1,177 +1,132 @@
 """The local Prefect stack: server (SQLite), process work pool, deployments and a worker.
 
 `up` starts a Prefect server with its home (database, logs) under the metadata folder,
-waits until it answers, creates the work pool and queues, creates every deployment of
-prefect.yaml with the schedules of config/schedules.yaml, starts a worker, and writes
+waits until it answers, creates the work pool and queues, runs `prefect deploy --all` on
+prefect.yaml (deployments with their schedules and triggers), starts a worker, and writes
 the processes it started to a state file. `down` stops exactly those processes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import io
+import logging
 import os
+import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from cms_pipeline import processes
-from cms_pipeline.config import (
-    PROJECT_ROOT,
-    SCHEDULES_YAML,
-    ConfigError,
-    ScheduleConfig,
-    Settings,
-    load_schedules,
-    read_yaml,
+from cms_pipeline.config import PROJECT_ROOT, ConfigError, Settings, read_yaml
+from cms_pipeline.processes import (
+    Started,
+    StartError,
+    StartTimeout,
+    free_port,
+    is_ours,
+    port_is_free,
 )
-from cms_pipeline.processes import Started, is_ours, port_is_free
 from cms_pipeline.runtime import prepare_environment
 
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
 WRITERS_QUEUE = "lake-writers"  # one run at a time: two runs never write the same table
 # A Prefect server starts in ~8 s on an idle machine; 100 s was seen on 2 busy cores.
 STARTUP_TIMEOUT_S = 300.0
+DEPLOY_TIMEOUT_S = 600.0  # `prefect deploy --all` imports every flow module
+PORT_ATTEMPTS = 3  # a port found free may be taken before the server binds it
+
+log = logging.getLogger(__name__)
 
 
-# --- deployments (prefect.yaml) ---------------------------------------------------------
+# --- deployments (prefect.yaml, deployed by `prefect deploy --all`) ---------------------
 
 
-@dataclass(frozen=True)
-class DeploymentSpec:
-    name: str
-    entrypoint: str  # flows/ingest.py:ingest_flow
-    work_pool: str
-    work_queue: str
-    description: str = ""
-    tags: tuple[str, ...] = ()
-    parameters: dict[str, Any] = field(default_factory=dict)
-    concurrency_limit: dict[str, Any] | None = None
-
-    @property
-    def module_and_function(self) -> tuple[str, str]:
-        path, function = self.entrypoint.split(":")
-        return path.removesuffix(".py").replace("/", "."), function
-
-
-def load_deployment_specs(
-    path: Path = PREFECT_YAML, schedules: ScheduleConfig | None = None
-) -> list[DeploymentSpec]:
-    """The deployments of prefect.yaml; schedule names must match one of them."""
-    specs = []
-    for i, d in enumerate(read_yaml(path).get("deployments") or []):
+def prefect_deployments(path: Path = PREFECT_YAML) -> list[dict]:
+    """The deployments of prefect.yaml as Prefect reads them (YAML anchors resolved)."""
+    deployments = read_yaml(path).get("deployments") or []
+    for i, d in enumerate(deployments):
         missing = [k for k in ("name", "entrypoint", "work_pool") if not d.get(k)]
         if missing:
             raise ConfigError(f"{path}: deployments[{i}] lacks {missing}")
-        limit = d.get("concurrency_limit")
-        specs.append(
-            DeploymentSpec(
-                name=d["name"],
-                entrypoint=d["entrypoint"],
-                work_pool=d["work_pool"]["name"],
-                work_queue=d["work_pool"].get("work_queue_name") or "default",
-                description=" ".join((d.get("description") or "").split()),
-                tags=tuple(d.get("tags") or ()),
-                parameters=dict(d.get("parameters") or {}),
-                concurrency_limit={"limit": limit} if isinstance(limit, int) else limit,
-            )
-        )
-    if schedules is not None:
-        unknown = sorted(set(schedules.schedules) - {s.name for s in specs})
-        if unknown:
-            raise ConfigError(
-                f"{SCHEDULES_YAML}: schedules for {unknown}, which prefect.yaml does not "
-                f"deploy; expected names among {[s.name for s in specs]}"
-            )
-    return specs
+    return deployments
 
 
-def deploy_all(api_url: str, specs: list[DeploymentSpec], schedules: ScheduleConfig | None) -> dict:
-    """Create the pools, queues and deployments on the server at `api_url`.
+def work_queues(deployments: list[dict]) -> dict[str, set[str]]:
+    """Work pool -> the queues its deployments name (besides `default`)."""
+    pools: dict[str, set[str]] = {}
+    for d in deployments:
+        pool = d["work_pool"]
+        pools.setdefault(pool["name"], set()).add(pool.get("work_queue_name") or "default")
+    return {pool: queues - {"default"} for pool, queues in pools.items()}
 
-    Flows are deployed by module path, so a worker runs them from the installed project
-    wherever it is. A flow module that is not there yet is reported, not fatal.
-    `schedules=None` creates the deployments without schedules (on demand only).
+
+def deploy_to(api_url: str, env: Mapping[str, str] | None = None) -> dict:
+    """Create the pools and queues, then `prefect deploy --all` on prefect.yaml.
+
+    The pools come first because `prefect deploy` refuses a pool that does not exist;
+    the writers queue gets its limit of one run at a time. Returns the deployments found
+    on the server afterwards (`flow/deployment`) and those of prefect.yaml that are not.
     """
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig
-    from prefect.deployments.runner import EntrypointType, deploy
+    deployments = prefect_deployments()
+    env = {**(env or os.environ), "PREFECT_API_URL": api_url}
+    _ensure_pools(api_url, work_queues(deployments))
+    argv = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"]
+    argv += ["--prefect-file", str(PREFECT_YAML)]
+    done = subprocess.run(
+        argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=DEPLOY_TIMEOUT_S
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"`prefect deploy --all` failed (exit {done.returncode}):\n"
+            + (done.stdout[-3000:] + done.stderr[-3000:])
+        )
+    return _deployed(api_url, [d["name"] for d in deployments])
+
+
+def _deployed(api_url: str, names: list[str]) -> dict:
+    from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    deployed, skipped = [], {}
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        _ensure_pools(specs)
-        runners = []
-        for spec in specs:
-            module, function = spec.module_and_function
-            try:
-                flow = getattr(importlib.import_module(module), function)
-            except (ImportError, AttributeError) as exc:
-                skipped[spec.name] = f"{spec.entrypoint}: {exc}"
-                continue
-            limit = spec.concurrency_limit
-            runners.append(
-                flow.to_deployment(
-                    name=spec.name,
-                    description=spec.description,
-                    tags=list(spec.tags),
-                    parameters=spec.parameters,
-                    schedules=schedules.for_deployment(spec.name) if schedules else [],
-                    concurrency_limit=ConcurrencyLimitConfig(**limit) if limit else None,
-                    work_pool_name=spec.work_pool,
-                    work_queue_name=spec.work_queue,
-                    entrypoint_type=EntrypointType.MODULE_PATH,
-                )
-            )
-            deployed.append(f"{flow.name}/{spec.name}")
-        for pool in sorted({r.work_pool_name for r in runners}):
-            with contextlib.redirect_stdout(io.StringIO()):  # deploy() prints a rich table
-                deploy(
-                    *[r for r in runners if r.work_pool_name == pool],
-                    work_pool_name=pool,
-                    build=False,
-                    push=False,
-                    print_next_steps_message=False,
-                    ignore_warnings=True,
-                )
-    return {"deployed": deployed, "skipped": skipped}
+        with get_client(sync_client=True) as client:
+            found = {d.name: d for d in client.read_deployments()}
+            flows = {f.id: f.name for f in client.read_flows()}
+    return {
+        "deployed": [f"{flows[found[n].flow_id]}/{n}" for n in names if n in found],
+        "skipped": {
+            n: "not on the server after `prefect deploy --all`" for n in names if n not in found
+        },
+    }
 
 
-def deploy_to(api_url: str, with_schedules: bool = True) -> dict:
-    """Create pools, queues and deployments on a running server (compose's worker does this)."""
-    config = load_schedules()
-    specs = load_deployment_specs(schedules=config)
-    return deploy_all(api_url, specs, config if with_schedules else None)
-
-
-def _ensure_pools(specs: list[DeploymentSpec]) -> None:
+def _ensure_pools(api_url: str, pools: dict[str, set[str]]) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
+    from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.workers.process import ProcessWorker
 
     template = ProcessWorker.get_default_base_job_template()
-    with get_client(sync_client=True) as client:
-        for pool in sorted({s.work_pool for s in specs}):
-            try:
-                client.create_work_pool(
-                    WorkPoolCreate(name=pool, type="process", base_job_template=template)
-                )
-            except ObjectAlreadyExists:
-                pass
-            queues = {s.work_queue for s in specs if s.work_pool == pool} - {"default"}
-            for queue in sorted(queues):
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        with get_client(sync_client=True) as client:
+            for pool, queues in sorted(pools.items()):
                 try:
-                    client.create_work_queue(
-                        name=queue,
-                        work_pool_name=pool,
-                        concurrency_limit=1 if queue == WRITERS_QUEUE else None,
+                    client.create_work_pool(
+                        WorkPoolCreate(name=pool, type="process", base_job_template=template)
                     )
                 except ObjectAlreadyExists:
                     pass
+                for queue in sorted(queues):
+                    try:
+                        client.create_work_queue(
+                            name=queue,
+                            work_pool_name=pool,
+                            concurrency_limit=1 if queue == WRITERS_QUEUE else None,
+                        )
+                    except ObjectAlreadyExists:
+                        pass
 
 
 # --- processes and their state file -----------------------------------------------------
@@ -219,8 +174,11 @@ def running_api_url(settings: Settings) -> str | None:
     return None
 
 
-def stack_environment(settings: Settings, api_url: str) -> dict[str, str]:
-    """The environment of the server and the worker (and so of every flow run)."""
+def stack_environment(settings: Settings, api_url: str, schedules: bool = True) -> dict[str, str]:
+    """The environment of the server and the worker (and so of every flow run).
+
+    `schedules=False` turns the server's scheduler service off: the deployments keep the
+    schedules of prefect.yaml, but no scheduled run is created (triggers still fire)."""
     prepare_environment()  # Java, telemetry off
     home = prefect_home(settings)
     return {
@@ -232,6 +190,7 @@ def stack_environment(settings: Settings, api_url: str) -> dict[str, str]:
         "PREFECT_UI_API_URL": api_url,
         "PREFECT_WORKER_QUERY_SECONDS": "5",
         "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "INFO"),
+        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "true" if schedules else "false",
         "CMS_PIPELINE_LAKE": settings.lake,  # flow runs use this stack's lake by default
     }
 
@@ -263,63 +222,39 @@ def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> Start
 def up(
     settings: Settings,
     host: str = "127.0.0.1",
-    port: int = 4200,
+    port: int | None = 4200,
     timeout: float = STARTUP_TIMEOUT_S,
     with_schedules: bool = True,
 ) -> tuple[StackState, dict]:
     """Start server and worker, create pools and deployments; returns (state, deploy report).
 
-    `with_schedules=False` leaves every deployment on demand (nothing runs by itself).
-    When the state file names running processes, the stack is already up: nothing is
-    started again and the deployments are refreshed.
+    `port=None` (or 0) takes a free port, and another one when a different process binds
+    it first (see `_start_server`). `with_schedules=False` starts the server without its
+    scheduler: nothing runs by itself, yet the deployments carry their schedules. When
+    the state file names running processes, the stack is already up: nothing is started
+    again and the deployments are refreshed.
     """
-    config = load_schedules()
-    specs = load_deployment_specs(schedules=config)
-    schedules = config if with_schedules else None  # validated either way
+    prefect_deployments()  # a broken prefect.yaml fails before anything starts
     home = prefect_home(settings)
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
 
     state = read_state(settings)
     if state and all(is_ours(p) for p in state.processes):
-        return state, deploy_all(state.api_url, specs, schedules)
+        return state, deploy_to(state.api_url, stack_environment(settings, state.api_url))
     if state:
         down(settings)  # a half-dead stack from before: stop what is left of it
 
-    if not port_is_free(host, port):
-        # Else the health check could answer for another server on that port. Prefect
-        # cannot bind port 0 for us (processes.free_port says why).
+    if port and not port_is_free(host, port):
+        # Else the health check could answer for another server on that port.
         raise RuntimeError(f"port {port} on {host} is in use; pass another (--port)")
-    api_url = f"http://{host}:{port}/api"
-    env = stack_environment(settings, api_url)
-    prefect = [sys.executable, "-m", "prefect"]
-    server = _spawn(
-        "server", [*prefect, "server", "start", "--host", host, "--port", str(port)], env, logs
-    )
-    state = StackState(api_url, f"http://{host}:{port}", str(home), settings.lake, [server])
-    _write_state(settings, state)  # at once, so `down` can stop it even if a step fails
     try:
-        wait_healthy(api_url, server, timeout)
-        report = deploy_all(api_url, specs, schedules)
-        pools = sorted({s.work_pool for s in specs})
-        for pool in pools:
-            worker = _spawn(
-                f"worker-{pool}",
-                [
-                    *prefect,
-                    "worker",
-                    "start",
-                    "--pool",
-                    pool,
-                    "--type",
-                    "process",
-                    "--name",
-                    f"cms-pipeline-{pool}",
-                ],
-                env,
-                logs,
-            )
-            state.processes.append(worker)
+        state, env = _start_server(settings, host, port, timeout, with_schedules, logs)
+        report = deploy_to(state.api_url, env)
+        for pool in sorted(work_queues(prefect_deployments())):
+            argv = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool]
+            argv += ["--type", "process", "--name", f"cms-pipeline-{pool}"]
+            state.processes.append(_spawn(f"worker-{pool}", argv, env, logs))
             _write_state(settings, state)
         state.web_url = _start_dashboard(settings, host, env, logs, state, timeout)
         _write_state(settings, state)
@@ -327,6 +262,40 @@ def up(
         down(settings)
         raise
     return state, report
+
+
+def _start_server(
+    settings: Settings, host: str, port: int | None, timeout: float, schedules: bool, logs: Path
+) -> tuple[StackState, dict[str, str]]:
+    """Start `prefect server start` and wait until it answers; (state, environment).
+
+    Prefect names its port before it starts (PREFECT_API_URL, the UI's API URL) and
+    `prefect server start` takes no socket from us, so a chosen free port can be taken
+    by another process before the server binds it. With no port given, that start is
+    retried on a new free port (PORT_ATTEMPTS in all); a port the user gave is not.
+    """
+    attempts = 1 if port else PORT_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        chosen = port or free_port(host)
+        api_url = f"http://{host}:{chosen}/api"
+        env = stack_environment(settings, api_url, schedules)
+        argv = [sys.executable, "-m", "prefect", "server", "start"]
+        server = _spawn("server", [*argv, "--host", host, "--port", str(chosen)], env, logs)
+        home = str(prefect_home(settings))
+        state = StackState(api_url, f"http://{host}:{chosen}", home, settings.lake, [server])
+        _write_state(settings, state)  # at once, so `down` can stop it even if a step fails
+        try:
+            wait_healthy(api_url, server, timeout)
+            return state, env
+        except StartTimeout:
+            raise
+        except StartError as exc:  # it stopped, or another process holds its port
+            processes.stop_group(server)
+            collided = not port and processes.port_open(host, chosen)  # not ours: stopped
+            if not collided or attempt == attempts:
+                raise
+            log.warning("%s; trying another port", exc)
+    raise AssertionError("unreachable")
 
 
 def _start_dashboard(settings, host: str, env, logs: Path, state: StackState, timeout) -> str:

@@ -5,7 +5,7 @@ ledger. A new file, or a file delivered again with different content, starts the
 pipeline (or only ingestion); files whose bytes were already loaded, or already
 rejected, start nothing. On a Prefect server the target runs as its own deployment (so
 it is queued with the other writers); without one it runs here as a subflow.
-The `watch-landing` deployment runs this on the interval of config/schedules.yaml.
+The `watch-landing` deployment runs this on the interval of prefect.yaml.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ import typer
 
 from cms_pipeline.cli.common import JsonOption, LakeOption, console, emit, out, settings_for
 
-PortOption = Annotated[int, typer.Option("--port", help="Port of the Prefect server and UI.")]
+PortOption = Annotated[
+    int, typer.Option("--port", help="Port of the Prefect server and UI (0: a free one).")
+]
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for the server to answer.")
 ]
@@ -16,7 +18,8 @@ SchedulesOption = Annotated[
     bool,
     typer.Option(
         "--schedules/--no-schedules",
-        help="Apply config/schedules.yaml (or create every deployment on demand only).",
+        help="Run the schedules of prefect.yaml (--no-schedules: the server's scheduler is "
+        "off, so only triggers and manual runs start flows).",
     ),
 ]
 
@@ -40,8 +43,8 @@ def register(app: typer.Typer) -> None:
         """Start a local Prefect server (SQLite), a worker, every deployment and the
         dashboard (`cms-pipeline web` on a free port).
 
-        The deployments are those of prefect.yaml with the schedules of
-        config/schedules.yaml; the server's database and logs live under the metadata
+        The deployments are made by `prefect deploy --all` on prefect.yaml, with their
+        schedules and triggers; the server's database and logs live under the metadata
         folder (prefect/). Running it again while the stack is up refreshes the
         deployments. Stop everything with `cms-pipeline down`.
         """
@@ -51,7 +54,7 @@ def register(app: typer.Typer) -> None:
         with console.status("starting the Prefect server, work pool, deployments and worker"):
             try:
                 state, report = stack.up(
-                    settings, port=port, timeout=timeout, with_schedules=schedules
+                    settings, port=port or None, timeout=timeout, with_schedules=schedules
                 )
             except (RuntimeError, TimeoutError) as exc:
                 console.print(f"[red]cms-pipeline up failed[/red]: {exc}")
@@ -78,10 +81,10 @@ def register(app: typer.Typer) -> None:
                 help="Prefect API of a running server (default: $PREFECT_API_URL).",
             ),
         ] = None,
-        schedules: SchedulesOption = True,
         as_json: JsonOption = False,
     ):
-        """Create the work pool, queues and deployments on a running Prefect server.
+        """Create the work pool and queues, then `prefect deploy --all` (prefect.yaml:
+        deployments, schedules, triggers) on a running Prefect server.
 
         For a server that `cms-pipeline up` did not start (the containers of
         docker/compose.yaml, a shared server); `up` does this itself.
@@ -91,7 +94,11 @@ def register(app: typer.Typer) -> None:
         if not api_url:
             console.print("[red]No Prefect server[/red]: pass --api-url or set PREFECT_API_URL.")
             raise typer.Exit(2)
-        report = stack.deploy_to(api_url, with_schedules=schedules)
+        try:
+            report = stack.deploy_to(api_url)
+        except RuntimeError as exc:
+            console.print(f"[red]cms-pipeline deploy failed[/red]: {exc}")
+            raise typer.Exit(1) from exc
         emit(report, as_json, lambda r: _render_deployed(r))
         if report["skipped"]:
             raise typer.Exit(1)

@@ -12,7 +12,7 @@ from cms_pipeline import stack
 from cms_pipeline.config import ConfigError
 from cms_pipeline.ingest.ledger import SCHEMA
 from cms_pipeline.ingest.reader import sha256_of
-from flows.watcher import TARGETS, new_arrivals
+from flows.watcher import new_arrivals
 
 
 def ledger_of(*rows: tuple[str, str, str]) -> pa.Table:
@@ -68,79 +68,72 @@ def test_a_duplicate_row_in_the_ledger_does_not_hide_a_load():
     assert new_arrivals([("a.csv", "h", 1)], ledger) == []
 
 
-def test_schedules_name_deployments_of_prefect_yaml():
-    schedules = stack.load_schedules()
-    specs = stack.load_deployment_specs(schedules=schedules)
-    names = {s.name for s in specs}
-    assert set(schedules.schedules) <= names
-    # The watcher polls on an interval; it starts deployments named like its targets.
-    [poll] = schedules.schedules["watch-landing"]
-    assert poll.interval_seconds and poll.interval_seconds > 0
-    by_name = {s.name: s for s in specs}
-    for target, entry in TARGETS.items():
-        module, function = entry.split(":")
-        assert by_name[target].module_and_function == (module, function)
-
-
-def test_schedules_become_prefect_schedules_with_timezone_and_parameters(tmp_path):
-    path = tmp_path / "schedules.yaml"
-    path.write_text(
-        "timezone: Europe/Paris\n"
-        "schedules:\n"
-        "  weekly-retrain:\n"
-        "    - {cron: '0 3 * * 0', parameters: {use_case: readmission_30d}}\n"
-        "    - {interval_seconds: 3600, active: false}\n"
-    )
-    cron, interval = stack.load_schedules(path).for_deployment("weekly-retrain")
-    assert cron.cron == "0 3 * * 0" and cron.timezone == "Europe/Paris"
-    assert cron.parameters == {"use_case": "readmission_30d"}
-    assert interval.interval.total_seconds() == 3600 and interval.active is False
+def deployments() -> dict[str, dict]:
+    return {d["name"]: d for d in stack.prefect_deployments()}
 
 
 def test_prefect_yaml_is_valid_for_prefect():
+    """What `prefect deploy --all` does with the file: its model, every schedule and
+    every trigger through Prefect's own code (a bad cron or trigger fails here)."""
     from prefect.cli.deploy._models import PrefectYamlModel
+    from prefect.cli.deploy._schedules import _schedule_config_to_deployment_schedule
+    from prefect.cli.deploy._triggers import _initialize_deployment_triggers
 
     data = yaml.safe_load(stack.PREFECT_YAML.read_text())
     model = PrefectYamlModel.model_validate(data)
-    assert [d.name for d in model.deployments] == [s.name for s in stack.load_deployment_specs()]
+    assert [d.name for d in model.deployments] == list(deployments())
+    assert data["pull"] == []  # flows come from the installed project, not a pull step
+    for d in data["deployments"]:
+        for schedule in d.get("schedules") or []:
+            made = _schedule_config_to_deployment_schedule(schedule)["schedule"]
+            assert made.timezone == "UTC", d["name"]
+        _initialize_deployment_triggers(d["name"], d.get("triggers") or [])
+
+
+def test_every_entrypoint_is_a_flow_of_the_installed_project():
+    from prefect import Flow
+    from prefect.flows import load_flow_from_entrypoint
+
+    for name, d in deployments().items():
+        assert ":" not in d["entrypoint"], name  # a module path: no pull step needed
+        assert isinstance(load_flow_from_entrypoint(d["entrypoint"]), Flow), name
+
+
+def test_scheduled_deployments():
+    scheduled = {n: d["schedules"] for n, d in deployments().items() if d.get("schedules")}
+    assert set(scheduled) == {
+        "watch-landing",
+        "nightly-transform",
+        "weekly-retrain",
+        "daily-scoring",
+        "export",
+    }
+    [poll] = scheduled["watch-landing"]
+    assert poll["interval"] > 0
+    for name in set(scheduled) - {"watch-landing"}:
+        assert all(s.get("cron") for s in scheduled[name]), name
 
 
 def test_writers_share_the_one_at_a_time_queue():
-    specs = {s.name: s for s in stack.load_deployment_specs()}
-    assert specs["watch-landing"].work_queue != stack.WRITERS_QUEUE
-    writers = [
+    by_name = deployments()
+    assert by_name["watch-landing"]["work_pool"]["work_queue_name"] != stack.WRITERS_QUEUE
+    writers = set(by_name) - {"watch-landing"}
+    assert writers == {
         "pipeline",
         "ingest",
         "nightly-transform",
         "weekly-retrain",
         "daily-scoring",
         "export",
-    ]
+    }
     for name in writers:
-        assert specs[name].work_queue == stack.WRITERS_QUEUE, name
-        assert specs[name].work_pool == "process"
+        assert by_name[name]["work_pool"]["work_queue_name"] == stack.WRITERS_QUEUE, name
+        assert by_name[name]["work_pool"]["name"] == "process"
+    assert stack.work_queues(list(by_name.values())) == {"process": {stack.WRITERS_QUEUE}}
 
 
-@pytest.mark.parametrize(
-    "text, problem",
-    [
-        ("schedules: {watch-landing: [{cron: 'not a cron'}]}", "cron"),
-        ("schedules: {watch-landing: [{cron: '0 2 * * *', interval_seconds: 5}]}", "exactly one"),
-        ("schedules: {watch-landing: [{}]}", "exactly one"),
-        ("schedules: {watch-landing: [{interval_seconds: 0}]}", "greater than 0"),
-        ("schedule: {}", "Extra inputs"),
-    ],
-)
-def test_bad_schedules_are_explained(tmp_path, text, problem):
-    path = tmp_path / "schedules.yaml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as err:
-        stack.load_schedules(path)
-    assert str(path) in str(err.value) and problem in str(err.value)
-
-
-def test_schedule_for_an_unknown_deployment_is_refused(tmp_path):
-    path = tmp_path / "schedules.yaml"
-    path.write_text("schedules: {nightly-transfrom: [{cron: '0 2 * * *'}]}")
-    with pytest.raises(ConfigError, match="nightly-transfrom"):
-        stack.load_deployment_specs(schedules=stack.load_schedules(path))
+def test_a_deployment_without_its_entrypoint_is_explained(tmp_path):
+    path = tmp_path / "prefect.yaml"
+    path.write_text("deployments: [{name: x, work_pool: {name: process}}]")
+    with pytest.raises(ConfigError, match="entrypoint"):
+        stack.prefect_deployments(path)
