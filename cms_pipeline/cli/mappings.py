@@ -1,12 +1,14 @@
-"""`cms-pipeline mappings compile`: config/mappings -> the committed staging SQL."""
+"""`cms-pipeline mappings compile`: config/mappings -> the committed staging SQL;
+`cms-pipeline mappings doc`: config/mappings -> the source -> target mapping document."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cms_pipeline.cli.common import out, settings_for
+from cms_pipeline.cli.common import JsonOption, LakeOption, emit, out, settings_for
 from cms_pipeline.config import PROJECT_ROOT
 
 
@@ -34,3 +36,23 @@ def register(app: typer.Typer) -> None:
         elif check:
             out.print("run `cms-pipeline mappings compile` and commit the files")
             raise typer.Exit(1)
+
+    @mappings.command("doc")
+    def doc_command(
+        path: Annotated[
+            Path | None,
+            typer.Option(
+                "--out",
+                help="File to write (default: the lake's _metadata/docs/mapping.md, where "
+                "`cms-pipeline docs generate` writes it too).",
+            ),
+        ] = None,
+        lake: LakeOption = None,
+        as_json: JsonOption = False,
+    ):
+        """Write the source -> target mapping document (Markdown) from config/mappings and
+        the source contracts; needs no Spark or dbt."""
+        from cms_pipeline.mapping_doc import write_mapping_doc
+
+        written = write_mapping_doc(settings_for(lake), path)
+        emit({"path": str(written)}, as_json, lambda s: out.print(f"mapping: {s['path']}"))
