@@ -48,6 +48,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import logging
 import os
 import socket
 import sys
@@ -69,10 +70,11 @@ DEFAULT_WAIT = 300.0
 START_TIME_TOLERANCE = 1.0  # seconds: one process's start time, read twice, agrees to ~10 ms
 
 Notify = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def _warn(message: str) -> None:
+    log.warning(message)
 
 
 # -- who holds a lease or a claim --------------------------------------------------------
@@ -184,7 +186,7 @@ class Lease:
         name: str,
         ttl: float = DEFAULT_TTL,
         wait: float = DEFAULT_WAIT,
-        notify: Notify | None = _stderr,
+        notify: Notify | None = _warn,
         poll: float = 0.5,
         what: str = "lease",
     ):
@@ -323,7 +325,7 @@ _held_guard = threading.Lock()
 
 
 @contextmanager
-def lake_lease(settings, holder: str, notify: Notify | None = _stderr) -> Iterator[Lease]:
+def lake_lease(settings, holder: str, notify: Notify | None = _warn) -> Iterator[Lease]:
     """Hold the lake's writer lease for the block (nested blocks in one process share it).
     Taking it first completes a publish that a killed writer left half done
     (cms_pipeline.publish.publishing.complete_interrupted_publish: nothing to do, no
@@ -368,7 +370,7 @@ def writes_lake(
     holder: str,
     settings_for: Callable = _load_settings,
     on_busy: Callable[[LeaseBusy], None] | None = None,
-    notify: Notify | None = _stderr,
+    notify: Notify | None = _warn,
 ):
     """Decorator: the function holds the lake's lease while it runs. The lake is the one
     its `lake` (and `profile`) arguments name, as `settings_for(lake, profile)` resolves

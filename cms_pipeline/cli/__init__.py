@@ -7,9 +7,12 @@ each exposing `register(app)`).
 from __future__ import annotations
 
 import importlib
+import logging
+from typing import Annotated
 
 import typer
 
+from cms_pipeline import logs
 from cms_pipeline.runtime import prepare_environment
 
 app = typer.Typer(
@@ -51,5 +54,34 @@ for _area in AREAS:
 
 
 @app.callback()
-def _main() -> None:
+def _main(
+    log_format: Annotated[
+        logs.LogFormat,
+        typer.Option(
+            "--log-format",
+            envvar=logs.FORMAT_ENV,
+            case_sensitive=False,
+            help="Log records on stderr as `text`, or as `json` lines (timestamp, level, "
+            "logger, message) for log shippers. Summaries stay on stdout.",
+        ),
+    ] = logs.LogFormat.text,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            envvar=logs.LEVEL_ENV,
+            help="Lowest level logged by the pipeline's own modules: DEBUG, INFO, WARNING, "
+            "ERROR (other libraries: WARNING and up).",
+        ),
+    ] = "INFO",
+) -> None:
+    from cms_pipeline.cli.common import console
+
+    try:
+        fmt = logs.configure(log_format.value, log_level)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-level") from exc
+    # with json, the CLI's own notes on stderr become records too (None: sys.stderr)
+    json_notes = fmt is logs.LogFormat.json
+    console.file = logs.LineLogger(logging.getLogger("cms_pipeline.cli")) if json_notes else None
     prepare_environment()

@@ -311,7 +311,9 @@ def serve(
     # bound here, so that the address printed is the one served, port 0 included
     listener = socket.create_server((host, port))
     console.print(f"Serving the champions on http://{host}:{listener.getsockname()[1]} (/docs)")
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
+    # log_config=None: uvicorn's records go through the CLI's logging (--log-format)
+    config = uvicorn.Config(app, log_level="warning", log_config=None)
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 def _fmt(value) -> str:

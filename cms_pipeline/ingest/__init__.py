@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from cms_pipeline.ingest.load import (
     FileResult,
     load_delivery,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -107,6 +110,9 @@ def ingest(
     # garbage collection during the load from walking it (measured: a few % of the CPU).
     gc.freeze()
     deliveries, ignored = discover(settings, source)
+    log.info("%d files to ingest from %s", len(deliveries), source)
+    for name in ignored:
+        log.info("ignored %s: no contract in config/sources matches its name", name)
     if on_start:
         on_start(deliveries)
     report = IngestReport(source, ignored=ignored)
@@ -118,6 +124,7 @@ def ingest(
         for position, delivery in queue:
             result = load_delivery(settings, delivery, current)
             results[position] = result
+            log_result(result)
             if on_file:
                 with reported:
                     on_file(delivery, result)
@@ -133,3 +140,42 @@ def ingest(
             done.result()  # an unexpected error stops the run, as it did one file at a time
     report.files = [results[i] for i in sorted(results)]
     return report
+
+
+def log_result(f: FileResult) -> None:
+    """One record per file (its numbers as fields for log shippers), one per warning."""
+    fields = {"file": f.file, "table": f.table, "status": f.status, "sha256": f.sha256}
+    if f.status in ledger.DONE:
+        fields.update(rows_read=f.rows_read, rows_bronze=f.rows_bronze)
+        fields.update(rows_quarantined=f.rows_quarantined, bronze_version=f.bronze_version)
+        log.info(
+            "%s %s into bronze.%s v%s: %s rows read = %s bronze + %s quarantined (%.1f s)",
+            f.status,
+            f.file,
+            f.table,
+            f.bronze_version,
+            f"{f.rows_read:,}",
+            f"{f.rows_bronze:,}",
+            f"{f.rows_quarantined:,}",
+            f.seconds,
+            extra=fields,
+        )
+    elif f.status == "duplicate":
+        log.info("%s: already in bronze.%s (same bytes), skipped", f.file, f.table, extra=fields)
+    elif f.error:
+        e = f.error
+        where = f", line {e['line']}" if e.get("line") else ""
+        log.warning(
+            "%s %s%s: %s [%s]. %s",
+            f.status.replace("_", " "),
+            f.file,
+            where,
+            e.get("problem"),
+            e.get("kind"),
+            e.get("hint") or "",
+            extra=fields,
+        )
+    for warning in f.warnings:
+        log.warning("%s: %s", f.file, warning, extra=fields)
+    for failure in f.expectation_failures:
+        log.error("%s: expectation failed: %s", f.file, failure, extra=fields)

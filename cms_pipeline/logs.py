@@ -1,0 +1,139 @@
+"""Logging set up once for the CLI; the library only logs (`logging.getLogger(__name__)`).
+
+One handler on the root logger writes to stderr, as text for people or as JSON lines
+(python-json-logger) for log shippers; stdout keeps the commands' summaries. Our own
+packages log from `--log-level` up (INFO by default), other libraries from WARNING up.
+
+Inside Prefect flows, Prefect's run logger sees the library's messages too: Prefect adds
+its API handler to the loggers named in PREFECT_LOGGING_EXTRA_LOGGERS when it sets up
+logging (on `import prefect`), so that variable is set here, before Prefect is imported.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+from enum import StrEnum
+from typing import TextIO
+
+FORMAT_ENV = "CMS_PIPELINE_LOG_FORMAT"
+LEVEL_ENV = "CMS_PIPELINE_LOG_LEVEL"
+OWN_LOGGERS = ("cms_pipeline", "models_ml", "flows")
+_RUN_NAMES = ("task_run_name", "flow_run_name")  # attributes of Prefect's run records
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class TextFormatter(logging.Formatter):
+    """`12:00:01 INFO cms_pipeline.x: message`; a Prefect run's records name the run."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)s %(where)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        run = next((getattr(record, a) for a in _RUN_NAMES if getattr(record, a, None)), None)
+        record.where = f"{record.name} {run!r}" if run else record.name
+        return super().format(record)
+
+
+def json_formatter() -> logging.Formatter:
+    """One JSON object per line: timestamp, level, logger, message, plus any `extra`."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    return JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s",
+        rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"},
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+    )
+
+
+_current: LogFormat | None = None
+
+
+def current_format() -> LogFormat | None:
+    """The format `configure` set in this process (None: not configured)."""
+    return _current
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to sys.stderr as it is when a record comes: while rich shows a live line it
+    is rich's proxy, which prints the record above that line (test runners swap it too).
+    Its name has no leading underscore: Prefect keeps a root handler only when it has not."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def configure(
+    fmt: str | None = None, level: str | None = None, stream: TextIO | None = None
+) -> LogFormat:
+    """Log to `stream` (default: stderr) in `fmt` (text or json; default
+    $CMS_PIPELINE_LOG_FORMAT, else text) from `level` up (default $CMS_PIPELINE_LOG_LEVEL,
+    else INFO)."""
+    global _current
+    fmt_ = LogFormat((fmt or os.environ.get(FORMAT_ENV) or "text").lower())
+    name = (level or os.environ.get(LEVEL_ENV) or "INFO").upper()
+    number = logging.getLevelName(name)
+    if not isinstance(number, int):
+        raise ValueError(f"unknown log level {name!r}: use DEBUG, INFO, WARNING or ERROR")
+    handler = logging.StreamHandler(stream) if stream else StderrHandler()
+    handler.setFormatter(json_formatter() if fmt_ is LogFormat.json else TextFormatter())
+    handler.cms_pipeline = True  # ours: configuring again replaces it
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        # Prefect's console handler, when Prefect was imported first, would write each
+        # record a second time and never as JSON
+        if getattr(old, "cms_pipeline", False) or type(old).__name__ == "PrefectConsoleHandler":
+            root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(max(number, logging.WARNING))
+    for own in OWN_LOGGERS:
+        logging.getLogger(own).setLevel(number)
+    logging.captureWarnings(True)  # warnings.warn (h2o, pandas...) as records, JSON included
+    # Child processes (a Prefect worker and its flow runs, Spark) log the same way.
+    os.environ[FORMAT_ENV], os.environ[LEVEL_ENV] = fmt_.value, name
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", ",".join(OWN_LOGGERS))
+    # Records made outside a flow run (plain commands, worker threads) skip Prefect's API
+    # handler quietly instead of a warning each.
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    if fmt_ is LogFormat.json:  # Prefect's own processes (its server, a worker): JSON too
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FORMATTER", "json")
+    _current = fmt_
+    return fmt_
+
+
+class LineLogger(io.TextIOBase):
+    """A text stream whose lines become log records: for code that prints (h2o.init, a
+    rich console in JSON mode), so its lines are formatted like every other record."""
+
+    def __init__(self, logger: logging.Logger, level: int = logging.INFO):
+        self.logger, self.level, self._pending = logger, level, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._log(line)
+        return len(text)
+
+    def close(self) -> None:  # flush() keeps a partial line: h2o flushes mid-line
+        line, self._pending = self._pending, ""
+        self._log(line)
+        super().close()
+
+    def _log(self, line: str) -> None:
+        if line.strip():
+            self.logger.log(self.level, line.rstrip())
