@@ -1,9 +1,9 @@
-"""Background servers this project starts and later stops (the Prefect stack, the local
+r"""Background servers this project starts and later stops (the Prefect stack, the local
 Spark cluster), from any process: start, wait until ready, stop, and the state file.
 
-    server = spawn("server", argv, env, log=logs / "server.log", cwd=root)
+    server = spawn("server", [..., "--port", "0"], env, log=logs / "server.log", cwd=root)
     write_state(root / "stack.json", {"processes": [asdict(server)]})
-    wait_for_port(server, "127.0.0.1", port, timeout=300, what="the Prefect server")
+    port = wait_for_bound_port(server, timeout=300, what="the server", pattern=r"on port (\d+)")
     ...
     stop_group(server)  # another process may do this, from the state file
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,6 +47,7 @@ class Started:
     pid: int
     create_time: float  # with the pid, tells our process from a later one with its id
     log: str
+    log_start: int = 0  # the log's size when this process started: its own lines follow
 
 
 def spawn(
@@ -55,6 +57,7 @@ def spawn(
     one), output appended to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
+        log_start = os.fstat(out.fileno()).st_size
         proc = subprocess.Popen(
             argv,
             env=dict(env),
@@ -68,7 +71,7 @@ def spawn(
         create_time = psutil.Process(proc.pid).create_time()
     except psutil.NoSuchProcess:  # already gone: is_ours says so, wait_until names the log
         create_time = 0.0
-    return Started(name, proc.pid, create_time, str(log))
+    return Started(name, proc.pid, create_time, str(log), log_start)
 
 
 def is_ours(proc: Started) -> bool:
@@ -137,16 +140,13 @@ def stop_group(proc: Started, timeout: float = 30.0) -> bool:
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on now. It is free until someone else binds it, so the server
-    it is for may find it taken: `wait_for_port` then fails at once, naming the port.
+    it is for may find it taken: `wait_for_port` then fails at once, naming the port, and
+    the starter tries again on a new port.
 
-    Binding port 0 and reading the port back would leave no gap, but our servers cannot
-    do that, nor take a socket bound for them: the Spark master, Hive metastore and
-    Thrift Server report a port-0 choice only in their logs, yet the other cluster
-    processes and the printed variables need it first; the Prefect server's settings
-    (PREFECT_API_URL, the UI's API URL) name its port before it starts and `prefect
-    server start` hands uvicorn no socket; H2O's client joins the port it was given, and
-    H2O binds the next one too (its internal port). A Spark worker's web UI, which
-    nobody needs to find, takes port 0.
+    Use it only for a server that can neither bind port 0 and say which port it got
+    (`wait_for_bound_port`) nor take a socket bound for it: the Prefect server, whose
+    settings (PREFECT_API_URL, the UI's API URL) name its port before it starts, and
+    which hands uvicorn no socket. The local Spark cluster's servers all bind port 0.
     """
     with socket.socket() as s:
         s.bind((host, 0))
@@ -206,6 +206,51 @@ def wait_for_port(
 ) -> None:
     """Until `proc` itself listens on `port` (see `wait_until`, `owns_port`)."""
     wait_until(lambda: owns_port(proc, host, port, what), proc, timeout, what, interval)
+
+
+def logged_port(proc: Started, pattern: str) -> int | None:
+    """The port in the first line `proc` logged that matches `pattern` (a regular
+    expression whose first group is the port); None until it logs one."""
+    try:
+        with open(proc.log, "rb") as log:
+            log.seek(proc.log_start)  # earlier runs' lines in the same log do not count
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return None
+    found = re.search(pattern, text)
+    return int(found.group(1)) if found else None
+
+
+def wait_for_bound_port(
+    proc: Started, timeout: float, what: str, pattern: str | None = None, interval: float = 0.5
+) -> int:
+    """The port a server started on port 0 bound, once `proc` (or a child) listens on it.
+
+    The kernel picks the port when the server binds it, so no other process can take it
+    first. Where the server logs the port it got, `pattern` finds it in its log (see
+    `logged_port`); where it does not (it logs the 0 it was given), the server must listen
+    on one port only, and that is the one: a second one is a StartError, not a guess."""
+    bound: list[int] = []
+
+    def ready() -> bool:
+        listening = listening_ports(proc)
+        if pattern is not None:
+            port = logged_port(proc, pattern)
+            if port is None or port not in listening:
+                return False
+        elif len(listening) > 1:
+            raise StartError(
+                f"{what} listens on ports {sorted(listening)}, expected one; see {proc.log}"
+            )
+        elif listening:
+            (port,) = listening
+        else:
+            return False
+        bound.append(port)
+        return True
+
+    wait_until(ready, proc, timeout, what, interval)
+    return bound[0]
 
 
 # --- state files ------------------------------------------------------------------------

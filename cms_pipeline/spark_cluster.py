@@ -13,9 +13,12 @@ metastore, so `bronze.*` tables it registers are the ones dbt reads through the 
 Server. The metastore is a service, not embedded Derby, because embedded Derby admits
 one process and here two Spark drivers share the catalog.
 
-The ports and processes are kept in `root/cluster.json`, so another process (the
-`cms-pipeline cluster` commands) can stop what this one started (cms_pipeline/processes.py
-starts, waits for and stops them).
+Every server binds port 0, so no other process can take its port between a choice and
+the bind; the port it got is read back (the master and the Thrift Server log it, the
+metastore listens on that one port only) before anything that needs it starts. The ports
+and processes are kept in `root/cluster.json`, so another process (the `cms-pipeline
+cluster` commands) can stop what this one started (cms_pipeline/processes.py starts,
+waits for and stops them).
 """
 
 from __future__ import annotations
@@ -27,13 +30,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cms_pipeline import processes
-from cms_pipeline.processes import Started, StartError, free_port
+from cms_pipeline.processes import Started, StartError
 from cms_pipeline.runtime import java_home, prepare_environment
 
 HOST = "127.0.0.1"
 STATE_FILE = "cluster.json"
 _THRIFT_SERVER = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 _METASTORE = "org.apache.hadoop.hive.metastore.HiveMetaStore"
+# How the servers started on port 0 log the port they got (Spark 3.5's Utils and
+# ThriftBinaryCLIService, which reads its socket's port back before logging it)
+_MASTER_PORT = r"Successfully started service 'sparkMaster' on port (\d+)"
+_MASTER_UI_PORT = r"Successfully started service 'MasterUI' on port (\d+)"
+_THRIFT_PORT = r"Starting ThriftBinaryCLIService on port (\d+)"
 
 
 def _local_spark():
@@ -52,10 +60,11 @@ class ClusterError(RuntimeError):
 @dataclass
 class LocalCluster:
     root: Path
-    master_port: int
-    master_ui_port: int
-    metastore_port: int
-    thrift_port: int
+    # 0 until the server has bound its port (each binds port 0 and reports the port)
+    master_port: int = 0
+    master_ui_port: int = 0
+    metastore_port: int = 0
+    thrift_port: int = 0
     started: dict[str, Started] = field(default_factory=dict)  # by name: group leaders
     quick_jit: bool = False  # chosen at start; every JVM and CLI process of it follows
     extra_java_options: str = ""  # likewise
@@ -152,11 +161,9 @@ def _launch(cluster: LocalCluster, name: str, argv: list[str]) -> Started:
     return proc
 
 
-def _wait_for_ports(proc: Started, timeout: float, *ports: int) -> None:
-    """Until the process itself listens on each port (one taken by another process fails
-    at once, see processes.owns_port)."""
-    for port in ports:
-        processes.wait_for_port(proc, HOST, port, timeout, proc.name, interval=1.0)
+def _bound_port(proc: Started, timeout: float, pattern: str | None = None) -> int:
+    """The port a server started on port 0 got, once it listens on it."""
+    return processes.wait_for_bound_port(proc, timeout, proc.name, pattern, interval=1.0)
 
 
 def _workers_alive(cluster: LocalCluster) -> bool:
@@ -191,7 +198,7 @@ def _metastore_argv(cluster: LocalCluster) -> list[str]:
         str(spark_home() / "jars" / "*"),
         _METASTORE,
         "-p",
-        str(cluster.metastore_port),
+        "0",
         *[arg for k, v in hiveconf.items() for arg in ("--hiveconf", f"{k}={v}")],
     ]
 
@@ -216,7 +223,7 @@ def _thrift_server_argv(cluster: LocalCluster, cores: int) -> list[str]:
         "spark.executor.extraJavaOptions": jit,
     }
     hiveconf = {
-        "hive.server2.thrift.port": str(cluster.thrift_port),
+        "hive.server2.thrift.port": "0",
         "hive.server2.thrift.bind.host": HOST,
         "hive.exec.local.scratchdir": str(cluster.root / "tmp"),
         # one folder per session, as Hive's default: a shared one is deleted when any
@@ -256,10 +263,6 @@ def start_local_cluster(
     local = _local_spark()
     cluster = LocalCluster(
         root=root,
-        master_port=free_port(),
-        master_ui_port=free_port(),
-        metastore_port=free_port(),
-        thrift_port=free_port(),
         quick_jit=local.quick_jit,
         extra_java_options=local.java_options,
     )
@@ -276,12 +279,14 @@ def start_local_cluster(
                 "--host",
                 HOST,
                 "--port",
-                str(cluster.master_port),
+                "0",
                 "--webui-port",
-                str(cluster.master_ui_port),
+                "0",
             ],
         )
-        _wait_for_ports(master, timeout, cluster.master_port, cluster.master_ui_port)
+        cluster.master_port = _bound_port(master, timeout, _MASTER_PORT)
+        cluster.master_ui_port = _bound_port(master, timeout, _MASTER_UI_PORT)
+        cluster.save()
         worker = _launch(
             cluster,
             "worker",
@@ -304,11 +309,14 @@ def start_local_cluster(
         processes.wait_until(
             lambda: _workers_alive(cluster), worker, timeout, "worker", interval=1.0
         )
-        _wait_for_ports(metastore, timeout, cluster.metastore_port)
+        # Hive logs the 0 it was given, not the port it got; it listens on that one only
+        cluster.metastore_port = _bound_port(metastore, timeout)
+        cluster.save()
         thrift_server = _launch(
             cluster, "thrift_server", _thrift_server_argv(cluster, thrift_server_cores)
         )
-        _wait_for_ports(thrift_server, timeout, cluster.thrift_port)
+        cluster.thrift_port = _bound_port(thrift_server, timeout, _THRIFT_PORT)
+        cluster.save()
     except StartError as exc:
         stop_local_cluster(root)
         raise ClusterError(str(exc)) from exc

@@ -172,25 +172,40 @@ def register(app: typer.Typer) -> None:
     @docs.command("serve")
     def docs_serve(
         lake: LakeOption = None,
-        port: Annotated[int, typer.Option(help="Port of the docs site.")] = 8080,
+        port: Annotated[int, typer.Option(help="Port of the docs site (0: a free one).")] = 8080,
         host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     ) -> None:
-        """Serve the dbt docs site (run `cms-pipeline docs generate` first); Ctrl+C stops."""
-        from cms_pipeline.dbt_runner import DbtError, dbt_dir, run_dbt
+        """Serve the dbt docs site (run `cms-pipeline docs generate` first) and print its
+        URL; Ctrl+C stops."""
+        import socket
 
-        settings = settings_for(lake)
-        if not (dbt_dir(settings) / "target" / "catalog.json").exists():
+        from cms_pipeline.dbt_runner import dbt_dir
+        from cms_pipeline.docs_site import make_server, missing_files
+
+        target = dbt_dir(settings_for(lake)) / "target"
+        if missing := missing_files(target):
             console.print(
-                f"[red]no docs under {dbt_dir(settings) / 'target'}[/red]: "
+                f"[red]no docs under {target}[/red] ({', '.join(missing)} missing): "
                 "run `cms-pipeline docs generate` first"
             )
             raise typer.Exit(1)
-        args = ["docs", "serve", "--host", host, "--port", str(port), "--no-browser"]
+        # bound here, so that the URL printed is the one served, port 0 included
         try:
-            run_dbt(settings, args, quiet=False)
-        except DbtError as exc:
-            console.print(f"[red]{exc}[/red]")
+            listener = socket.create_server((host, port))
+        except OSError as exc:
+            console.print(
+                f"[red]cannot listen on {host}:{port}[/red] ({exc.strerror}): "
+                "pass another --port, or --port 0 for a free one"
+            )
             raise typer.Exit(1) from exc
+        server = make_server(target, listener)
+        print(f"Serving the dbt docs on http://{host}:{server.server_port}/", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
 
     cluster = typer.Typer(
         help="A Spark cluster on this machine (metastore, master, worker, Thrift Server) "

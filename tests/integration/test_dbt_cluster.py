@@ -11,24 +11,51 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from cms_pipeline import processes
 from cms_pipeline.config import load_settings
-from cms_pipeline.spark_cluster import free_port, local_cluster
+from cms_pipeline.spark_cluster import (
+    HOST,
+    LocalCluster,
+    start_local_cluster,
+    stop_local_cluster,
+)
 from tests.conftest import SAMPLE_DATA
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with local_cluster(tmp_path_factory.mktemp("spark_cluster")) as running:
+def stranger():
+    """A port another process holds while the module runs."""
+    with socket.create_server((HOST, 0)) as sock:
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, stranger):
+    """Started while every port that could be picked in advance (processes.free_port) is
+    the stranger's, and while an earlier run's line in the master's log names that port:
+    a server given a port chosen beforehand, or a port read from an earlier run's log
+    lines, would not start."""
+    root = tmp_path_factory.mktemp("spark_cluster")
+    (root / "logs").mkdir()
+    earlier = f"INFO Utils: Successfully started service 'sparkMaster' on port {stranger}.\n"
+    (root / "logs" / "master.log").write_text(earlier)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(processes, "free_port", lambda host=HOST: stranger)
+        running = start_local_cluster(root)
+    try:
         yield running
+    finally:
+        stop_local_cluster(root)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +108,30 @@ def _settings(env: dict):
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
 
 
+def test_each_server_binds_a_port_of_its_own_and_the_record_names_it(cluster, stranger):
+    ports = {
+        "master": cluster.master_port,
+        "master UI": cluster.master_ui_port,
+        "metastore": cluster.metastore_port,
+        "thrift server": cluster.thrift_port,
+    }
+    assert stranger not in ports.values() and len(set(ports.values())) == 4, ports
+    listening = {name: processes.listening_ports(p) for name, p in cluster.started.items()}
+    assert {cluster.master_port, cluster.master_ui_port} <= listening["master"]
+    assert listening["metastore"] == {cluster.metastore_port}
+    assert cluster.thrift_port in listening["thrift_server"]
+    # the record `cluster stop` and `cluster start`'s printed variables read
+    assert LocalCluster.load(cluster.root) == cluster
+    assert cluster.environment()["CMS_SPARK_THRIFT_PORT"] == str(cluster.thrift_port)
+
+    # and they answer: the master's UI names its URL, its worker and the Thrift Server;
+    # the Thrift Server answers a query that reads the metastore
+    master = httpx.get(f"http://{HOST}:{cluster.master_ui_port}/json/", timeout=30).json()
+    assert master["url"] == cluster.master_url and master["aliveworkers"] == 1
+    assert "cms-thrift-server" in [app["name"] for app in master["activeapps"]]
+    assert ("default",) in _query(cluster, "show databases")
+
+
 def test_silver_is_built_and_published_through_the_thrift_server(cluster, env, silver):
     from deltalake import DeltaTable
 
@@ -108,32 +159,22 @@ def test_silver_is_built_and_published_through_the_thrift_server(cluster, env, s
     assert _query(cluster, "select count(*) from silver.beneficiary") == [(expected,)]
 
 
-def test_docs_are_generated_and_served_over_http(cluster, env, silver, tmp_path):
+def test_docs_are_generated_and_served_over_http(cluster, env, silver, stranger, tmp_path):
     assert _cli(env, "docs", "generate").returncode == 0
-    port = free_port()
-    log = tmp_path / "docs_serve.log"  # a file, not a pipe that fills while nobody reads it
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cms_pipeline", "docs", "serve", "--port", str(port)],
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    argv = [sys.executable, "-m", "cms_pipeline", "docs", "serve", "--port", "0"]
+    # its output goes to a file, not to a pipe that fills while nobody reads it
+    server = processes.spawn("docs", argv, env, tmp_path / "docs_serve.log", cwd=Path.cwd())
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                index = httpx.get(f"{base}/index.html", timeout=5)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, "docs site did not answer"
-                time.sleep(1)
+        port = processes.wait_for_bound_port(
+            server, 300, "docs serve", r"Serving the dbt docs on http://127\.0\.0\.1:(\d+)/"
+        )
+        assert port != stranger
+        base = f"http://{HOST}:{port}"
+        index = httpx.get(f"{base}/index.html", timeout=30)
         assert index.status_code == 200 and "<html" in index.text.lower()
         catalog = httpx.get(f"{base}/catalog.json", timeout=30).json()
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        processes.stop_group(server)
     node = catalog["nodes"]["model.cms_pipeline.beneficiary"]
     columns = {row[0] for row in _query(cluster, "describe silver.beneficiary")}
     assert set(node["columns"]) == {c for c in columns if c and not c.startswith("#")}

@@ -62,6 +62,51 @@ def test_a_port_taken_by_another_process_fails_at_once(started):
         assert time.monotonic() - begun < 60  # not the timeout
 
 
+def _port_zero_server(ports: int, say: str) -> list[str]:
+    """A server that binds `ports` sockets on port 0, then prints `say` with the first
+    port filled in ("" prints nothing), as a server started on port 0 logs what it got."""
+    code = (
+        "import socket, time\n"
+        f"socks = [socket.create_server(('{HOST}', 0)) for _ in range({ports})]\n"
+        f"line = {say!r}.format(socks[0].getsockname()[1])\n"
+        "print(line, flush=True) if line else None\n"
+        "time.sleep(300)\n"
+    )
+    return [sys.executable, "-c", code]
+
+
+def test_a_port_zero_server_reports_the_port_it_got_not_an_earlier_runs(started, tmp_path):
+    with socket.socket() as stranger:  # a port held by another process the whole time
+        stranger.bind((HOST, 0))
+        stranger.listen()
+        taken = stranger.getsockname()[1]
+        # an earlier run's line in the same (appended) log names the taken port
+        (tmp_path / "server.log").write_text(f"started on port {taken}\n")
+
+        server = started("server", _port_zero_server(1, "started on port {}"))
+        port = processes.wait_for_bound_port(
+            server, timeout=60, what="server", pattern=r"on port (\d+)"
+        )
+
+        assert port != taken
+        assert processes.listening_ports(server) == {port}
+        assert processes.logged_port(server, r"on port (\d+)") == port
+
+
+def test_a_port_zero_server_that_logs_no_port_is_found_by_the_one_it_listens_on(started):
+    server = started("quiet", _port_zero_server(1, ""))
+    port = processes.wait_for_bound_port(server, timeout=60, what="quiet")
+    assert processes.listening_ports(server) == {port}
+    assert processes.port_open(HOST, port)
+
+
+def test_a_quiet_server_on_two_ports_is_an_error_not_a_guess(started):
+    server = started("two", _port_zero_server(2, "ready"))
+    processes.wait_until(lambda: "ready" in processes.tail(server.log), server, 60, "two")
+    with pytest.raises(StartError, match=r"two listens on ports \[\d+, \d+\], expected one"):
+        processes.wait_for_bound_port(server, timeout=60, what="two")
+
+
 def test_a_server_that_exits_while_starting_names_its_log(started):
     crash = [sys.executable, "-c", "import sys; print('no config here'); sys.exit(3)"]
     server = started("crash", crash)
