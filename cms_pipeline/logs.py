@@ -4,6 +4,9 @@ One handler on the root logger writes to stderr, as text for people or as JSON l
 (python-json-logger) for log shippers; stdout keeps the commands' summaries. Our own
 packages log from `--log-level` up (INFO by default), other libraries from WARNING up.
 
+Spark's JVMs log the same way: SPARK_CONF_DIR points at a log4j2.properties of that
+format (cms_pipeline/log4j2/), which Spark's launcher puts on the JVM's classpath.
+
 Inside Prefect flows, Prefect's run logger sees the library's messages too: Prefect adds
 its API handler to the loggers named in PREFECT_LOGGING_EXTRA_LOGGERS when it sets up
 logging (on `import prefect`), so that variable is set here, before Prefect is imported.
@@ -16,11 +19,13 @@ import logging
 import os
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import TextIO
 
 FORMAT_ENV = "CMS_PIPELINE_LOG_FORMAT"
 LEVEL_ENV = "CMS_PIPELINE_LOG_LEVEL"
 OWN_LOGGERS = ("cms_pipeline", "models_ml", "flows")
+LOG4J2 = Path(__file__).parent / "log4j2"  # one folder per format: SPARK_CONF_DIR
 _RUN_NAMES = ("task_run_name", "flow_run_name")  # attributes of Prefect's run records
 
 
@@ -106,6 +111,9 @@ def configure(
     # Records made outside a flow run (plain commands, worker threads) skip Prefect's API
     # handler quietly instead of a warning each.
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    spark_conf = os.environ.get("SPARK_CONF_DIR", "")
+    if not spark_conf or Path(spark_conf).parent == LOG4J2:  # one of a user's own wins
+        os.environ["SPARK_CONF_DIR"] = str(LOG4J2 / fmt_.value)
     if fmt_ is LogFormat.json:  # Prefect's own processes (its server, a worker): JSON too
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FORMATTER", "json")
     _current = fmt_

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
-import sys
 import uuid
+
+from cms_pipeline.logs import LineLogger
+
+log = logging.getLogger(__name__)
 
 
 def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: int | None = None):
@@ -34,8 +38,11 @@ def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: in
     except Exception:  # noqa: BLE001 - no connection yet
         pass
     # h2o.init prints notices (such as its version's age) on stdout even when not verbose:
-    # they go to stderr, so a command's --json output stays parseable
-    with contextlib.redirect_stdout(sys.stderr):
+    # they become log records (stderr), so stdout keeps only a command's summary
+    with (
+        contextlib.closing(LineLogger(log, logging.WARNING)) as notes,
+        contextlib.redirect_stdout(notes),
+    ):
         if url:
             h2o.init(url=url, verbose=False)
         else:
@@ -51,7 +58,7 @@ def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: in
         from cms_pipeline.processes import stop_with_this_process
 
         stop_with_this_process(server._process.pid)  # h2o keeps no public handle on it
-    h2o.no_progress()
+    h2o.no_progress()  # its progress bars would print on stdout
     # runs before h2o's own exit hook (LIFO); once, however many connections were made
     atexit.unregister(_close_quietly)
     atexit.register(_close_quietly, h2o)
@@ -60,6 +67,11 @@ def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: in
 
 def _close_quietly(h2o) -> None:
     """h2o's exit hook prints "Closing connection ..." on stdout, after a command's
-    --json summary; closing first, with its chatter on stderr, keeps stdout clean."""
-    with contextlib.suppress(Exception), contextlib.redirect_stdout(sys.stderr):
+    --json summary; closing first, with its chatter logged, keeps stdout clean."""
+    notes = LineLogger(log, logging.DEBUG)
+    with (
+        contextlib.suppress(Exception),
+        contextlib.closing(notes),
+        contextlib.redirect_stdout(notes),
+    ):
         h2o.connection().close()

@@ -26,6 +26,7 @@ ENV_KEYS = (
     "PREFECT_LOGGING_EXTRA_LOGGERS",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW",
     "PREFECT_LOGGING_HANDLERS_CONSOLE_FORMATTER",
+    "SPARK_CONF_DIR",
 )
 
 
@@ -186,3 +187,16 @@ def test_prefect_gets_its_api_handler_on_the_library_loggers():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "['APILogHandler']"
+
+
+def test_spark_gets_the_log4j2_settings_of_the_format_unless_the_user_has_some(
+    configured, monkeypatch
+):
+    configured("json")
+    json_dir = Path(os.environ["SPARK_CONF_DIR"])
+    assert json_dir == logs.LOG4J2 / "json" and (json_dir / "log4j2.properties").is_file()
+    configured("text")  # configuring again follows the format
+    assert Path(os.environ["SPARK_CONF_DIR"]) == logs.LOG4J2 / "text"
+    monkeypatch.setenv("SPARK_CONF_DIR", "/etc/spark/conf")
+    configured("json")
+    assert os.environ["SPARK_CONF_DIR"] == "/etc/spark/conf"
