@@ -28,10 +28,6 @@ from models_ml.schema import Feature, source_type
 from models_ml.usecase import UseCase, load_use_case
 
 TOP_FEATURES = 5  # most important numeric inputs whose drift each scoring run reports
-# Bootstrap of the held-out metrics (model card) and of the champion/challenger gain;
-# module constants, not use-case YAML settings: the same rule for every use case.
-BOOTSTRAP_RESAMPLES = 1000
-BOOTSTRAP_SEED = 0
 PROMOTION_METRIC_NAMES = {
     "gain": "promotion_gain",
     "low": "promotion_gain_ci_low",
@@ -127,7 +123,8 @@ def _train_run(settings, uc: UseCase, lineage, spark, c, run_id, promote_if_bett
 
     y, p, pred_frame = _predict(h2o, leader, test_fr, uc)
     test_metrics = m.binary_metrics(y, p)
-    intervals = m.bootstrap_intervals(y, p, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)
+    boot = uc.bootstrap
+    intervals = m.bootstrap_intervals(y, p, boot.resamples, boot.seed, boot.level)
     leaderboard = _leaderboard(h2o, aml)
 
     out = work / "artifacts"
@@ -347,8 +344,9 @@ def _challenge(settings, h2o, uc: UseCase, test_fr, y, p, version, work):
     champ_model = h2o.import_mojo(str(paths["mojo"]))
     _, p_champ, _ = _predict(h2o, champ_model, test_fr, uc)
     champ_metrics = m.binary_metrics(y, p_champ)
+    boot = uc.bootstrap
     noise = m.paired_bootstrap_gain(
-        y, p, p_champ, metric, higher, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED
+        y, p, p_champ, metric, higher, boot.resamples, boot.seed, boot.level
     )
     promoted, why = decide(challenger, champ_metrics[metric], metric, margin, higher, noise)
     return promoted, f"v{version} vs champion v{champ.version}: {why}", champ_metrics, noise
@@ -389,11 +387,7 @@ def _model_card(
         promotion=promotion,
         leader={"model_id": leader.model_id, "algo": leader.algo},
         docs=card.dbt_docs(DBT_MODELS_DIR, uc.table, uc.target),
-        bootstrap={
-            "resamples": BOOTSTRAP_RESAMPLES,
-            "seed": BOOTSTRAP_SEED,
-            "level": m.BOOTSTRAP_LEVEL,
-        },
+        bootstrap=uc.bootstrap.model_dump(),
     )
     paths = card.write_card(data, out, out / "plots" / "calibration.png")
     for path in paths.values():

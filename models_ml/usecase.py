@@ -56,6 +56,15 @@ class PromotionConfig(_Strict):
         return self.metric != "logloss"
 
 
+class BootstrapConfig(_Strict):
+    """The held-out rows resampled with replacement: the model card's metric intervals,
+    and the paired interval of a challenger's gain that must lie above 0 to promote it."""
+
+    resamples: int = Field(1000, ge=100, description="replicates of the test rows")
+    seed: int = Field(0, description="seed of the replicates: a retraining repeats exactly")
+    level: float = Field(0.95, gt=0.5, lt=1, description="level of every interval")
+
+
 class UseCase(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
@@ -68,6 +77,7 @@ class UseCase(_Strict):
     population: PopulationConfig
     automl: AutoMLConfig
     promotion: PromotionConfig = PromotionConfig()
+    bootstrap: BootstrapConfig = BootstrapConfig()
 
     @model_validator(mode="after")
     def _target_not_excluded(self) -> UseCase:

@@ -59,6 +59,13 @@ def test_new_use_case_needs_only_a_yaml_file(config_copy, tmp_path):
     uc = load_use_case(settings, "fall_risk")
     assert "fall_risk" in list_use_cases(settings)
     assert uc.automl.seed == 42 and uc.promotion.metric == "auc"
+    assert (uc.bootstrap.resamples, uc.bootstrap.level) == (1000, 0.95)  # the defaults
+
+
+def test_shipped_use_cases_state_their_bootstrap(settings):
+    """Each shipped file says how its intervals are drawn, as the defaults would."""
+    for name in list_use_cases(settings):
+        assert "bootstrap" in load_use_case(settings, name).model_fields_set, name
 
 
 @pytest.mark.parametrize(
@@ -83,6 +90,11 @@ def test_new_use_case_needs_only_a_yaml_file(config_copy, tmp_path):
             "target: y\nid_columns: [id]\nsplit: {time_column: yr}\n"
             "automl: {max_models: 2, exclude_algos: [Magic]}\ntable: t\n" + POPULATION,
             "exclude_algos",
+        ),
+        (
+            "target: y\nid_columns: [id]\nsplit: {time_column: yr}\nautoml: {max_models: 2}\n"
+            "table: t\nbootstrap: {resamples: 10}\n" + POPULATION,
+            "bootstrap.resamples",
         ),
     ],
 )
