@@ -78,6 +78,19 @@ def scoring_rows(spark, uc: UseCase, as_of: date | None = None, table: str | Non
     return frame.filter((when <= F.lit(as_of)) & (when > start)), as_of
 
 
+# What a scoring run adds to each kept row, in table order, with its Spark type: the one
+# list behind both the pandas rows (predictions_frame) and the Spark schema.
+RUN_COLUMNS = {
+    "score": "DoubleType",
+    "predicted_label": "IntegerType",
+    "model_name": "StringType",
+    "model_version": "StringType",
+    "as_of_date": "DateType",
+    "scored_at": "TimestampType",
+    "run_id": "StringType",
+}
+
+
 def predictions_frame(
     frame: pd.DataFrame,
     scores,
@@ -88,15 +101,19 @@ def predictions_frame(
     as_of: date | None = None,
     run_id: str | None = None,
 ) -> pd.DataFrame:
-    """The predictions table's rows; pure."""
+    """The predictions table's rows: the kept columns, then RUN_COLUMNS; pure."""
+    added = {
+        "score": scores,
+        "predicted_label": labels.astype("int32"),
+        "model_name": uc.name,
+        "model_version": str(version),
+        "as_of_date": as_of,
+        "scored_at": pd.Timestamp(scored_at),
+        "run_id": run_id or version_stamp(scored_at),
+    }
     out = frame[kept_columns(uc, frame.columns)].copy()
-    out["score"] = scores
-    out["predicted_label"] = labels.astype("int32")
-    out["model_name"] = uc.name
-    out["model_version"] = str(version)
-    out["as_of_date"] = as_of
-    out["scored_at"] = pd.Timestamp(scored_at)
-    out["run_id"] = run_id or version_stamp(scored_at)
+    for name in RUN_COLUMNS:  # a KeyError here: RUN_COLUMNS names a column not made above
+        out[name] = added[name]
     return out.reset_index(drop=True)
 
 
@@ -111,18 +128,8 @@ def predictions_schema(rows_schema, uc: UseCase):
     from pyspark.sql import types as T
 
     kept = [rows_schema[c] for c in kept_columns(uc, rows_schema.names)]
-    return T.StructType(
-        [
-            *kept,
-            T.StructField("score", T.DoubleType()),
-            T.StructField("predicted_label", T.IntegerType()),
-            T.StructField("model_name", T.StringType()),
-            T.StructField("model_version", T.StringType()),
-            T.StructField("as_of_date", T.DateType()),
-            T.StructField("scored_at", T.TimestampType()),
-            T.StructField("run_id", T.StringType()),
-        ]
-    )
+    added = [T.StructField(name, getattr(T, kind)()) for name, kind in RUN_COLUMNS.items()]
+    return T.StructType([*kept, *added])
 
 
 def _predict_batch(rows: pd.DataFrame, scorer, **run) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from models_ml.api import field_errors
-from models_ml.batch import predictions_frame
+from models_ml.batch import predictions_frame, predictions_schema
 from models_ml.schema import (
     Feature,
     records_to_columns,
@@ -98,6 +98,31 @@ def test_predictions_frame_carries_ids_version_and_time(settings):
     assert out["run_id"].tolist() == ["20260102t000000_abc"] * 2
     assert out["as_of_date"].tolist() == [as_of, as_of]
     assert "is_readmitted_30d" not in out and "age" not in out
+
+
+def test_the_spark_schema_of_predictions_is_the_frames(settings):
+    """Executors return predictions_frame's rows under predictions_schema: same names in
+    the same order, and types Arrow converts the frame's values to (no JVM needed)."""
+    import pyarrow as pa
+    from pyspark.sql import types as T
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    uc = load_use_case(settings, "readmission_30d")
+    rows = T.StructType([
+        T.StructField("admission_id", T.StringType()), T.StructField("desynpuf_id", T.StringType()),
+        T.StructField("discharge_year", T.IntegerType()),
+        T.StructField("discharge_date", T.DateType()), T.StructField("age", T.IntegerType()),
+    ])  # fmt: skip
+    frame = pd.DataFrame(
+        {"admission_id": ["a"], "desynpuf_id": ["x"], "discharge_year": np.array([2010], "int32"),
+         "discharge_date": [date(2010, 12, 20)], "age": np.array([70], "int32")}
+    )  # fmt: skip
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    out = predictions_frame(frame, np.array([0.2]), np.array([1]), uc, "3", at, date(2010, 12, 31))
+    schema = predictions_schema(rows, uc)
+    assert schema.names == list(out.columns)
+    table = pa.Table.from_pandas(out, schema=to_arrow_schema(schema), preserve_index=False)
+    assert table.to_pylist()[0]["score"] == 0.2 and table.num_rows == 1
 
 
 TYPED = [
