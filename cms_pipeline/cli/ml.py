@@ -77,7 +77,7 @@ def train(
             f"[bold]{s['use_case']}[/bold] version {s['model_version']} "
             f"(leader {s['leader']}), run {s['run_id']}"
         )
-        out.print(table("Held-out metrics", [{k: f"{v:.4f}" for k, v in s["metrics"].items()}]))
+        out.print(table("Held-out metrics", [s["metrics"]]))  # rounded by table()
         out.print(table("Leaderboard (cross-validation)", s["leaderboard"]))
         out.print(f"Promotion: {s['decision']}; champion is version {s['champion_version']}")
 

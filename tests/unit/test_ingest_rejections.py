@@ -92,7 +92,7 @@ def test_corrected_bytes_load_and_the_rejection_leaves_the_list(settings, landin
 def _listed(settings) -> list[dict]:
     result = cli("landing", "list", "--lake", settings.lake, "--json")
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def test_ingest_exit_status_tells_rejections_from_clean(settings, landing):
@@ -102,10 +102,10 @@ def test_ingest_exit_status_tells_rejections_from_clean(settings, landing):
     args = ["ingest", str(landing), "--lake", settings.lake, "--json"]
     first = cli(*args)
     assert first.exit_code == EXIT_REJECTIONS, first.output
-    summary = json.loads(first.output)
+    summary = json.loads(first.stdout)
     assert summary["totals"]["rejected"] == 1 and summary["totals"]["loaded"] == 1
     assert summary["problem_kinds"] == {"header_mismatch": 1}
-    second = json.loads((again := cli(*args)).output)
+    second = json.loads((again := cli(*args)).stdout)
     assert again.exit_code == EXIT_REJECTIONS
     assert summary["totals"]["rejected"] == 1 and second["totals"]["rejected_before"] == 1
     (landing / BENE).unlink()
@@ -133,7 +133,7 @@ def test_landing_retry_reads_a_rejected_file_after_its_contract_changed(
         "landing", "retry", BENE, "--source", str(landing), "--lake", settings.lake, "--json"
     )
     assert retried.exit_code == 0, retried.output
-    (result,) = json.loads(retried.output)["files"]
+    (result,) = json.loads(retried.stdout)["files"]
     assert result["status"] == "loaded"
     assert result["rows_quarantined"] == data_lines(landing / BENE)
     assert [r["status"] for r in rows_for(settings, bad.sha256)] == ["rejected", "retry", "loaded"]
@@ -147,7 +147,7 @@ def test_landing_retry_of_still_bad_bytes_records_a_new_rejection(settings, land
     path = str(landing / BENE)  # by path this time
     retried = cli("landing", "retry", path, "--lake", settings.lake, "--json")
     assert retried.exit_code == EXIT_REJECTIONS, retried.output
-    (result,) = json.loads(retried.output)["files"]
+    (result,) = json.loads(retried.stdout)["files"]
     assert result["status"] == "rejected" and result["error"]["kind"] == "header_mismatch"
     assert "delimiter is ';'" in result["error"]["problem"]
     assert [r["status"] for r in rows_for(settings, bad.sha256)] == [

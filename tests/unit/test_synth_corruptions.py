@@ -178,7 +178,7 @@ def test_cli_writes_broken_copies_that_ingest_refuses(tmp_path):
     ingest = ["ingest", str(out / "corrupt" / "renamed_column"), "--lake", str(lake), "--json"]
     refused = CliRunner().invoke(app, ingest)
     assert refused.exit_code == EXIT_REJECTIONS, refused.output
-    report = json.loads(refused.output)
+    report = json.loads(refused.stdout)
     assert report["totals"]["rejected"] == len(broken) and report["totals"]["loaded"] == 0
     assert report["problem_kinds"] == {"header_mismatch": len(broken)}
     renamed = {c["file"]: (c["column"], c["renamed_to"]) for c in summary["corrupt"]}
