@@ -51,5 +51,21 @@ def gate_results(gate) -> None:
     )
 
 
+def exports(report: dict) -> None:
+    """What an export wrote: each analytics table's location and the web documents."""
+    rows = [{"export": "analytics", "name": k, "value": v} for k, v in report["analytics"].items()]
+    rows += [{"export": "web", "name": k, "value": v} for k, v in report["web"].items()]
+    web = report["web"]
+    create_table_artifact(
+        key="exports",
+        table=rows or [{"export": "(nothing)"}],
+        description=(
+            f"{len(report['analytics'])} analytics tables; web: "
+            f"{web.get('state_documents', 0)} state and {web.get('year_documents', 0)} "
+            "year documents"
+        ),
+    )
+
+
 def markdown(key: str, text: str, description: str = "") -> None:
     create_markdown_artifact(key=_key(key), markdown=text, description=description)

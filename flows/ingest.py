@@ -9,6 +9,7 @@ from cms_pipeline.config import Settings, load_settings
 from cms_pipeline.ingest import IngestReport, ingest
 from cms_pipeline.lease import writes_lake
 from flows import artifacts
+from flows.naming import run_name
 
 # A flow resolves its settings once and hands them to its tasks inside `quote`: Prefect
 # then passes the object as it is instead of walking it (its walk of pydantic models calls
@@ -31,7 +32,7 @@ def sync_bronze_tables(settings: Settings) -> dict[str, int]:
     return sync_bronze(get_spark(settings), settings)
 
 
-@flow(name="ingest", log_prints=True)
+@flow(name="ingest", log_prints=True, flow_run_name=run_name("ingest {source} -> bronze"))
 @writes_lake("prefect flow ingest")
 def ingest_flow(source: str | None = None, lake: str | None = None) -> dict:
     settings = load_settings(lake=lake)

@@ -9,6 +9,7 @@ from prefect import flow, task
 from cms_pipeline.config import Settings, load_settings
 from cms_pipeline.lease import writes_lake
 from flows import artifacts
+from flows.naming import run_name
 
 
 @task(name="train use case", timeout_seconds=6 * 3600)
@@ -70,7 +71,9 @@ def export_gold(lake: str | None) -> dict:
     from cms_pipeline.exports import export_all
     from cms_pipeline.spark import get_spark
 
-    return export_all(settings, get_spark(settings)).to_dict()
+    report = export_all(settings, get_spark(settings)).to_dict()
+    artifacts.exports(report)
+    return report
 
 
 def lineage(settings: Settings, **extra) -> dict:
@@ -134,7 +137,7 @@ def _markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-@flow(name="train", log_prints=True)
+@flow(name="train", log_prints=True, flow_run_name=run_name("train {use_case}"))
 @writes_lake("prefect flow train")
 def train_flow(use_case: str | None = None, lake: str | None = None) -> dict:
     """Retrain (all use cases by default); a challenger replaces the champion only when
@@ -150,7 +153,7 @@ def train_flow(use_case: str | None = None, lake: str | None = None) -> dict:
     }
 
 
-@flow(name="score", log_prints=True)
+@flow(name="score", log_prints=True, flow_run_name=run_name("score {use_case}"))
 @writes_lake("prefect flow score")
 def score_flow(use_case: str | None = None, lake: str | None = None) -> dict:
     settings = load_settings(lake=lake)
@@ -164,7 +167,7 @@ def score_flow(use_case: str | None = None, lake: str | None = None) -> dict:
     }
 
 
-@flow(name="export", log_prints=True)
+@flow(name="export", log_prints=True, flow_run_name=run_name("export gold"))
 @writes_lake("prefect flow export")
 def export_flow(lake: str | None = None) -> dict:
     return export_gold(lake)

@@ -28,6 +28,7 @@ from flows.models import (
     train_use_case,
     use_cases,
 )
+from flows.naming import run_name
 from flows.quality import gate
 from flows.transform import LayerNotPublished, build_gate_publish
 
@@ -65,7 +66,11 @@ class PipelineSummary:
         return {"status": self.status, **self.__dict__}
 
 
-@flow(name="pipeline", log_prints=True)
+@flow(
+    name="pipeline",
+    log_prints=True,
+    flow_run_name=run_name("pipeline {source} -> bronze, silver, gold, models"),
+)
 @writes_lake("prefect flow pipeline")
 def pipeline_flow(
     source: str | None = None,

@@ -8,6 +8,7 @@ from prefect.utilities.annotations import quote  # tasks get the settings unwalk
 from cms_pipeline.config import Settings, load_settings
 from cms_pipeline.lease import writes_lake
 from flows import artifacts
+from flows.naming import run_name
 
 
 @task(name="quality gate")
@@ -20,7 +21,7 @@ def gate(settings: Settings, layer: str, schema: str | None = None, batch_id: st
     return result
 
 
-@flow(name="quality", log_prints=True)
+@flow(name="quality", log_prints=True, flow_run_name=run_name("quality gate {layer}"))
 @writes_lake("prefect flow quality")
 def quality_flow(layer: str, lake: str | None = None) -> dict:
     from cms_pipeline.quality.results import require_pass

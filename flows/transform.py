@@ -10,6 +10,7 @@ from cms_pipeline.lease import writes_lake
 from cms_pipeline.quality.promotion import LayerNotPublished  # noqa: F401 (flows.pipeline catches it)
 from cms_pipeline.stages import StageLog
 from flows import artifacts
+from flows.naming import run_name
 from flows.quality import gate
 
 
@@ -50,7 +51,7 @@ def build_gate_publish(settings: Settings, layer: str, build_id: str, log=None) 
     return {"build": result.to_dict(), "gate": checked.to_dict(), "published": entry}
 
 
-@flow(name="transform", log_prints=True)
+@flow(name="transform", log_prints=True, flow_run_name=run_name("transform silver, gold"))
 @writes_lake("prefect flow transform")
 def transform_flow(lake: str | None = None, build_id: str | None = None) -> dict:
     from cms_pipeline.publish.builds import new_build_id

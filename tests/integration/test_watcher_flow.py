@@ -1,4 +1,5 @@
-"""The landing-zone watcher starts ingestion for a new file, and not for the same file again.
+"""The landing-zone watcher announces a new file and (with `then`) ingests it, and does
+neither for the same file again.
 
 Real Prefect (the session's test server), real ingest into a temporary lake. The watcher
 runs in its own process: ingestion syncs bronze tables through Spark, whose Derby
@@ -62,7 +63,7 @@ def test_watcher_ingests_a_new_file_once(prefect_harness, sample_data, tmp_path)
     first = run_watcher(prefect_harness, landing, lake)
 
     assert [a["sha256"] for a in first["arrivals"]] == [sha]
-    assert first["started"]["mode"] == "subflow"  # the test server has no deployments
+    assert first["started"]["mode"] == "subflow"  # `then`: run here, no trigger needed
     assert sha in done_hashes(read_ledger(load_settings(lake=lake)))
     [run] = ingest_runs(lake)
     assert run.state.is_completed()

@@ -1,7 +1,9 @@
-"""The landing-zone watcher's decision (no JVM, no Prefect server) and the deployment config."""
+"""The landing-zone watcher (what it hashes, what it announces, the event the pipeline's
+trigger matches), run names, and prefect.yaml as Prefect reads it. No JVM, no server."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -10,9 +12,21 @@ import yaml
 
 from cms_pipeline import stack
 from cms_pipeline.config import ConfigError
+from cms_pipeline.ingest.discovery import discover
 from cms_pipeline.ingest.ledger import SCHEMA
 from cms_pipeline.ingest.reader import sha256_of
-from flows.watcher import new_arrivals
+from flows.naming import format_run_name
+from flows.watcher import (
+    ARRIVED,
+    Arrival,
+    arrival_event,
+    hash_changed,
+    memory_path,
+    new_arrivals,
+    read_memory,
+    unannounced,
+    write_memory,
+)
 
 
 def ledger_of(*rows: tuple[str, str, str]) -> pa.Table:
@@ -66,6 +80,93 @@ def test_a_duplicate_row_in_the_ledger_does_not_hide_a_load():
     # A later `duplicate` outcome for the same bytes keeps them done.
     ledger = ledger_of(("h", "a.csv", "loaded"), ("h", "a.csv", "duplicate"))
     assert new_arrivals([("a.csv", "h", 1)], ledger) == []
+
+
+BENEFICIARIES = "DE1_0_2008_Beneficiary_Summary_File_Sample_1.csv"
+INPATIENT = "DE1_0_2008_to_2010_Inpatient_Claims_Sample_1.csv"
+
+
+def test_only_files_whose_size_or_mtime_changed_are_hashed_again(settings, landing):
+    a, b = landing / BENEFICIARIES, landing / INPATIENT
+    a.write_text("DESYNPUF_ID\n00013D2EFD8E45D1\n")
+    b.write_text("DESYNPUF_ID,CLM_ID\n00013D2EFD8E45D1,1\n")
+    path = memory_path(settings, str(landing))
+
+    files, hashed = hash_changed(discover(settings, str(landing))[0], read_memory(path))
+    assert sorted(hashed) == [BENEFICIARIES, INPATIENT]
+    assert files[BENEFICIARIES]["sha256"] == sha256_of(str(a))[0]
+    write_memory(path, str(landing), files)
+
+    # Same size and mtime: the remembered hash stands, the bytes are not read. (Other
+    # bytes of the same length, with the old mtime put back, prove it.)
+    stat = a.stat()
+    a.write_text("DESYNPUF_ID\n00013D2EFD8E45D2\n")
+    os.utime(a, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    b.write_text("DESYNPUF_ID,CLM_ID\n00013D2EFD8E45D1,1\n00013D2EFD8E45D1,2\n")
+    again, hashed = hash_changed(discover(settings, str(landing))[0], read_memory(path))
+
+    assert hashed == [INPATIENT]
+    assert again[BENEFICIARIES] == files[BENEFICIARIES]
+    assert again[INPATIENT]["sha256"] == sha256_of(str(b))[0] != files[INPATIENT]["sha256"]
+    assert again[INPATIENT]["announced"] is False  # its new bytes are announced anew
+
+
+def test_announced_files_are_not_arrivals_again():
+    files = {
+        "a.csv": {"size": 1, "mtime": 1.0, "sha256": "h1", "announced": True},
+        "b.csv": {"size": 2, "mtime": 2.0, "sha256": "h2", "announced": False},
+    }
+    assert unannounced(files) == [("b.csv", "h2", 2)]
+
+
+def test_the_pipelines_trigger_matches_the_watchers_event_and_takes_its_landing_and_lake():
+    from prefect.events.schemas.events import Event
+    from prefect.server.events.schemas.automations import EventTrigger
+
+    from flows.pipeline import pipeline_flow
+
+    [trigger] = deployments()["pipeline"]["triggers"]
+    event = arrival_event(Arrival("sub/a.csv", "ab12", 10, False), "/in", "/lake")
+    assert event["event"] == ARRIVED
+    server_side = EventTrigger.model_validate(
+        {
+            k: v
+            for k, v in trigger.items()
+            if k in ("match", "expect", "for_each", "posture", "threshold", "within")
+        }
+    )
+    assert server_side.covers(Event(**event))
+    other = {**event, "event": "cms.landing.file.removed"}
+    assert not server_side.covers(Event(**other))
+    # one bucket per landing area and lake: the labels it counts by are on the resource
+    assert set(trigger["for_each"]) <= set(event["resource"])
+    # the run's parameters are the pipeline's, templated from the event's payload
+    assert trigger["parameters"] == {
+        "source": "{{ event.payload.landing }}",
+        "lake": "{{ event.payload.lake }}",
+    }
+    assert set(trigger["parameters"]) <= set(pipeline_flow.parameters.properties)
+    assert (event["payload"]["landing"], event["payload"]["lake"]) == ("/in", "/lake")
+    # a delivery's files seen in one window start one run, which waits for the window
+    assert trigger["within"] == trigger["schedule_after"] > 0
+
+
+@pytest.mark.parametrize(
+    "template, parameters, name",
+    [
+        (
+            "ingest {source} -> bronze",
+            {"source": "data/synpuf/", "lake": None},
+            "ingest synpuf -> bronze",
+        ),
+        ("ingest {source} -> bronze", {"source": None}, "ingest the landing area -> bronze"),
+        ("train {use_case}", {}, "train all use cases"),
+        ("score {use_case}", {"use_case": "readmission_30d"}, "score readmission_30d"),
+        ("watch {landing}", {"landing": "s3://bucket/in"}, "watch in"),
+    ],
+)
+def test_run_names_say_what_the_run_does(template, parameters, name):
+    assert format_run_name(template, parameters) == name
 
 
 def deployments() -> dict[str, dict]:
