@@ -38,6 +38,7 @@ SLOWEST_FIRST = [
     "test_quality_gates",
     "test_incremental_silver",
     "test_ml_models",
+    "test_money_gate",  # a whole `cms-pipeline run` in a child process
     "test_deployments",
 ]
 
