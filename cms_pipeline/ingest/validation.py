@@ -16,19 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cms_pipeline.config import ColumnSpec, SourceContract
-
-TYPE_PATTERNS = {
-    "id": r"^[0-9A-F]{16}$",
-    "date": r"^\d{8}$",
-    "integer": r"^-?\d+$",
-    "decimal": r"^-?(\d+(\.\d*)?|\.\d+)$",
-}
-TYPE_HINTS = {
-    "id": "16 hexadecimal characters (0-9, A-F)",
-    "date": "a date as YYYYMMDD",
-    "integer": "a whole number",
-    "decimal": "a number such as 1234.50",
-}
+from cms_pipeline.profiling.conformance import TYPE_HINTS, TYPE_PATTERNS
 
 
 @dataclass

@@ -10,12 +10,19 @@ import pyarrow.compute as pc
 
 from cms_pipeline.config import ColumnSpec
 
-# What text a logical type accepts (before the type's own parse check).
+# What text a logical type accepts (before the type's own parse check), and how an error
+# names it: one rule for ingest's row checks (ingest/validation.py) and for profiling.
 TYPE_PATTERNS = {
     "id": r"^[0-9A-F]{16}$",
     "integer": r"^-?\d{1,18}$",  # 18 digits always fit int64
     "decimal": r"^-?(\d+(\.\d*)?|\.\d+)$",
     "date": r"^\d{8}$",
+}
+TYPE_HINTS = {
+    "id": "16 hexadecimal characters (0-9, A-F)",
+    "integer": "a whole number of at most 18 digits",
+    "decimal": "a number such as 1234.50",
+    "date": "a date as YYYYMMDD",
 }
 NUMERIC_TYPES = ("integer", "decimal")
 TYPED = ("integer", "decimal", "date")

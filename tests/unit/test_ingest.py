@@ -346,3 +346,28 @@ def test_tables_load_side_by_side_and_one_tables_files_in_order(settings, sample
     assert len({f.bronze_version for f in bene}) == 3
     loaded = ledger.read_ledger(settings).to_pylist()
     assert sorted(r["sha256"] for r in loaded) == sorted(f.sha256 for f in report.files)
+
+
+def test_ingest_and_profiling_read_a_logical_type_by_one_rule():
+    """A value ingest lets through is one profiling counts as conforming, and the reverse;
+    an integer of 19 digits (beyond int64) is refused by both, with the rule named."""
+    import numpy as np
+    import pyarrow as pa
+
+    from cms_pipeline.config import ColumnSpec, load_settings
+    from cms_pipeline.ingest.validation import find_violations
+    from cms_pipeline.profiling.conformance import conformance
+
+    bene = load_settings().sources["beneficiary_summary"]
+    values = ["12", "-3", "123456789012345678", "1234567890123456789", "1.5", ".5", "20080229"]
+    text = pa.array([*values, "x"], pa.string())
+    for kind in ("integer", "decimal", "date"):
+        spec = ColumnSpec(name="V", type=kind)
+        contract = bene.model_copy(update={"columns": [spec]})
+        found = find_violations(pa.RecordBatch.from_arrays([text], names=["V"]), contract)
+        conforms, _, _ = conformance(spec, text)
+        assert found.rows.tolist() == np.flatnonzero(~conforms).tolist(), kind
+        if kind == "integer":
+            reasons = dict(zip(found.rows.tolist(), found.reasons, strict=True))
+            assert reasons[3] == "expected a whole number of at most 18 digits"
+            assert 2 not in reasons  # 18 digits fit
