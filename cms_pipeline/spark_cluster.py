@@ -42,6 +42,18 @@ _METASTORE = "org.apache.hadoop.hive.metastore.HiveMetaStore"
 _MASTER_PORT = r"Successfully started service 'sparkMaster' on port (\d+)"
 _MASTER_UI_PORT = r"Successfully started service 'MasterUI' on port (\d+)"
 _THRIFT_PORT = r"Starting ThriftBinaryCLIService on port (\d+)"
+# The cluster's Spark JVMs log at INFO into their log files (root/logs), whatever log4j2
+# settings the calling process chose for its own JVMs (the CLI's SPARK_CONF_DIR, see
+# cms_pipeline/logs.py, shows warnings only): the ports above are read from INFO lines.
+_LOG4J2 = """\
+rootLogger.level = info
+rootLogger.appenderRef.stderr.ref = stderr
+appender.console.type = Console
+appender.console.name = stderr
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+"""
 
 
 def _local_spark():
@@ -148,6 +160,7 @@ def _env(cluster: LocalCluster) -> dict[str, str]:
         "JAVA_HOME": java_home(),
         "SPARK_LOCAL_IP": HOST,
         "SPARK_LOG_DIR": str(root / "logs"),
+        "SPARK_CONF_DIR": str(root / "conf"),  # its log4j2.properties: _LOG4J2
         "SPARK_WORKER_DIR": str(root / "work"),
         "SPARK_DAEMON_JAVA_OPTS": cluster.java_options,  # master and worker
     }
@@ -258,8 +271,9 @@ def start_local_cluster(
     answers. Worker cores are slots, not CPUs: the Thrift Server takes
     `thrift_server_cores` of them and the pipeline's session the rest."""
     root = Path(root).resolve()
-    for sub in ("logs", "work", "tmp", "warehouse"):
+    for sub in ("logs", "work", "tmp", "warehouse", "conf"):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "conf" / "log4j2.properties").write_text(_LOG4J2)
     local = _local_spark()
     cluster = LocalCluster(
         root=root,

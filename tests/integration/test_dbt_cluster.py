@@ -21,6 +21,7 @@ import pytest
 
 from cms_pipeline import processes
 from cms_pipeline.config import load_settings
+from cms_pipeline.logs import LOG4J2
 from cms_pipeline.spark_cluster import (
     HOST,
     LocalCluster,
@@ -44,13 +45,16 @@ def cluster(tmp_path_factory, stranger):
     """Started while every port that could be picked in advance (processes.free_port) is
     the stranger's, and while an earlier run's line in the master's log names that port:
     a server given a port chosen beforehand, or a port read from an earlier run's log
-    lines, would not start."""
+    lines, would not start. Started with the CLI's log settings for Spark JVMs, which
+    would hide the lines that name the ports the servers bound."""
     root = tmp_path_factory.mktemp("spark_cluster")
     (root / "logs").mkdir()
     earlier = f"INFO Utils: Successfully started service 'sparkMaster' on port {stranger}.\n"
     (root / "logs" / "master.log").write_text(earlier)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(processes, "free_port", lambda host=HOST: stranger)
+        # as in `cms-pipeline cluster start`: the CLI's own JVMs log warnings only
+        patch.setenv("SPARK_CONF_DIR", str(LOG4J2 / "text"))
         running = start_local_cluster(root)
     try:
         yield running
