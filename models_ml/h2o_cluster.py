@@ -2,7 +2,7 @@
 
 Environment: CMS_PIPELINE_H2O_URL (connect, e.g. http://h2o:54321), otherwise a local
 JVM with CMS_PIPELINE_H2O_MEM (default: training sizes it from its rows,
-cms_pipeline/memory.py h2o_heap; otherwise 4g) and CMS_PIPELINE_H2O_THREADS (default -1 =
+cms_pipeline/memory.py h2o_heap; otherwise its floor) and CMS_PIPELINE_H2O_THREADS (default -1 =
 all cores), from the base port CMS_PIPELINE_H2O_PORT (default 54321) up. A local JVM is
 this process's alone: it is named after the process, and h2o.init joins a cluster it
 finds on the port only when the name matches, so it never joins another process's; it
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: int | None = None):
     import h2o
 
+    from cms_pipeline.memory import h2o_heap
     from cms_pipeline.runtime import prepare_environment
 
     prepare_environment()
@@ -48,7 +49,7 @@ def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: in
         else:
             h2o.init(
                 nthreads=nthreads or int(os.environ.get("CMS_PIPELINE_H2O_THREADS", "-1")),
-                max_mem_size=max_mem or os.environ.get("CMS_PIPELINE_H2O_MEM", "4g"),
+                max_mem_size=max_mem or os.environ.get("CMS_PIPELINE_H2O_MEM") or h2o_heap(0),
                 port=port or int(os.environ.get("CMS_PIPELINE_H2O_PORT", "54321")),
                 name=f"cms_pipeline_{os.getpid()}_{uuid.uuid4().hex[:8]}",
                 verbose=False,
