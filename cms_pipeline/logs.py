@@ -9,7 +9,8 @@ format (cms_pipeline/log4j2/), which Spark's launcher puts on the JVM's classpat
 
 Inside Prefect flows, Prefect's run logger sees the library's messages too: Prefect adds
 its API handler to the loggers named in PREFECT_LOGGING_EXTRA_LOGGERS when it sets up
-logging (on `import prefect`), so that variable is set here, before Prefect is imported.
+logging (once per process, when `from prefect import flow` first loads it), so that
+variable is set here, before that.
 """
 
 from __future__ import annotations
