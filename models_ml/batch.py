@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cms_pipeline.atomic import write_chunks_atomic
@@ -39,7 +40,14 @@ from cms_pipeline.config import Settings
 from cms_pipeline.sql import statement
 from models_ml import registry
 from models_ml.executors import partition_scorer, ship
-from models_ml.monitoring import bin_edges, compare_counts, has_values
+from models_ml.monitoring import (
+    BINS,
+    Reference,
+    compare_counts,
+    has_values,
+    reference_of,
+    shares,
+)
 from models_ml.serving import cache_dir, load_version
 from models_ml.usecase import UseCase, load_use_case
 
@@ -197,7 +205,6 @@ def score(
     drift += [
         psi_on_spark(ref, rows, name, f"v{model.version} training rows: {name}")
         for name, ref in feature_references(settings, uc, model.version).items()
-        if has_values(ref)
     ]
     drift = [d for d in drift if d is not None]  # e.g. a feature null in every row
 
@@ -254,22 +261,46 @@ def _row_chunks(frame, chunk_rows: int) -> Iterator[pd.DataFrame]:
         yield pd.DataFrame.from_records(batch, columns=names)
 
 
-def psi_on_spark(reference, frame, column: str, name: str) -> dict | None:
+def psi_on_spark(reference: Reference, frame, column: str, name: str) -> dict | None:
     """monitoring.compare of `frame[column]` against `reference`, the column binned and
-    counted by Spark (the reference's deciles as edges); None without a value to bin."""
+    counted by Spark; None without a value to bin."""
+    counts = _spark_bin_counts(_finite_values(frame, column), reference.edges)
+    return compare_counts(reference, counts, name) if counts.sum() else None
+
+
+def reference_on_spark(frame, column: str) -> Reference | None:
+    """monitoring.reference_of `frame[column]`, its deciles and counts computed by Spark
+    (exact percentiles, interpolated as numpy's); None without a value."""
     from pyspark.sql import functions as F
 
-    edges = bin_edges(reference)
+    values = _finite_values(frame, column)
+    quantiles = [float(q) for q in np.linspace(0, 1, BINS + 1)[1:-1]]
+    deciles, rows = values.agg(F.percentile("v", F.lit(quantiles)), F.count("v")).first()
+    if not rows:
+        return None
+    edges = np.unique(np.asarray(deciles, dtype=float))
+    counts = _spark_bin_counts(values, edges)
+    return Reference(edges, shares(counts), int(rows))
+
+
+def _finite_values(frame, column: str):
+    """`frame[column]` as a one-column frame `v` of its finite values (as doubles)."""
+    from pyspark.sql import functions as F
+
     value = F.col(column).cast("double")
-    finite = frame.select(value.alias("v")).filter(
+    return frame.select(value.alias("v")).filter(
         F.col("v").isNotNull() & ~F.isnan("v") & (F.abs("v") != float("inf"))
     )
+
+
+def _spark_bin_counts(values, edges: np.ndarray) -> np.ndarray:
+    """monitoring.bin_counts of the column `v`, counted by Spark."""
+    from pyspark.sql import functions as F
+
     # bin i: edges[i-1] < v <= edges[i] (monitoring._bins), as the number of edges below v
     position = sum((F.when(F.col("v") > float(e), 1).otherwise(0) for e in edges), F.lit(0))
-    counts = {r["bin"]: r["count"] for r in finite.groupBy(position.alias("bin")).count().collect()}
-    if not counts:
-        return None
-    return compare_counts(reference, edges, [counts.get(i, 0) for i in range(len(edges) + 1)], name)
+    found = {r["bin"]: r["count"] for r in values.groupBy(position.alias("bin")).count().collect()}
+    return np.array([found.get(i, 0) for i in range(len(edges) + 1)])
 
 
 def score_references(settings: Settings, spark, uc: UseCase, version: str) -> dict:
@@ -283,26 +314,30 @@ def score_references(settings: Settings, spark, uc: UseCase, version: str) -> di
     if spark.catalog.tableExists(history):
         runs = spark.table(history)
         previous = runs.agg(F.max("run_id")).first()[0]
-        if previous is not None:  # one column of one run: small enough for the driver
-            rows = runs.filter(F.col("run_id") == previous).select("score").toPandas()
-            references[f"previous run {previous}"] = rows["score"].to_numpy()
+        if previous is not None:  # binned where it lies: the driver gets 10 counts
+            ref = reference_on_spark(runs.filter(F.col("run_id") == previous), "score")
+            if ref is not None:
+                references[f"previous run {previous}"] = ref
     held_out = registry.download_evaluation(
         settings, uc.name, version, HELD_OUT, cache_dir(settings)
     )
-    if held_out is not None:
-        references[f"v{version} held-out predictions"] = pd.read_parquet(held_out)["p1"].to_numpy()
+    if held_out is not None:  # the test rows of training: a file of a few thousand scores
+        scores = pd.read_parquet(held_out)["p1"]
+        references[f"v{version} held-out predictions"] = reference_of(scores)
     return references
 
 
 def feature_references(settings: Settings, uc: UseCase, version: str) -> dict:
-    """{feature: its values in the version's training rows} for the most important numeric
-    inputs (models_ml.train); empty for a version trained before they were kept."""
+    """{feature: Reference of its values in the version's training rows} for the most
+    important numeric inputs with a value (models_ml.train); empty for a version trained
+    before they were kept."""
     path = registry.download_evaluation(
         settings, uc.name, version, registry.FEATURE_REFERENCE, cache_dir(settings)
     )
     if path is None:
         return {}
-    return {name: values.to_numpy() for name, values in pd.read_parquet(path).items()}
+    features = pd.read_parquet(path).items()
+    return {name: reference_of(values) for name, values in features if has_values(values)}
 
 
 def version_stamp(scored_at: datetime) -> str:

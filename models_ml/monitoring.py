@@ -10,6 +10,8 @@ major shift (worth a look before acting on the scores).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 BINS = 10
@@ -17,11 +19,27 @@ EPSILON = 1e-4
 MODERATE, MAJOR = 0.1, 0.25
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A reference distribution binned once: its inner bin edges (its deciles), its share
+    of rows in each bin, and its number of finite values."""
+
+    edges: np.ndarray
+    shares: np.ndarray
+    rows: int
+
+
+def reference_of(values, bins: int = BINS) -> Reference:
+    """`values` (1-d numbers; NaN and None ignored) as a Reference."""
+    ref = _finite(values)
+    edges = bin_edges(ref, bins)
+    return Reference(edges, shares(bin_counts(ref, edges)), int(ref.size))
+
+
 def psi(reference, new, bins: int = BINS) -> float:
     """PSI of `new` against `reference` (1-d arrays of numbers; NaN ignored)."""
-    cur = _finite(new)
-    edges = bin_edges(reference, bins)
-    return psi_of_counts(reference, edges, np.bincount(_bins(cur, edges), minlength=edges.size + 1))
+    ref = reference_of(reference, bins)
+    return psi_of_counts(ref, bin_counts(_finite(new), ref.edges))
 
 
 def bin_edges(reference, bins: int = BINS) -> np.ndarray:
@@ -32,16 +50,19 @@ def bin_edges(reference, bins: int = BINS) -> np.ndarray:
     return np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
 
 
-def psi_of_counts(reference, edges: np.ndarray, counts) -> float:
-    """PSI of new values given as their count in each bin of `edges` (as `_bins` puts
-    them: counted elsewhere, e.g. by Spark next to the data)."""
+def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """How many of the finite `values` fall in each bin of `edges` (see `_bins`)."""
+    return np.bincount(_bins(values, edges), minlength=edges.size + 1)
+
+
+def psi_of_counts(reference: Reference, counts) -> float:
+    """PSI of new values given as their count in each bin of the reference's edges (as
+    `_bins` puts them: counted here, or by Spark next to the data)."""
     counts = np.asarray(counts, dtype=float)
     if counts.sum() == 0:
         raise ValueError("PSI needs values on both sides (new 0)")
-    ref = _finite(reference)
-    expected = _shares(np.bincount(_bins(ref, edges), minlength=edges.size + 1))
-    actual = _shares(counts)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+    actual = shares(counts)
+    return float(np.sum((actual - reference.shares) * np.log(actual / reference.shares)))
 
 
 def level(value: float) -> str:
@@ -53,19 +74,18 @@ def level(value: float) -> str:
 
 def compare(reference, new, name: str) -> dict:
     """One comparison for the run summary: what against what, PSI and its reading."""
-    edges = bin_edges(reference)
-    counts = np.bincount(_bins(_finite(new), edges), minlength=edges.size + 1)
-    return compare_counts(reference, edges, counts, name)
+    ref = reference_of(reference)
+    return compare_counts(ref, bin_counts(_finite(new), ref.edges), name)
 
 
-def compare_counts(reference, edges: np.ndarray, counts, name: str) -> dict:
-    """`compare` of new values given as their counts in the bins of `edges`."""
-    value = psi_of_counts(reference, edges, counts)
+def compare_counts(reference: Reference, counts, name: str) -> dict:
+    """`compare` of new values given as their counts in the bins of the reference."""
+    value = psi_of_counts(reference, counts)
     return {
         "against": name,
         "psi": round(value, 6),
         "level": level(value),
-        "reference_rows": int(_finite(reference).size),
+        "reference_rows": reference.rows,
         "rows": int(np.sum(counts)),
     }
 
@@ -92,5 +112,6 @@ def _bins(values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
     return np.searchsorted(inner_edges, values, side="left")
 
 
-def _shares(counts: np.ndarray) -> np.ndarray:
+def shares(counts: np.ndarray) -> np.ndarray:
+    """Each bin's share of the rows, floored at EPSILON (module docstring)."""
     return np.maximum(counts / counts.sum(), EPSILON)

@@ -21,6 +21,7 @@ import pytest
 
 from cms_pipeline.config import load_settings
 from models_ml import registry
+from models_ml.monitoring import compare
 from models_ml.synthetic import high_cost_frame, readmission_frame, write_table
 from models_ml.train import TOP_FEATURES
 from models_ml.usecase import load_use_case
@@ -388,6 +389,12 @@ def test_batch_scoring_appends_the_population_as_of_a_date(ml_settings, spark, f
             f"v{champion} held-out predictions",
         ]
         assert all(d["psi"] >= 0 and d["rows"] == back.rows for d in scores)
+        # the previous run, binned where it lies (Spark's exact deciles and counts), gives
+        # the PSI numpy gives on the two runs' scores
+        by_run = history.groupby("run_id")["score"]
+        on_numpy = compare(by_run.get_group(result.run_id), by_run.get_group(back.run_id), "-")
+        assert scores[0]["psi"] == pytest.approx(on_numpy["psi"], abs=2e-6)
+        assert scores[0]["reference_rows"] == result.rows
         assert f"v{champion} held-out predictions" in [d["against"] for d in result.monitoring]
         prefix = f"v{champion} training rows: "
         names = [d["against"].removeprefix(prefix) for d in features]

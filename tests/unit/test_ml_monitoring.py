@@ -13,6 +13,7 @@ from models_ml.monitoring import (
     level,
     psi,
     psi_of_counts,
+    reference_of,
 )
 
 
@@ -95,7 +96,18 @@ def test_counts_binned_elsewhere_give_the_same_psi():
     edges = bin_edges(ref)
     counts = [int(np.sum((new > lo) & (new <= hi))) for lo, hi in zip(
         [-np.inf, *edges], [*edges, np.inf], strict=True)]  # fmt: skip
-    assert psi_of_counts(ref, edges, counts) == pytest.approx(psi(ref, new), rel=1e-12)
-    assert compare_counts(ref, edges, counts, "x") == compare(ref, new, "x")
+    reference = reference_of(ref)
+    assert np.array_equal(reference.edges, edges) and reference.rows == ref.size
+    assert psi_of_counts(reference, counts) == pytest.approx(psi(ref, new), rel=1e-12)
+    assert compare_counts(reference, counts, "x") == compare(ref, new, "x")
     with pytest.raises(ValueError, match="new 0"):
-        psi_of_counts(ref, edges, [0] * (edges.size + 1))
+        psi_of_counts(reference, [0] * (edges.size + 1))
+
+
+def test_a_reference_is_its_finite_values_binned_once():
+    values = [0.1, None, float("nan"), 0.4, float("inf"), 0.2, 0.3]
+    reference = reference_of(values)
+    assert reference.rows == 4
+    assert reference.shares.sum() == pytest.approx(1.0, abs=len(reference.shares) * 1e-4)
+    with pytest.raises(ValueError, match="reference 0"):
+        reference_of([None, float("nan")])
