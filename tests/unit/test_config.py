@@ -47,7 +47,9 @@ def test_lake_override_moves_the_metadata_with_it(tmp_path, monkeypatch):
 def test_profile_is_chosen_by_one_environment_variable(monkeypatch):
     monkeypatch.setenv("CMS_PIPELINE_ENV", "cluster")
     settings = load_settings()
-    assert settings.profile_name == "cluster" and settings.spark.native_delta is True
+    assert settings.profile_name == "cluster" and settings.spark.native_delta is False
+    monkeypatch.setenv("CMS_SPARK_NATIVE_DELTA", "true")  # a cluster with the Delta jars
+    assert load_settings().spark.native_delta is True
     monkeypatch.setenv("CMS_PIPELINE_ENV", "nope")
     with pytest.raises(ConfigError, match="profile 'nope'.*expected one of"):
         load_settings()

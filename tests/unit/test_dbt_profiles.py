@@ -78,7 +78,7 @@ def test_cluster_profile_defaults_to_the_compose_service_names(clean_env):
     assert cluster["method"] == "thrift"
     assert (cluster["host"], cluster["port"]) == ("spark-thrift", 10000)
     assert settings.spark.master == "spark://spark-master:7077"
-    assert settings.spark.native_delta is True
+    assert settings.spark.native_delta is False  # Delta jars are not assumed
     assert settings.spark.conf["spark.hadoop.hive.metastore.uris"] == (
         "thrift://hive-metastore:9083"
     )

@@ -91,3 +91,82 @@ def test_compose_telemetry_is_off(compose):
         env = compose["services"][name]["environment"]
         assert env["DO_NOT_TRACK"] == "1", name
         assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false", name
+
+
+DOCKERIGNORE = PROJECT_ROOT / ".dockerignore"
+
+
+def _stages(text: str) -> list[str]:
+    """The Dockerfile's stages, each from its FROM line to the next."""
+    return re.split(r"^(?=FROM\s)", text, flags=re.MULTILINE)[1:]
+
+
+def test_the_image_is_built_in_one_stage_and_run_from_another():
+    """uv and the build's caches stay in the build stage; the runtime stage takes only the
+    venv and the project from it, and names no CPU architecture."""
+    build, runtime = _stages(DOCKERFILE.read_text())
+    assert re.match(r"FROM \S+ AS build\b", build)
+    assert "uv sync --frozen" in build and "uv" not in runtime.replace("/usr/", "")
+    copied = re.findall(r"^COPY --from=build\b.*?(\S+)\s+\S+$", runtime, flags=re.MULTILINE)
+    assert copied == ["/opt/venv", "/app"], copied
+    java_home = re.search(r"JAVA_HOME=(\S+)", runtime).group(1)
+    assert not re.search(r"amd64|arm64|x86|aarch", java_home), java_home
+
+
+def _ignored(path: str, rules: list[tuple[bool, re.Pattern]]) -> bool:
+    """Docker's .dockerignore reading: a rule matches a path or any folder above it; the
+    last rule that matches decides ('!' lets the path in again)."""
+    parts = path.strip("/").split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    verdict = False
+    for keep, pattern in rules:
+        if any(pattern.fullmatch(p) for p in prefixes):
+            verdict = not keep
+    return verdict
+
+
+def _dockerignore_rules() -> list[tuple[bool, re.Pattern]]:
+    rules = []
+    for line in DOCKERIGNORE.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keep = line.startswith("!")
+        glob = line.lstrip("!").strip("/")
+        regex = re.escape(glob).replace(r"\*\*/", "(.*/)?").replace(r"\*", "[^/]*")
+        rules.append((keep, re.compile(regex.replace(r"\?", "[^/]"))))
+    return rules
+
+
+def test_the_build_context_holds_what_the_image_copies_and_nothing_local():
+    rules = _dockerignore_rules()
+    build, _ = _stages(DOCKERFILE.read_text())
+    sources = [
+        src
+        for line in re.findall(r"^COPY (?!--from)(.+)$", build, flags=re.MULTILINE)
+        for src in line.split()[:-1]
+        if not src.startswith("--")
+    ]
+    assert "pyproject.toml" in sources and "cms_pipeline" in sources
+    for src in sources:
+        assert (PROJECT_ROOT / src).exists(), src
+        assert not _ignored(src, rules), f"{src} is copied but .dockerignore leaves it out"
+    for local in (".venv/bin/python", "lake/bronze", ".git/HEAD", "tests/conftest.py",
+                  "cms_pipeline/__pycache__/x.pyc", "dbt_project/target/manifest.json"):  # fmt: skip
+        assert _ignored(local, rules), local
+    assert not _ignored("dbt_project/models/gold/fct_claims.sql", rules)
+
+
+def test_the_image_builds_and_runs_where_a_docker_daemon_is():
+    """Builds docker/Dockerfile and runs the CLI and Java in it. Needs a Docker daemon:
+    CI machines with one build the image; without one (as here) the test says so."""
+    docker = shutil.which("docker")
+    if docker is None or subprocess.run([docker, "info"], capture_output=True).returncode:
+        pytest.skip("no Docker daemon here: the image is built only where one runs")
+    tag = "cms-pipeline:test-build"
+    build = [docker, "build", "-f", str(DOCKERFILE), "-t", tag, str(PROJECT_ROOT)]
+    done = subprocess.run(build, capture_output=True, text=True, timeout=3600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for command in (["cms-pipeline", "--help"], ["java", "-version"]):
+        ran = subprocess.run([docker, "run", "--rm", tag, *command], capture_output=True, text=True)
+        assert ran.returncode == 0, ran.stderr[-2000:]
