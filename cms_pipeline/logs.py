@@ -19,6 +19,7 @@ import io
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
@@ -48,13 +49,17 @@ class TextFormatter(logging.Formatter):
 
 
 def json_formatter() -> logging.Formatter:
-    """One JSON object per line: timestamp, level, logger, message, plus any `extra`."""
+    """One JSON object per line: timestamp (UTC, ISO 8601, milliseconds), level, logger,
+    message, plus any `extra` fields."""
     from pythonjsonlogger.json import JsonFormatter
 
-    return JsonFormatter(
+    class Formatter(JsonFormatter):
+        def formatTime(self, record, datefmt=None):  # noqa: N802 - logging's name
+            return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+    return Formatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s",
         rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"},
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
     )
 
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import datetime, timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +54,8 @@ def test_spark_logs_json_lines_through_log4j_and_no_banner(tmp_path):
     records = _records(done.stderr)  # every line is one JSON object
     spark = [r for r in records if r["logger"].startswith("org.apache.spark")]
     assert spark and all({"timestamp", "level", "message"} <= r.keys() for r in spark)
+    # the same timestamps as the Python records': UTC, ISO 8601
+    assert all(datetime.fromisoformat(r["timestamp"]).utcoffset() == timedelta(0) for r in spark)
     assert not any("NativeCodeLoader" in r["logger"] for r in records)
 
 

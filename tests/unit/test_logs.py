@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,7 @@ def test_configuring_again_replaces_the_handler_and_json_keeps_extra_fields(conf
     (record,) = [json.loads(line) for line in buffer.getvalue().splitlines()]
     assert record["message"] == "bad file.csv" and record["line"] == 7
     assert record["level"] == "ERROR" and record["logger"] == "cms_pipeline.x"
+    assert datetime.fromisoformat(record["timestamp"]).utcoffset() == timedelta(0)
 
 
 def test_a_line_logger_logs_whole_lines_only(configured):
