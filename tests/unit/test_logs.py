@@ -127,6 +127,16 @@ def test_text_records_name_their_logger_and_levels_apply(configured):
     assert buffer.getvalue().splitlines()[-1].endswith("DEBUG models_ml.train: ours at DEBUG")
 
 
+def test_a_prefect_runs_record_names_the_run_in_text(configured):
+    buffer = configured("text")
+    logging.getLogger("prefect.task_runs").warning(
+        "Finished in state Failed()", extra={"task_run_name": "quality gate-c83"}
+    )
+    assert buffer.getvalue().split(" ", 1)[1] == (
+        "WARNING prefect.task_runs 'quality gate-c83': Finished in state Failed()\n"
+    )
+
+
 def test_configuring_again_replaces_the_handler_and_json_keeps_extra_fields(configured):
     configured("text")
     buffer = configured("json")
