@@ -18,7 +18,9 @@ from cms_pipeline.cli.common import (
     table,
 )
 
-_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "error": "red"}
+# each outcome of quality.results.CheckResult (not imported here: the CLI starts without
+# Soda); a table whose files are not delivered yet has its checks shown dimmed, not run
+_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "error": "red", "not delivered": "dim"}
 
 LayerArg = Annotated[str, typer.Argument(help="Layer to check: bronze, silver or gold.")]
 SchemaOption = Annotated[

@@ -209,3 +209,21 @@ def test_a_missing_table_stops_the_gate_and_an_undelivered_one_is_named(settings
     )
     lost = _missing_table("silver", "carrier_claims", "silver_build_x", path)
     assert lost.stops and "silver_build_x.carrier_claims not found" in lost.message
+
+
+def test_the_check_command_shows_every_outcome_not_delivered_included(capsys):
+    """`cms-pipeline check` renders a gate whose tables wait for their files (it raised
+    KeyError on the outcome 'not delivered')."""
+    from cms_pipeline.cli.quality import render_gate
+    from cms_pipeline.quality.results import NOT_DELIVERED, CheckResult
+
+    checks = [
+        CheckResult("bronze", "carrier_claims", "Table has rows", NOT_DELIVERED),
+        CheckResult("bronze", "inpatient_claims", "Table has rows", "pass", 5.0),
+        CheckResult("bronze", "inpatient_claims", "Dates in range", "warn", 2.0),
+    ]
+    gate = GateResult("bronze", "bronze", "r1", None, datetime.now(UTC), checks)
+    render_gate(gate.to_dict())
+    shown = capsys.readouterr().out
+    assert all(outcome in shown for outcome in (NOT_DELIVERED, "pass", "warn"))
+    assert "bronze gate" in shown and "passed" in shown
