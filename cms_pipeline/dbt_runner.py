@@ -180,6 +180,9 @@ def _dbt_environment(settings: Settings, quiet: bool) -> Iterator[None]:
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_QUIET": "true" if quiet else "false",
     }
+    if quiet:  # errors too stay off stdout, which holds our summary (and --json); the
+        # callbacks still see every event and our error names them; the file log keeps all
+        wanted["DBT_LOG_LEVEL"] = "none"
     with environment(**wanted, **profile_env(settings)):
         yield
 
