@@ -14,8 +14,9 @@ operations that plain fsspec does not offer; `create_exclusive`, `read_record`,
   DELETE with `If-Match: <ETag read>` replaces or deletes only the version the caller
   read. The store decides, so two hosts can race safely. (AWS S3 has conditional PUTs
   since 2024-08 and conditional DELETEs since 2025-09; MinIO, R2 and moto have them.)
-- other fsspec stores (gs://, abfs://): exclusive create through fsspec's "xb" mode;
-  replace and delete compare first and then act, which is not atomic between hosts.
+- other fsspec stores (gs://, abfs://): exclusive create is one upload that the store
+  refuses when the name exists (fsspec's `mode="create"`); replace and delete compare
+  first and then act, which is not atomic between hosts.
 """
 
 from __future__ import annotations
@@ -68,6 +69,13 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
             config_kwargs={"retries": {"max_attempts": MAX_RETRIES, "mode": "standard"}},
         )
         return fs, uri.split("://", 1)[1]
+    if scheme(uri) == "gs" and os.environ.get("STORAGE_EMULATOR_HOST"):
+        # A GCS emulator takes no credentials (without "anon" google-auth would look for
+        # some, up to the cloud metadata server) and has no Storage Control API, which
+        # gcsfs's default class asks for each bucket's type (60 s each before it gives up).
+        from gcsfs.core import GCSFileSystem
+
+        return GCSFileSystem(token="anon"), uri.split("://", 1)[1]
     fs, path = fsspec.core.url_to_fs(uri)
     return fs, path
 
@@ -99,6 +107,26 @@ def delta_storage_options(uri: str) -> dict[str, str] | None:
         opts["conditional_put"] = os.environ.get("AWS_CONDITIONAL_PUT", "etag")
         if opts.get("AWS_ENDPOINT_URL", "").startswith("http://"):
             opts["AWS_ALLOW_HTTP"] = "true"
+    if kind in ("abfs", "abfss", "az") and os.environ.get("AZURE_STORAGE_CONNECTION_STRING"):
+        opts.update(_azure_connection_options(os.environ["AZURE_STORAGE_CONNECTION_STRING"]))
+    return opts
+
+
+def _azure_connection_options(connection_string: str) -> dict[str, str]:
+    """delta-rs options from an Azure connection string, the one setting adlfs reads, so
+    that one variable points both at the account (or at Azurite: its BlobEndpoint)."""
+    parts = dict(p.split("=", 1) for p in connection_string.split(";") if "=" in p)
+    opts = {}
+    if "AccountName" in parts:
+        opts["AZURE_STORAGE_ACCOUNT_NAME"] = parts["AccountName"]
+    if "AccountKey" in parts:
+        opts["AZURE_STORAGE_ACCOUNT_KEY"] = parts["AccountKey"]
+    if "SharedAccessSignature" in parts:
+        opts["AZURE_STORAGE_SAS_TOKEN"] = parts["SharedAccessSignature"]
+    if "BlobEndpoint" in parts:
+        opts["AZURE_STORAGE_ENDPOINT"] = parts["BlobEndpoint"].rstrip("/")
+        if parts["BlobEndpoint"].startswith("http://"):
+            opts["AZURE_ALLOW_HTTP"] = "true"
     return opts
 
 
@@ -131,9 +159,10 @@ def create_exclusive(uri: str, data: bytes) -> str | None:
             bucket, key, _ = fs.split_path(path)
             response = fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
             return response["ETag"]
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        with fs.open(path, "xb") as f:
-            f.write(data)
+        # One upload with the store's create-only condition (GCS `ifGenerationMatch=0`,
+        # Azure `If-None-Match: *`): the store decides. (gcsfs's open("xb") starts a
+        # resumable upload, whose condition fake-gcs-server ignores.)
+        fs.pipe_file(path, data, mode="create")
         return _content_tag(data)
     except FileExistsError:
         return None
