@@ -41,15 +41,17 @@ last_year as (
 
 )
 
-select features.desynpuf_id, features.feature_year
+select
+    features.desynpuf_id,
+    features.feature_year
 from features
 cross join last_year
 left join years as feature_year
     on feature_year.desynpuf_id = features.desynpuf_id
-    and feature_year.beneficiary_year = features.feature_year
+        and feature_year.beneficiary_year = features.feature_year
 left join comorbidities
     on comorbidities.desynpuf_id = features.desynpuf_id
-    and comorbidities.beneficiary_year = features.feature_year
+        and comorbidities.beneficiary_year = features.feature_year
 where feature_year.desynpuf_id is null
     or comorbidities.desynpuf_id is null
     or not feature_year.is_alive_at_year_end

@@ -13,14 +13,17 @@ summaries as (
 
 )
 
-select features.admission_id, features.admission_date, features.days_since_last_discharge
+select
+    features.admission_id,
+    features.admission_date,
+    features.days_since_last_discharge
 from features
 left join summaries as prior_year
     on prior_year.desynpuf_id = features.desynpuf_id
-    and prior_year.beneficiary_year = year(features.admission_date) - 1
+        and prior_year.beneficiary_year = year(features.admission_date) - 1
 left join {{ ref('comorbidity_beneficiary_year') }} as prior_comorbidity
     on prior_comorbidity.desynpuf_id = features.desynpuf_id
-    and prior_comorbidity.beneficiary_year = year(features.admission_date) - 1
+        and prior_comorbidity.beneficiary_year = year(features.admission_date) - 1
 where prior_year.desynpuf_id is null
     or not (prior_comorbidity.charlson_index <=> features.prior_year_charlson_index)
     or not (prior_comorbidity.elixhauser_index <=> features.prior_year_elixhauser_index)

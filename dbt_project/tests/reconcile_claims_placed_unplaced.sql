@@ -4,7 +4,10 @@
 -- whose counts or payments differ.
 with claim_totals as (
 
-    select claim_type, count(*) as claim_count, sum(payment_amount) as payment_amount
+    select
+        claim_type,
+        count(*) as claim_count,
+        sum(payment_amount) as payment_amount
     from {{ ref('fct_claims') }}
     group by claim_type
 
@@ -25,7 +28,10 @@ placed_totals as (
 
 unplaced_totals as (
 
-    select claim_type, sum(claim_count) as claim_count, sum(payment_amount) as payment_amount
+    select
+        claim_type,
+        sum(claim_count) as claim_count,
+        sum(payment_amount) as payment_amount
     from {{ ref('reconcile_unplaced_claims') }}
     group by claim_type
 

@@ -34,6 +34,11 @@ def number(value) -> str:
     return f"{int(value):,}"
 
 
+def per_1000(value) -> str:
+    """A utilisation rate as the page shows it: gold's decimal(., 2), or a dash for none."""
+    return "–" if value is None else f"{float(value):,.2f}"
+
+
 def _luminance(colour: str) -> float:
     """WCAG relative luminance of "#rrggbb" or "rgb(r,g,b)"."""
     if colour.startswith("#"):
@@ -175,6 +180,52 @@ def test_pmpm_by_state_and_year_equals_gold(page, spark, screenshots):
     page.select_option("#costs-measure", "inpatient_pmpm")
     cell = f"#costs-table tr[data-state-code='{early.state_code}'] td[data-col=inpatient_pmpm]"
     assert text(page, cell) == money(early.inpatient_pmpm)
+
+
+# utilisation measure -> its count and the member months of the Part that pays for it
+UTILISATION = {
+    "inpatient_admissions_per_1000_mm": ("inpatient_admission_count", "part_a_member_months"),
+    "inpatient_claims_per_1000_mm": ("inpatient_claim_count", "part_a_member_months"),
+    "inpatient_days_per_1000_mm": ("inpatient_days", "part_a_member_months"),
+    "outpatient_claims_per_1000_mm": ("outpatient_claim_count", "part_b_member_months"),
+    "carrier_claims_per_1000_mm": ("carrier_claim_count", "part_b_member_months"),
+    "drug_events_per_1000_mm": ("pde_claim_count", "part_d_member_months"),
+}
+
+
+def test_utilisation_per_1000_member_months_equals_gold(page, spark, screenshots):
+    pmpm = spark.table("gold.pmpm_by_state_year")
+    last_year = pmpm.agg({"beneficiary_year": "max"}).first()[0]
+    rows = pmpm.where(f"beneficiary_year = {last_year}").collect()
+    assert sum(r.inpatient_admission_count for r in rows) > 0, "no admissions in gold"
+    page.select_option("#costs-year", str(last_year))
+    offered = page.locator("#costs-measure optgroup[label^='Utilisation'] option")
+    assert sorted(offered.nth(i).get_attribute("value") for i in range(offered.count())) == (
+        sorted(UTILISATION)
+    )
+    for measure, (events, months) in UTILISATION.items():
+        page.select_option("#costs-measure", measure)
+        assert page.locator("#costs-table tbody tr").count() == len(rows)
+        shown = [r for r in rows if getattr(r, events)] or rows
+        # every state with events of this kind (all states when none has any)
+        for r in shown:
+            row = f"#costs-table tr[data-state-code='{r.state_code}']"
+            assert text(page, f"{row} td[data-col={events}]") == number(getattr(r, events))
+            assert text(page, f"{row} td[data-col={months}]") == number(getattr(r, months))
+            rate = getattr(r, measure)
+            assert text(page, f"{row} td[data-col={measure}]") == per_1000(rate), (measure, r)
+            # gold's rate is its count per 1,000 of its months, both in the row
+            if getattr(r, months):
+                expected = getattr(r, events) * 1000 / getattr(r, months)
+                assert abs(float(rate) - expected) <= 0.005, (measure, r)
+            else:
+                assert rate is None
+        biggest = max(rows, key=lambda r: (getattr(r, events), r.state_code))
+        tile = page.locator(f"#costs-map g[data-state='{biggest.state}'] title")
+        assert tile.text_content().endswith(per_1000(getattr(biggest, measure)))
+        if measure == "inpatient_admissions_per_1000_mm":
+            shoot(page, screenshots, "01_utilisation", "#costs")
+    page.select_option("#costs-measure", "medicare_paid_pmpm")
 
 
 def test_readmission_rates_equal_gold(page, spark, screenshots):

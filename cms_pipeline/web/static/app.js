@@ -13,21 +13,48 @@
   const fmtRate = (v) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(2)}%`);
   const shortMoney = (v) => (v === null || v === undefined ? "–"
     : v >= 10000 ? `$${(v / 1000).toFixed(0)}k` : `$${Math.round(v)}`);
+  // utilisation rates: gold holds them as decimal(., 2), shown with their 2 decimals
+  const per1000 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const fmtPer1000 = (v) => (v === null || v === undefined ? "–" : per1000.format(v));
+  const shortPer1000 = (v) => (v === null || v === undefined ? "–"
+    : v >= 10000 ? `${(v / 1000).toFixed(0)}k` : `${Math.round(v)}`);
 
-  // measure -> [label, its numerator (amount) column, its denominator (months) column]:
-  // gold's pmpm_by_state_year carries both, so the table shows how each PMPM is made
+  // measure -> [label, its numerator column, its denominator (months) column, kind]:
+  // gold's pmpm_by_state_year carries both, so the table shows how each value is made.
+  // "money": an amount per member month; "per1000": a count per 1,000 member months.
   const MEASURES = {
-    medicare_paid_pmpm: ["Medicare paid", "medicare_paid_amount", "member_months"],
-    claims_pmpm: ["All claim payments", "claims_payment_amount", "member_months"],
-    inpatient_pmpm: ["Inpatient payments", "inpatient_payment_amount", "member_months"],
-    outpatient_pmpm: ["Outpatient payments", "outpatient_payment_amount", "member_months"],
-    carrier_pmpm: ["Carrier payments", "carrier_payment_amount", "member_months"],
-    beneficiary_paid_pmpm: ["Beneficiary paid", "beneficiary_paid_amount", "member_months"],
-    primary_payer_paid_pmpm: ["Primary payer paid", "primary_payer_paid_amount", "member_months"],
-    summary_medicare_pmpm: ["Summary-file Medicare reimbursement", "summary_medicare_total_amount", "member_months"],
-    pde_gross_drug_cost_pmpm: ["Part D gross drug cost", "pde_gross_drug_cost_amount", "part_d_member_months"],
-    pde_patient_pay_pmpm: ["Part D patient pay", "pde_patient_pay_amount", "part_d_member_months"],
-    pde_pmpm: ["Part D payments", "pde_payment_amount", "part_d_member_months"],
+    medicare_paid_pmpm: ["Medicare paid", "medicare_paid_amount", "member_months", "money"],
+    claims_pmpm: ["All claim payments", "claims_payment_amount", "member_months", "money"],
+    inpatient_pmpm: ["Inpatient payments", "inpatient_payment_amount", "member_months", "money"],
+    outpatient_pmpm: ["Outpatient payments", "outpatient_payment_amount", "member_months", "money"],
+    carrier_pmpm: ["Carrier payments", "carrier_payment_amount", "member_months", "money"],
+    beneficiary_paid_pmpm: ["Beneficiary paid", "beneficiary_paid_amount", "member_months", "money"],
+    primary_payer_paid_pmpm: ["Primary payer paid", "primary_payer_paid_amount", "member_months", "money"],
+    summary_medicare_pmpm: ["Summary-file Medicare reimbursement", "summary_medicare_total_amount", "member_months", "money"],
+    pde_gross_drug_cost_pmpm: ["Part D gross drug cost", "pde_gross_drug_cost_amount", "part_d_member_months", "money"],
+    pde_patient_pay_pmpm: ["Part D patient pay", "pde_patient_pay_amount", "part_d_member_months", "money"],
+    pde_pmpm: ["Part D payments", "pde_payment_amount", "part_d_member_months", "money"],
+    inpatient_admissions_per_1000_mm: ["Inpatient admissions", "inpatient_admission_count", "part_a_member_months", "per1000"],
+    inpatient_claims_per_1000_mm: ["Inpatient claims", "inpatient_claim_count", "part_a_member_months", "per1000"],
+    inpatient_days_per_1000_mm: ["Inpatient days", "inpatient_days", "part_a_member_months", "per1000"],
+    outpatient_claims_per_1000_mm: ["Outpatient claims", "outpatient_claim_count", "part_b_member_months", "per1000"],
+    carrier_claims_per_1000_mm: ["Carrier claims", "carrier_claim_count", "part_b_member_months", "per1000"],
+    drug_events_per_1000_mm: ["Part D drug events", "pde_claim_count", "part_d_member_months", "per1000"],
+  };
+  const MONTHS_LABELS = {
+    member_months: "Member months (A/B)",
+    part_a_member_months: "Part A member months",
+    part_b_member_months: "Part B member months",
+    part_d_member_months: "Part D member months",
+  };
+  // how each kind of measure is shown: its numerator, its value, the value in a tile, the
+  // words after its name
+  const KINDS = {
+    money: { total: fmtMoney, value: fmtMoney, short: shortMoney, per: "per member month",
+      column: "PMPM", group: "Cost per member per month" },
+    per1000: { total: fmtCount, value: fmtPer1000, short: shortPer1000,
+      per: "per 1,000 member months", column: "per 1,000 member months",
+      group: "Utilisation per 1,000 member months" },
   };
 
   const $ = (id) => document.getElementById(id);
@@ -104,45 +131,56 @@
     const first = state.years[years[0]].states[0] || {};
     const measures = Object.keys(MEASURES).filter((m) => m in first);
     fillSelect($("costs-year"), years.map((y) => [y, y]), years[years.length - 1]);
-    fillSelect($("costs-measure"), measures.map((m) => [m, MEASURES[m][0]]), "medicare_paid_pmpm");
+    fillMeasures($("costs-measure"), measures, "medicare_paid_pmpm");
     $("costs-year").addEventListener("change", renderCosts);
     $("costs-measure").addEventListener("change", renderCosts);
     renderCosts();
+  }
+
+  // the measures in one <optgroup> per kind (cost, then utilisation)
+  function fillMeasures(select, measures, selected) {
+    select.replaceChildren(...Object.entries(KINDS).map(([kind, k]) =>
+      node("optgroup", { label: k.group }, measures.filter((m) => MEASURES[m][3] === kind)
+        .map((m) => {
+          const o = node("option", { value: m, text: MEASURES[m][0] });
+          if (m === selected) o.selected = true;
+          return o;
+        }))).filter((g) => g.children.length));
   }
 
   function renderCosts() {
     const year = $("costs-year").value;
     const measure = $("costs-measure").value;
     const rows = state.years[year].states;
-    const [name, amount, months] = MEASURES[measure];
-    const monthsLabel = months === "member_months" ? "Member months (A/B)" : "Part D member months";
+    const [name, amount, months, kind] = MEASURES[measure];
+    const k = KINDS[kind];
     const items = rows.map((r) => ({
       label: r.state || r.state_code,
       name: `${r.state || r.state_code} (SSA code ${r.state_code})`,
       value: r[measure],
-      text: fmtMoney(r[measure]),
-      short: shortMoney(r[measure]),
+      text: k.value(r[measure]),
+      short: k.short(r[measure]),
     }));
     const valued = rows.filter((r) => r[measure] !== null && r[measure] !== undefined);
     const top = valued.slice().sort((a, b) => b[measure] - a[measure])[0];
     window.Charts.tileMap($("costs-map"), items,
-      `${name} per member per month by state, ${year}`,
+      `${name} ${k.per} by state, ${year}`,
       `Tile map of ${rows.length} states, darker is higher.` +
-      (top ? ` Highest: ${top.state || top.state_code} at ${fmtMoney(top[measure])}.` : ""));
+      (top ? ` Highest: ${top.state || top.state_code} at ${k.value(top[measure])}.` : ""));
     $("costs-caption").textContent =
-      `${name} per member per month, ${year}. Each square is a state; darker is higher. ` +
+      `${name} ${k.per}, ${year}. Each square is a state; darker is higher. ` +
       "Hover a square for its value; every value is in the table below.";
-    $("costs-table-caption").textContent = `Per state, ${year}`;
+    $("costs-table-caption").textContent = `Per state, ${year}: ${name} ${k.per}`;
     const table = $("costs-table");
     header(table, [["State", false], ["SSA code", false], ["Beneficiaries", true],
-      [monthsLabel, true], [`${name}, total`, true], [`${name} PMPM`, true]]);
+      [MONTHS_LABELS[months], true], [`${name}, total`, true], [`${name} ${k.column}`, true]]);
     table.tBodies[0].replaceChildren(...rows.map((r) => node("tr", { "data-state-code": r.state_code }, [
       node("th", { scope: "row", text: r.state || r.state_code }),
       cell(r.state_code),
       cell(fmtCount(r.beneficiary_count), { class: "num", "data-col": "beneficiary_count" }),
       cell(fmtCount(r[months]), { class: "num", "data-col": months }),
-      cell(fmtMoney(r[amount]), { class: "num", "data-col": amount }),
-      cell(fmtMoney(r[measure]), { class: "num", "data-col": measure }),
+      cell(k.total(r[amount]), { class: "num", "data-col": amount }),
+      cell(k.value(r[measure]), { class: "num", "data-col": measure }),
     ])));
   }
 
@@ -326,6 +364,7 @@
   const YEAR_COLUMNS = [["beneficiary_year", "Year", "text"], ["age", "Age", "count"],
     ["state", "State", "text"], ["member_months", "Member months", "count"],
     ["chronic_condition_count", "Chronic conditions", "count"],
+    ["inpatient_admission_count", "Inpatient admissions", "count"],
     ["inpatient_claim_count", "Inpatient claims", "count"],
     ["outpatient_claim_count", "Outpatient claims", "count"],
     ["carrier_claim_count", "Carrier claims", "count"], ["pde_claim_count", "Drug events", "count"],

@@ -12,9 +12,12 @@ condition_rows as (
         condition_code,
         coalesce(has_condition, false) as has_condition
     from beneficiaries
-    lateral view stack({{ conditions | length }}
-        {%- for column, code in conditions %}, '{{ code }}', {{ column }}{% endfor %}
-    ) flags as condition_code, has_condition
+        lateral view stack(
+            {{ conditions | length }}
+            {%- for column, code in conditions %},
+            '{{ code }}',
+            {{ column }}{% endfor %}
+        ) flags as condition_code, has_condition
 
 ),
 

@@ -27,7 +27,11 @@ with {{ import_refs(
 
 diagnoses as (
 
-    select claim_type, claim_id, desynpuf_id, icd9_dgns_cd
+    select
+        claim_type,
+        claim_id,
+        desynpuf_id,
+        icd9_dgns_cd
     from {{ ref('claim_diagnoses') }}
     where diagnosis_position > 0
 
@@ -55,28 +59,30 @@ counted as (
     from flagged
     left join exclusions
         on exclusions.comorbidity_index = flagged.comorbidity_index
-        and exclusions.mild_category = flagged.category
+            and exclusions.mild_category = flagged.category
     left join flagged as severe
         on severe.desynpuf_id = flagged.desynpuf_id
-        and severe.claim_year = flagged.claim_year
-        and severe.comorbidity_index = flagged.comorbidity_index
-        and severe.category = exclusions.severe_category
+            and severe.claim_year = flagged.claim_year
+            and severe.comorbidity_index = flagged.comorbidity_index
+            and severe.category = exclusions.severe_category
     where severe.category is null
 
 ),
 
 weighted as (
 
-    select counted.*, coalesce(weights.weight, 0) as weight
+    select
+        counted.*,
+        coalesce(weights.weight, 0) as weight
     from counted
     left join weights
         on weights.comorbidity_index = counted.comorbidity_index
-        and weights.category = counted.category
-        and weights.weight_scheme = case counted.comorbidity_index
-            {%- for index, scheme in schemes.items() %}
-            when '{{ index }}' then '{{ scheme }}'
-            {%- endfor %}
-        end
+            and weights.category = counted.category
+            and weights.weight_scheme = case counted.comorbidity_index
+                {%- for index, scheme in schemes.items() %}
+                when '{{ index }}' then '{{ scheme }}'
+                {%- endfor %}
+            end
 
 ),
 
@@ -85,13 +91,13 @@ per_year as (
     select
         desynpuf_id,
         claim_year,
-        {%- for index in schemes %}
-        count_if(comorbidity_index = '{{ index }}') as {{ index }}_category_count,
-        sum(case when comorbidity_index = '{{ index }}' then weight else 0 end) as {{ index }}_index,
-        concat_ws('; ', sort_array(collect_list(
-            case when comorbidity_index = '{{ index }}' then category end
+    {%- for index in schemes %}
+    count_if(comorbidity_index = '{{ index }}') as {{ index }}_category_count,
+    sum(case when comorbidity_index = '{{ index }}' then weight else 0 end) as {{ index }}_index,
+    concat_ws('; ', sort_array(collect_list(
+        case when comorbidity_index = '{{ index }}' then category end
         ))) as {{ index }}_categories{{ "," if not loop.last }}
-        {%- endfor %}
+    {%- endfor %}
     from weighted
     group by desynpuf_id, claim_year
 
@@ -100,13 +106,13 @@ per_year as (
 select
     beneficiary_years.desynpuf_id,
     beneficiary_years.beneficiary_year,
-    {%- for index, scheme in schemes.items() %}
-    cast(coalesce(per_year.{{ index }}_category_count, 0) as int) as {{ index }}_category_count,
-    cast(coalesce(per_year.{{ index }}_index, 0) as int) as {{ index }}_index,
-    '{{ scheme }}' as {{ index }}_weight_scheme,
-    nullif(per_year.{{ index }}_categories, '') as {{ index }}_categories{{ "," if not loop.last }}
-    {%- endfor %}
+{%- for index, scheme in schemes.items() %}
+cast(coalesce(per_year.{{ index }}_category_count, 0) as int) as {{ index }}_category_count,
+cast(coalesce(per_year.{{ index }}_index, 0) as int) as {{ index }}_index,
+'{{ scheme }}' as {{ index }}_weight_scheme,
+nullif(per_year.{{ index }}_categories, '') as {{ index }}_categories{{ "," if not loop.last }}
+{%- endfor %}
 from beneficiary_years
 left join per_year
     on per_year.desynpuf_id = beneficiary_years.desynpuf_id
-    and per_year.claim_year = beneficiary_years.beneficiary_year
+        and per_year.claim_year = beneficiary_years.beneficiary_year

@@ -47,7 +47,7 @@ institutional_segments as (
         principal_icd9_prcdr_cd,
         coalesce(payment_amount, 0) as payment_amount,
         coalesce(deductible_amount, 0) + coalesce(coinsurance_amount, 0)
-            + coalesce(blood_deductible_amount, 0) as beneficiary_responsibility_amount,
+        + coalesce(blood_deductible_amount, 0) as beneficiary_responsibility_amount,
         coalesce(primary_payer_paid_amount, 0) as primary_payer_paid_amount
     from {{ setting }}
     {{ "union all" if not loop.last }}
@@ -69,9 +69,9 @@ institutional_claims as (
         min_by({{ code }}, case when {{ code }} is not null then segment end) as {{ code }},
         {%- endfor %}
         count(*) as segment_count,
-        {%- for amount in ['payment_amount', 'beneficiary_responsibility_amount', 'primary_payer_paid_amount'] %}
-        min_by({{ amount }}, segment) as {{ amount }}{{ "," if not loop.last }}
-        {%- endfor %}
+    {%- for amount in ['payment_amount', 'beneficiary_responsibility_amount', 'primary_payer_paid_amount'] %}
+    min_by({{ amount }}, segment) as {{ amount }}{{ "," if not loop.last }}
+    {%- endfor %}
     from institutional_segments
     group by claim_type, claim_id
 

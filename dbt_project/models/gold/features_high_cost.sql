@@ -26,7 +26,7 @@ population as (
 
     select beneficiary_years.*
     from beneficiary_years
-    where is_alive_at_year_end and member_months > 0
+    where beneficiary_years.is_alive_at_year_end and beneficiary_years.member_months > 0
 
 ),
 
@@ -41,7 +41,7 @@ next_year_payments as (
     cross join data_years
     left join beneficiary_years as next_year
         on next_year.desynpuf_id = population.desynpuf_id
-        and next_year.beneficiary_year = population.beneficiary_year + 1
+            and next_year.beneficiary_year = population.beneficiary_year + 1
 
 ),
 
@@ -53,9 +53,11 @@ labels as (
         is_training_row,
         case
             when not is_training_row then null
-            when cume_dist() over (
-                partition by feature_year order by label_payment_amount
-            ) > {{ var('high_cost_quantile') }} then 1
+            when cume_dist()
+                    over (
+                        partition by feature_year order by label_payment_amount
+                    )
+                > {{ var('high_cost_quantile') }} then 1
             else 0
         end as is_high_cost_next_year
     from next_year_payments
@@ -105,10 +107,10 @@ final as (
     from population as features
     inner join labels
         on labels.desynpuf_id = features.desynpuf_id
-        and labels.feature_year = features.beneficiary_year
+            and labels.feature_year = features.beneficiary_year
     left join comorbidities
         on comorbidities.desynpuf_id = features.desynpuf_id
-        and comorbidities.beneficiary_year = features.beneficiary_year
+            and comorbidities.beneficiary_year = features.beneficiary_year
 
 )
 

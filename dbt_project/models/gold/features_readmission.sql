@@ -28,7 +28,7 @@ index_admissions as (
     from admissions
     inner join beneficiaries as prior_year
         on prior_year.desynpuf_id = admissions.desynpuf_id
-        and prior_year.beneficiary_year = year(admissions.admission_date) - 1
+            and prior_year.beneficiary_year = year(admissions.admission_date) - 1
     where admissions.is_alive_at_discharge
         and admissions.has_valid_dates
         and admissions.exclusion_reason is null
@@ -68,8 +68,8 @@ prior_admissions as (
     from index_admissions
     left join admissions as history
         on history.desynpuf_id = index_admissions.desynpuf_id
-        and history.discharge_date < index_admissions.admission_date
-        and history.admission_date >= date_sub(index_admissions.admission_date, {{ var('lookback_days') }})
+            and history.discharge_date < index_admissions.admission_date
+            and history.admission_date >= date_sub(index_admissions.admission_date, {{ var('lookback_days') }})
     group by index_admissions.admission_id, index_admissions.admission_date
 
 ),
@@ -83,17 +83,19 @@ prior_outpatient as (
     from index_admissions
     left join outpatient as history
         on history.desynpuf_id = index_admissions.desynpuf_id
-        and history.claim_end_date < index_admissions.admission_date
-        and history.claim_start_date >= date_sub(index_admissions.admission_date, {{ var('lookback_days') }})
+            and history.claim_end_date < index_admissions.admission_date
+            and history.claim_start_date >= date_sub(index_admissions.admission_date, {{ var('lookback_days') }})
     group by index_admissions.admission_id
 
 ),
 
 stay_claims as (
 
-    select admission_id, claim_id
+    select
+        admission_id,
+        claim_id
     from merged_stays
-    lateral view explode(claim_ids) claims as claim_id
+        lateral view explode(claim_ids) claims as claim_id
 
 ),
 
@@ -161,10 +163,10 @@ final as (
         on people.desynpuf_id = index_admissions.desynpuf_id
     inner join beneficiaries as prior_year
         on prior_year.desynpuf_id = index_admissions.desynpuf_id
-        and prior_year.beneficiary_year = year(index_admissions.admission_date) - 1
+            and prior_year.beneficiary_year = year(index_admissions.admission_date) - 1
     left join comorbidities as prior_comorbidity
         on prior_comorbidity.desynpuf_id = index_admissions.desynpuf_id
-        and prior_comorbidity.beneficiary_year = year(index_admissions.admission_date) - 1
+            and prior_comorbidity.beneficiary_year = year(index_admissions.admission_date) - 1
     left join prior_admissions
         on prior_admissions.admission_id = index_admissions.admission_id
     left join prior_outpatient

@@ -20,7 +20,7 @@ index_admissions as (
     from admissions
     left join summaries
         on summaries.desynpuf_id = admissions.desynpuf_id
-        and summaries.beneficiary_year = admissions.discharge_year
+            and summaries.beneficiary_year = admissions.discharge_year
     left join people
         on people.desynpuf_id = admissions.desynpuf_id
     where admissions.is_index_admission

@@ -19,9 +19,10 @@ paired as (
         beneficiary_years.desynpuf_id,
         beneficiary_years.beneficiary_year,
         beneficiary_years.state_code,
-        stack(9,
-        {%- for setting, suffix in [('inpatient', 'ip'), ('outpatient', 'op'), ('carrier', 'carrier')] %}
-        {%- set outer_last = loop.last %}
+        stack(
+            9,
+            {%- for setting, suffix in [('inpatient', 'ip'), ('outpatient', 'op'), ('carrier', 'carrier')] %}
+            {%- set outer_last = loop.last %}
         {%- for measure, summary, claims in [
             ('medicare_paid', 'medicare_' ~ suffix ~ '_amount', setting ~ '_payment_amount'),
             ('beneficiary_paid', 'beneficiary_' ~ suffix ~ '_amount', setting ~ '_beneficiary_responsibility_amount'),
@@ -29,13 +30,13 @@ paired as (
             '{{ setting }}', '{{ measure }}',
             cast(coalesce(beneficiaries.{{ summary }}, 0) as decimal(28, 2)),
             cast(beneficiary_years.{{ claims }} as decimal(28, 2)){{ "," if not (outer_last and loop.last) }}
-        {%- endfor %}
-        {%- endfor %}
+            {%- endfor %}
+            {%- endfor %}
         ) as (setting, measure, summary_amount, claims_amount)
     from beneficiary_years
     inner join beneficiaries
         on beneficiaries.desynpuf_id = beneficiary_years.desynpuf_id
-        and beneficiaries.beneficiary_year = beneficiary_years.beneficiary_year
+            and beneficiaries.beneficiary_year = beneficiary_years.beneficiary_year
 
 ),
 

@@ -40,8 +40,10 @@ final as (
         claims_amount - summary_amount as difference_amount,
         claims_over_summary_amount,
         summary_over_claims_amount,
-        cast((summary_amount - summary_over_claims_amount) / nullif(summary_amount, 0)
-            as decimal(9, 6)) as summary_share_explained
+        cast(
+            (summary_amount - summary_over_claims_amount) / nullif(summary_amount, 0)
+            as decimal(9, 6)
+        ) as summary_share_explained
     from totals
 
 )

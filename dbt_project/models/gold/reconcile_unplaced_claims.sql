@@ -45,7 +45,7 @@ unplaced_claims as (
     from claims
     left join beneficiaries
         on beneficiaries.desynpuf_id = claims.desynpuf_id
-        and beneficiaries.beneficiary_year = claims.claim_year
+            and beneficiaries.beneficiary_year = claims.claim_year
     left join summary_beneficiaries
         on summary_beneficiaries.desynpuf_id = claims.desynpuf_id
     left join summary_years

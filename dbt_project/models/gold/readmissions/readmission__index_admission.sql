@@ -30,13 +30,13 @@ final as (
         exclusion.exclusion_reason,
         cohort.specialty_cohort,
         discharge_requirement.is_alive_at_discharge
-            and not discharge_requirement.is_transferred_out
-            and discharge_requirement.has_valid_dates
-            and time_requirement.is_window_observed
-            and enrollment_requirement.meets_enrollment_requirement
-            and not same_day.is_followed_by_same_day_same_condition
-            and exclusion.exclusion_reason is null
-            and cohort.specialty_cohort is not null as is_index_admission
+        and not discharge_requirement.is_transferred_out
+        and discharge_requirement.has_valid_dates
+        and time_requirement.is_window_observed
+        and enrollment_requirement.meets_enrollment_requirement
+        and not same_day.is_followed_by_same_day_same_condition
+        and exclusion.exclusion_reason is null
+        and cohort.specialty_cohort is not null as is_index_admission
     from admissions
     inner join discharge_requirement
         on discharge_requirement.admission_id = admissions.admission_id

@@ -33,7 +33,7 @@ final as (
             as is_alive_at_discharge,
         coalesce(
             with_next.next_admission_date
-                <= date_add(with_next.discharge_date, {{ var('transfer_gap_days') }})
+            <= date_add(with_next.discharge_date, {{ var('transfer_gap_days') }})
             and not with_next.next_provider_id <=> with_next.discharge_provider_id,
             false
         ) as is_transferred_out,

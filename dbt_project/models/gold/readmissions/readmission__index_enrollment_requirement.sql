@@ -27,10 +27,10 @@ final as (
         on people.desynpuf_id = admissions.desynpuf_id
     left join summaries as prior_year
         on prior_year.desynpuf_id = admissions.desynpuf_id
-        and prior_year.beneficiary_year = year(admissions.admission_date) - 1
+            and prior_year.beneficiary_year = year(admissions.admission_date) - 1
     left join summaries as admission_year
         on admission_year.desynpuf_id = admissions.desynpuf_id
-        and admission_year.beneficiary_year = year(admissions.admission_date)
+            and admission_year.beneficiary_year = year(admissions.admission_date)
 
 )
 

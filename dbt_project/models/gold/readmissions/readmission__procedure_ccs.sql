@@ -17,9 +17,11 @@ procedures as (
 
 stay_claims as (
 
-    select admission_id, claim_id
+    select
+        admission_id,
+        claim_id
     from admissions
-    lateral view explode(claim_ids) claims as claim_id
+        lateral view explode(claim_ids) claims as claim_id
 
 ),
 

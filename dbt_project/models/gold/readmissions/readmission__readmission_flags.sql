@@ -33,9 +33,9 @@ flagged as (
         next_planned.is_planned as is_next_admission_planned,
         index_admissions.is_index_admission,
         index_admissions.is_index_admission
-            and datediff(with_next.next_admission_date, with_next.discharge_date)
-                <= {{ var('readmission_window_days') }}
-            and not next_planned.is_planned
+        and datediff(with_next.next_admission_date, with_next.discharge_date)
+        <= {{ var('readmission_window_days') }}
+        and not next_planned.is_planned
             as is_readmitted_30d
     from with_next
     inner join index_admissions

@@ -17,7 +17,7 @@ surgical as (
     from procedures
     inner join cohorts
         on cast(cohorts.ccs_category as string) = procedures.ccs_category
-        and cohorts.code_kind = 'procedure'
+            and cohorts.code_kind = 'procedure'
 
 ),
 
@@ -36,7 +36,7 @@ final as (
         on diagnosis.admission_id = admissions.admission_id
     left join cohorts
         on cast(cohorts.ccs_category as string) = diagnosis.principal_ccs_category
-        and cohorts.code_kind = 'diagnosis'
+            and cohorts.code_kind = 'diagnosis'
 
 )
 
