@@ -83,6 +83,11 @@ def _columns(lines: list[str]) -> str:
     return ",\n".join(_INDENT + line for line in lines)
 
 
+def _select_list(lines: list[str]) -> str:
+    """After `select`: one target on the same line, several one per line."""
+    return f" {lines[0]}" if len(lines) == 1 else f"\n{_columns(lines)}"
+
+
 def staging_sql(mapping: dict) -> str:
     """The staging model of one bronze table read from bronze (see the module doc)."""
     table = mapping["source"]
@@ -92,7 +97,10 @@ def staging_sql(mapping: dict) -> str:
         _cte("source", f"    select * from {{{{ source('bronze', '{table}') }}}}"),
         _cte(
             "superseded",
-            "    select _batch_id, _source_file, _source_line\n"
+            "    select\n"
+            "        _batch_id,\n"
+            "        _source_file,\n"
+            "        _source_line\n"
             "    from (\n"
             "        select\n"
             "            _batch_id,\n"
@@ -111,12 +119,12 @@ def staging_sql(mapping: dict) -> str:
         ),
         _cte(
             "latest",
-            "    select /*+ BROADCAST(superseded) */ source.*\n"
+            "    select /*+ broadcast(superseded) */ source.*\n"
             "    from source\n"
             "    left anti join superseded\n"
-            "        on source._batch_id = superseded._batch_id\n"
-            "        and source._source_file = superseded._source_file\n"
-            "        and source._source_line = superseded._source_line",
+            "        on superseded._batch_id = source._batch_id\n"
+            "            and superseded._source_file = source._source_file\n"
+            "            and superseded._source_line = source._source_line",
             "the latest delivery of every key",
         ),
         _cte(
@@ -134,7 +142,7 @@ def staging_sql(mapping: dict) -> str:
     ctes.append(
         _cte(
             "decoded",
-            f"    select\n{_columns(['renamed.*', *labels])}\n    from renamed{joins}",
+            f"    select{_select_list(['renamed.*', *labels])}\n    from renamed{joins}",
             "decoded: codebook labels from the seeds",
         )
     )

@@ -32,7 +32,8 @@ claim_years as (
     select
         DESYNPUF_ID as desynpuf_id,
         cast(CLM_PMT_AMT as decimal(12, 2)) as payment_amount,
-        stack(4,
+        stack(
+            4,
             'claim_start', cast(substr(CLM_FROM_DT, 1, 4) as int),
             'through', cast(substr(CLM_THRU_DT, 1, 4) as int),
             'admission', cast(substr(coalesce(CLM_ADMSN_DT, CLM_FROM_DT), 1, 4) as int),
@@ -44,7 +45,11 @@ claim_years as (
 
 by_rule as (
 
-    select rule, desynpuf_id, claim_year, sum(payment_amount) as payment_amount
+    select
+        rule,
+        desynpuf_id,
+        claim_year,
+        sum(payment_amount) as payment_amount
     from claim_years
     group by rule, desynpuf_id, claim_year
 
@@ -62,17 +67,20 @@ compared as (
         rules.rule,
         count(*) as beneficiary_years,
         count_if(abs(coalesce(by_rule.payment_amount, 0) - summary.summary_medreimb_ip) < 0.5) as exact_years,
-        round(100.0 * count_if(abs(coalesce(by_rule.payment_amount, 0) - summary.summary_medreimb_ip) < 0.5) / count(*), 2) as exact_pct,
+        round(
+            100.0 * count_if(abs(coalesce(by_rule.payment_amount, 0) - summary.summary_medreimb_ip) < 0.5) / count(*), 2
+        ) as exact_pct,
         sum(by_rule.payment_amount) as placed_payment_amount
     from summary
     cross join rules
     left join by_rule
         on by_rule.rule = rules.rule
-        and by_rule.desynpuf_id = summary.desynpuf_id
-        and by_rule.claim_year = summary.summary_year
+            and by_rule.desynpuf_id = summary.desynpuf_id
+            and by_rule.claim_year = summary.summary_year
     where summary.summary_medreimb_ip <> 0 or by_rule.payment_amount is not null
     group by rules.rule
 
 )
 
-select * from compared order by rule
+select * from compared
+order by rule

@@ -22,7 +22,8 @@ summary as (
 
 ),
 
-segments as (
+-- part 1 (unused unless selected instead of compared, on the last lines)
+segments as (  -- noqa: ST03
 
     select
         SEGMENT as segment,
@@ -57,7 +58,10 @@ split_claims as (
 
 claims_in_year as (
 
-    select DESYNPUF_ID as desynpuf_id, substr(CLM_THRU_DT, 1, 4) as claim_year, count(distinct CLM_ID) as inpatient_claim_count
+    select
+        DESYNPUF_ID as desynpuf_id,
+        substr(CLM_THRU_DT, 1, 4) as claim_year,
+        count(distinct CLM_ID) as inpatient_claim_count
     from inpatient
     where CLM_THRU_DT is not null
     group by DESYNPUF_ID, substr(CLM_THRU_DT, 1, 4)
@@ -74,12 +78,13 @@ compared as (
     from split_claims
     left join claims_in_year
         on claims_in_year.desynpuf_id = split_claims.desynpuf_id
-        and claims_in_year.claim_year = substr(split_claims.segment_1_thru_date, 1, 4)
+            and claims_in_year.claim_year = substr(split_claims.segment_1_thru_date, 1, 4)
     left join summary
         on summary.DESYNPUF_ID = split_claims.desynpuf_id
-        and cast(summary.year as string) = substr(split_claims.segment_1_thru_date, 1, 4)
+            and cast(summary.year as string) = substr(split_claims.segment_1_thru_date, 1, 4)
 
 )
 
 -- select * from segments
-select * from compared order by claim_id
+select * from compared
+order by claim_id

@@ -20,7 +20,8 @@ summary as (
 
 ),
 
-segments as (
+-- part 1 (unused unless selected instead of compared, on the last lines)
+segments as (  -- noqa: ST03
 
     select
         SEGMENT as segment,
@@ -70,12 +71,13 @@ compared as (
     from split_claims
     inner join summary
         on summary.DESYNPUF_ID = split_claims.desynpuf_id
-        and cast(summary.year as string) = split_claims.claim_year
+            and cast(summary.year as string) = split_claims.claim_year
     left join year_payments
         on year_payments.desynpuf_id = split_claims.desynpuf_id
-        and year_payments.claim_year = split_claims.claim_year
+            and year_payments.claim_year = split_claims.claim_year
 
 )
 
 -- select * from segments
-select * from compared order by claim_id
+select * from compared
+order by claim_id

@@ -19,8 +19,9 @@ decoded as (
 
 {#- the store holds the line number as a decimal (see unpivot_from_mapping) #}
 {%- set position = cms_mapping('carrier_claims').unpivots['carrier_lines'].position %}
+
 select
-    {%- for c in unpivot_columns('carrier_claims', 'carrier_lines', keys) + ['is_allowed'] %}
+{%- for c in unpivot_columns('carrier_claims', 'carrier_lines', keys) + ['is_allowed'] %}
     {{ 'cast(%s as int) as %s' % (c, c) if c == position else c }}{{ "," if not loop.last }}
-    {%- endfor %}
+{%- endfor %}
 from decoded

@@ -11,7 +11,10 @@ source as (
 -- only keys and lineage are read, and the result is usually empty
 superseded as (
 
-    select _batch_id, _source_file, _source_line
+    select
+        _batch_id,
+        _source_file,
+        _source_line
     from (
         select
             _batch_id,
@@ -30,12 +33,12 @@ superseded as (
 -- the latest delivery of every key
 latest as (
 
-    select /*+ BROADCAST(superseded) */ source.*
+    select /*+ broadcast(superseded) */ source.*
     from source
     left anti join superseded
-        on source._batch_id = superseded._batch_id
-        and source._source_file = superseded._source_file
-        and source._source_line = superseded._source_line
+        on superseded._batch_id = source._batch_id
+            and superseded._source_file = source._source_file
+            and superseded._source_line = source._source_line
 
 ),
 
@@ -135,8 +138,7 @@ renamed as (
 -- decoded: codebook labels from the seeds
 decoded as (
 
-    select
-        renamed.*
+    select renamed.*
     from renamed
 
 )

@@ -39,8 +39,8 @@ final as (
     from claims
     left join line_totals
         on line_totals._batch_id = claims._batch_id
-        and line_totals._source_file = claims._source_file
-        and line_totals._source_line = claims._source_line
+            and line_totals._source_file = claims._source_file
+            and line_totals._source_line = claims._source_line
 
 )
 
