@@ -32,7 +32,9 @@ bronze_{{ s.claim_type }}_latest as (
             {{ s.date }} as claim_date,
             {%- for column in s.amounts %}
             {%- if s.claim_type == 'carrier' %}
-            {% for n in range(1, 14) %}coalesce({{ bronze_amount(column ~ '_' ~ n) }}, 0){{ " + " if not loop.last }}{% endfor %} as {{ s.amounts[column] }}{{ "," if not loop.last }}
+            {%- for n in range(1, 14) %}
+            {{ "+ " if not loop.first }}coalesce({{ bronze_amount(column ~ '_' ~ n) }}, 0)
+            {%- endfor %} as {{ s.amounts[column] }}{{ "," if not loop.last }}
             {%- else %}
             {{ bronze_amount(column) }} as {{ s.amounts[column] }}{{ "," if not loop.last }}
             {%- endif %}
@@ -48,7 +50,8 @@ bronze_{{ s.claim_type }} as (
     select
         '{{ s.claim_type }}' as claim_type,
         cast(substr(latest.claim_date, 1, 4) as int) as claim_year,
-        stack({{ s.amounts | length }},
+        stack(
+            {{ s.amounts | length }},
             {%- for column, name in s.amounts.items() %}
             '{{ name }}', coalesce(latest.{{ name }}, 0){{ "," if not loop.last }}
             {%- endfor %}
@@ -62,7 +65,8 @@ silver_{{ s.claim_type }} as (
     select
         '{{ s.claim_type }}' as claim_type,
         year({{ s.silver_date }}) as claim_year,
-        stack({{ s.amounts | length }},
+        stack(
+            {{ s.amounts | length }},
             {%- for column, name in s.amounts.items() %}
             '{{ name }}', cast(coalesce({{ name }}, 0) as decimal(18, 2)){{ "," if not loop.last }}
             {%- endfor %}
@@ -77,7 +81,8 @@ silver_carrier_lines as (
     select
         'carrier' as claim_type,
         year(claims.claim_end_date) as claim_year,
-        stack(5,
+        stack(
+            5,
             'payment_amount', coalesce(lines.line_payment_amount, 0),
             'primary_payer_paid_amount', coalesce(lines.line_primary_payer_paid_amount, 0),
             'deductible_amount', coalesce(lines.line_deductible_amount, 0),
@@ -92,7 +97,11 @@ silver_carrier_lines as (
 
 bronze_totals as (
     {%- for s in sources %}
-    select claim_type, claim_year, amount_name, sum(amount) as amount
+    select
+        claim_type,
+        claim_year,
+        amount_name,
+        sum(amount) as amount
     from bronze_{{ s.claim_type }}
     group by claim_type, claim_year, amount_name
     {{ "union all" if not loop.last }}
@@ -102,7 +111,11 @@ bronze_totals as (
 
 silver_totals as (
     {%- for s in sources %}
-    select claim_type, claim_year, amount_name, sum(amount) as amount
+    select
+        claim_type,
+        claim_year,
+        amount_name,
+        sum(amount) as amount
     from silver_{{ s.claim_type }}
     group by claim_type, claim_year, amount_name
     {{ "union all" if not loop.last }}
@@ -112,7 +125,11 @@ silver_totals as (
 
 silver_line_totals as (
 
-    select claim_type, claim_year, amount_name, sum(amount) as amount
+    select
+        claim_type,
+        claim_year,
+        amount_name,
+        sum(amount) as amount
     from silver_carrier_lines
     group by claim_type, claim_year, amount_name
 
@@ -130,12 +147,12 @@ compared as (
     from bronze_totals
     full outer join silver_totals
         on silver_totals.claim_type = bronze_totals.claim_type
-        and silver_totals.claim_year <=> bronze_totals.claim_year
-        and silver_totals.amount_name = bronze_totals.amount_name
+            and silver_totals.claim_year <=> bronze_totals.claim_year
+            and silver_totals.amount_name = bronze_totals.amount_name
     left join silver_line_totals
         on silver_line_totals.claim_type = coalesce(bronze_totals.claim_type, silver_totals.claim_type)
-        and silver_line_totals.claim_year <=> coalesce(bronze_totals.claim_year, silver_totals.claim_year)
-        and silver_line_totals.amount_name = coalesce(bronze_totals.amount_name, silver_totals.amount_name)
+            and silver_line_totals.claim_year <=> coalesce(bronze_totals.claim_year, silver_totals.claim_year)
+            and silver_line_totals.amount_name = coalesce(bronze_totals.amount_name, silver_totals.amount_name)
 
 )
 
