@@ -152,3 +152,13 @@ def emit(summary: Any, as_json: bool, render=None) -> None:
         render(summary)
     else:
         out.print(summary)
+
+
+def serve_until_stopped(server) -> None:
+    """Serve (a socketserver server) until Ctrl-C, then close its socket."""
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

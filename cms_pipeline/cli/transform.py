@@ -16,6 +16,7 @@ from cms_pipeline.cli.common import (
     console,
     emit,
     out,
+    serve_until_stopped,
     settings_for,
     table,
     writes_lake,
@@ -200,12 +201,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from exc
         server = make_server(target, listener)
         print(f"Serving the dbt docs on http://{host}:{server.server_port}/", flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+        serve_until_stopped(server)
 
     cluster = typer.Typer(
         help="A Spark cluster on this machine (metastore, master, worker, Thrift Server) "

@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from cms_pipeline.cli.common import JsonOption, LakeOption, ProfileOption, console, settings_for
+from cms_pipeline.cli.common import (
+    JsonOption,
+    LakeOption,
+    ProfileOption,
+    console,
+    serve_until_stopped,
+    settings_for,
+)
 from cms_pipeline.config import ConfigError
 
 
@@ -45,13 +52,7 @@ def web(
             console.print(
                 f"[yellow]missing export:[/yellow] {item['export']}; make it with {item['make']}"
             )
-    server = make_server(dashboard, listener)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_stopped(make_server(dashboard, listener))
 
 
 def register(app: typer.Typer) -> None:
