@@ -10,7 +10,7 @@ Evidence (bench/results/pipeline.md, bench/results/memory.md and tests/heavy): s
 (11.5 M rows, about 1.9 GB of CSV at 166 bytes a row, bench/results/ingest.md) ran with 8g,
 and 4g made a duplicate-key check twice as slow (38 s against 17 s); the rule gives it
 7.2 GiB (the 2 GiB + 3 x CSV rule before it gave 7.3). The bundled samples run every stage
-in 1 GiB (bench/results/memory.md): the Spark JVM at 1.6 GiB, about 7% of its time in GC.
+in 1 GiB (bench/results/memory.md): the Spark JVM at 1.5 GiB, about 7% of its time in GC.
 The data is the lake's bronze plus what the run is about to ingest: bronze Parquet counts
 4.7 times its bytes (CSV over bronze bytes of the bundled samples), a ZIP its members'
 uncompressed size. An explicit size (config or CMS_SPARK_DRIVER_MEMORY) is used as given.
