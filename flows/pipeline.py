@@ -31,6 +31,7 @@ from flows.models import (
 from flows.naming import run_name
 from flows.quality import gate
 from flows.transform import LayerNotPublished, build_gate_publish
+from models_ml.h2o_cluster import stop_local_h2o
 
 CLEAN, WITH_REJECTIONS, FAILED = "clean", "published with rejections", "failed"
 
@@ -143,6 +144,8 @@ def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_
                 summary.training[name] = train_use_case(settings.lake, name, inputs)
         except Exception as exc:  # published data is fine; say which use case failed and why
             return summary.stop(f"train {name}", f"{type(exc).__name__}: {exc}")
+    if wanted:  # scoring runs MOJOs: the idle H2O JVM would hold its heap through it
+        stop_local_h2o()
     for name in names:
         if has_champion(settings, name):
             with log.stage(f"score {name}"):

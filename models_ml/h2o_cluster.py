@@ -66,6 +66,23 @@ def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: in
     return h2o
 
 
+def stop_local_h2o() -> None:
+    """Shut down the H2O JVM this process started, once training is over: scoring runs
+    MOJOs, not H2O, and the idle JVM held about 1.2 GiB through it (bench/results/
+    memory.md). A cluster reached by URL (CMS_PIPELINE_H2O_URL) is left running; the next
+    training starts a new local one."""
+    import h2o
+
+    conn = h2o.connection()
+    server = None if conn is None else conn.local_server
+    if server is None or not server.is_running():
+        return
+    notes = LineLogger(log, logging.DEBUG)  # "H2O session ... closed." goes to the log
+    with contextlib.closing(notes), contextlib.redirect_stdout(notes):
+        conn.close()
+    server.shutdown()  # SIGTERM, then SIGKILL if it lingers; returns once it has exited
+
+
 def _close_quietly(h2o) -> None:
     """h2o's exit hook prints "Closing connection ..." on stdout, after a command's
     --json summary; closing first, with its chatter logged, keeps stdout clean."""

@@ -144,6 +144,29 @@ def test_another_process_on_the_same_port_starts_its_own_h2o(h2o_cluster):
     assert h2o_cluster.cluster().is_running()  # ours is still up, untouched
 
 
+STOP_AND_RESTART = """
+import json, psutil
+from models_ml.h2o_cluster import ensure_h2o, stop_local_h2o
+h = ensure_h2o(max_mem="512m", nthreads=1)
+first = h.connection().local_server._process.pid
+stop_local_h2o()
+gone = not psutil.pid_exists(first) or psutil.Process(first).status() == "zombie"
+h = ensure_h2o(max_mem="512m", nthreads=1)
+print(json.dumps([gone, h.cluster().is_running(), h.connection().local_server._process.pid != first]))
+"""
+
+
+def test_training_done_the_local_h2o_is_stopped_and_a_later_training_starts_one():
+    """The pipeline stops its H2O JVM before scoring (models_ml.h2o_cluster.stop_local_h2o):
+    the JVM is gone, and the next ensure_h2o starts a new one (in a child process: this
+    module's cluster stays up)."""
+    done = subprocess.run(
+        [sys.executable, "-c", STOP_AND_RESTART], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [True, True, True]
+
+
 def expected_split(uc, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, test) rows by the rule, in pandas: labelled rows; the last period tests;
     earlier rows whose label window ends by the test's first prediction date train."""
