@@ -32,6 +32,9 @@ SESSION_LAKE_MODULES = {
 # The slowest modules (minutes each on 2 cores), longest first: started first, so that the
 # two workers finish together rather than one waiting on a long module at the end.
 SLOWEST_FIRST = [
+    # tests/heavy (scripts/test-heavy, two workers): the longest module alone on one worker
+    "test_scheduled_deployments",
+    "test_kill_matrix",
     *sorted(SESSION_LAKE_MODULES),
     "test_dbt_cluster",
     "test_atomic_publish",
@@ -39,7 +42,7 @@ SLOWEST_FIRST = [
     "test_incremental_silver",
     "test_ml_models",
     "test_money_gate",  # a whole `cms-pipeline run` in a child process
-    "test_deployments",
+    "test_deployments",  # tests/heavy
 ]
 
 

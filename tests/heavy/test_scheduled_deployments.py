@@ -28,8 +28,8 @@ from cms_pipeline.exports import exported_build
 from cms_pipeline.publish.publishing import published_build
 from cms_pipeline.runtime import environment
 from tests.conftest import SAMPLE_DATA
+from tests.heavy.test_deployments import client_for, wait_for
 from tests.integration.conftest import small_budget_config
-from tests.integration.test_deployments import client_for, wait_for
 
 pytestmark = [pytest.mark.integration]
 
