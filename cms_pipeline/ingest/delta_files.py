@@ -8,6 +8,7 @@ alone pulls in pandas and costs more than reading these few columns.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,7 +26,10 @@ def committed_files(dt: DeltaTable, batch_ids: Iterable[str] | None = None) -> l
         wanted = set(batch_ids)
         batches = actions.column(f"partition.{PARTITION}").to_pylist()
         paths = [p for p, b in zip(paths, batches, strict=True) if b in wanted]
-    return [join(dt.table_uri.rstrip("/"), p) for p in paths]
+    base = dt.table_uri.rstrip("/")
+    if base.startswith("file://"):  # delta-rs gives a local table as a URL: "a lake" -> a%20lake
+        base = unquote(base)
+    return [join(base, p) for p in paths]
 
 
 def committed_rows(dt: DeltaTable) -> int:

@@ -83,6 +83,20 @@ def test_same_bytes_twice_is_a_no_op(settings, sample_data, landing):
     assert {f.status for f in third.files} == {"duplicate"}
 
 
+def test_a_lake_whose_path_has_a_space_ingests_and_knows_its_files(settings, sample_data, tmp_path):
+    """delta-rs names a local table by URL ("a%20lake"); the ledger and keys are read back
+    from the folder itself (ingest failed with FileNotFoundError on the second file)."""
+    spaced = settings.model_copy(update={"lake": str(tmp_path / "a lake" / "lake")})
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    copy_files(sample_data / "sample_0", landing)
+    first = ingest(spaced, str(landing))
+    assert {f.status for f in first.files} == {"loaded"} and len(first.files) == len(
+        list(landing.iterdir())
+    )
+    assert {f.status for f in ingest(spaced, str(landing)).files} == {"duplicate"}
+
+
 def test_same_name_with_new_bytes_is_a_changed_delivery(settings, sample_data, tmp_path):
     first, second = tmp_path / "d1", tmp_path / "d2"
     first.mkdir(), second.mkdir()
