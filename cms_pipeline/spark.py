@@ -42,7 +42,8 @@ def spark_conf(settings: Settings, incoming: str | None = None) -> dict[str, str
         "spark.hadoop.javax.jdo.option.ConnectionURL": (
             f"jdbc:derby:;databaseName={meta / 'metastore_db'};create=true"
         ),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={meta} {java}".strip(),
+        # quoted: Spark splits these options like a shell, and the lake's path may hold spaces
+        "spark.driver.extraJavaOptions": f'"-Dderby.system.home={meta}" {java}'.strip(),
         "spark.sql.legacy.createHiveTableByDefault": "false",
         # Class names without the codegen stage's id: stages whose generated code is the
         # same share one class, which the JVM compiles once (see dbt's unpivot_from_mapping)

@@ -171,7 +171,7 @@ def test_unset_variable_without_default_names_file_key_and_variable(clean_env, t
 def test_java_options_of_the_config_reach_driver_and_executors(clean_env, tmp_path):
     lake = str(tmp_path / "lake")
     settings = load_settings(lake=lake)
-    derby = f"-Dderby.system.home={Path(settings.metadata).resolve()}"
+    derby = f'"-Dderby.system.home={Path(settings.metadata).resolve()}"'  # quoted for spaces
     # the local profile's collector, unless the environment says otherwise
     chosen = settings.spark.java_options
     assert "-XX:+UseParallelGC" in chosen
@@ -189,7 +189,7 @@ def test_java_options_of_the_config_reach_driver_and_executors(clean_env, tmp_pa
 def test_quick_jit_reaches_driver_executors_and_the_local_cluster(clean_env, tmp_path):
     lake = str(tmp_path / "lake")
     settings = load_settings(lake=lake)
-    derby = f"-Dderby.system.home={Path(settings.metadata).resolve()}"
+    derby = f'"-Dderby.system.home={Path(settings.metadata).resolve()}"'  # quoted for spaces
     clean_env.setenv("CMS_SPARK_JAVA_OPTIONS", "")  # no other flags: see the test above
     plain = spark_conf(load_settings(lake=lake))  # by default the JVM's own JIT
     assert plain["spark.driver.extraJavaOptions"] == derby
