@@ -11,6 +11,11 @@ Inside Prefect flows, Prefect's run logger sees the library's messages too: Pref
 its API handler to the loggers named in PREFECT_LOGGING_EXTRA_LOGGERS when it sets up
 logging (once per process, when `from prefect import flow` first loads it), so that
 variable is set here, before that.
+
+A flow run that a Prefect worker starts runs in a fresh interpreter (`python -m
+prefect.engine`), where the CLI never ran: `configure_flow_run_process` (called when the
+flows package is imported, as every deployment's entrypoint is one of its modules) sets
+it up there the same way, from the environment the worker passes on.
 """
 
 from __future__ import annotations
@@ -124,6 +129,42 @@ def configure(
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FORMATTER", "json")
     _current = fmt_
     return fmt_
+
+
+# Set by Prefect's workers and runners in the environment of the process they start for
+# one flow run (`python -m prefect.engine` reads the run's id from it).
+FLOW_RUN_ENV = "PREFECT__FLOW_RUN_ID"
+
+
+def configure_flow_run_process() -> bool:
+    """In a process started for one Prefect flow run (by a worker: $PREFECT__FLOW_RUN_ID
+    set) and not configured yet, `configure()` as the CLI does: format and level from
+    $CMS_PIPELINE_LOG_FORMAT and $CMS_PIPELINE_LOG_LEVEL (`cms-pipeline up` passes the
+    CLI's to its worker, and so to every flow run). Returns whether it did.
+
+    Without it the library's INFO records were lost there: our loggers kept no level of
+    their own, so the root logger's WARNING applied, and neither stderr nor the run's
+    logs in Prefect (its UI) had them.
+
+    Prefect set up its logging when the engine imported it, before the flow's module:
+    when PREFECT_LOGGING_EXTRA_LOGGERS was not set then (a worker not started by our
+    CLI), our loggers get the handlers Prefect gives the loggers named there (those of
+    its `prefect.extra` logger: the API handler that sends records to the run's logs).
+    """
+    if _current is not None or not os.environ.get(FLOW_RUN_ENV):
+        return False
+    prefect_named_ours = "PREFECT_LOGGING_EXTRA_LOGGERS" in os.environ
+    configure()
+    configuration = sys.modules.get("prefect.logging.configuration")
+    prefect_set_up = bool(configuration and configuration.PROCESS_LOGGING_CONFIG)
+    if prefect_set_up and not prefect_named_ours:  # else Prefect did, or will do it
+        extra = logging.getLogger("prefect.extra").handlers
+        for own in OWN_LOGGERS:
+            logger = logging.getLogger(own)
+            for handler in extra:
+                if handler not in logger.handlers:
+                    logger.addHandler(handler)
+    return True
 
 
 class LineLogger(io.TextIOBase):

@@ -36,7 +36,10 @@ ENV_KEYS = (
 def configured(monkeypatch):
     """configure() writing to a buffer; logging and the environment restored after."""
     for key in ENV_KEYS:
-        monkeypatch.delenv(key, raising=False)
+        # set first, so that undoing restores the absence of a variable configure() sets
+        # (delenv of an absent one records nothing: it leaked into later tests)
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
     root = logging.getLogger()
     saved = (list(root.handlers), root.level, logs._current)
     own = {name: logging.getLogger(name).level for name in logs.OWN_LOGGERS}
