@@ -32,7 +32,8 @@ def web(
     `score`) wrote; the page names any export that is missing and the command that makes
     it. With --json, one JSON line on stdout gives the URL and the exports found.
     """
-    from cms_pipeline.web.server import Dashboard, make_server
+    from cms_pipeline.web.dashboard import Dashboard
+    from cms_pipeline.web.server import make_server
 
     settings = settings_for(lake, profile)
     try:

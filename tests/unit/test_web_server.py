@@ -1,4 +1,4 @@
-"""`cms-pipeline web`'s server (cms_pipeline/web/server.py) without Spark: path cleaning,
+"""`cms-pipeline web`'s server (cms_pipeline/web/) without Spark: path cleaning,
 no way out of the export folders, helpful 404s, the beneficiary index and the score
 histogram, over real HTTP on a port of its own."""
 
@@ -13,13 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from cms_pipeline.web.server import (
-    STATIC_DIR,
-    Dashboard,
-    clean_relative,
-    histogram,
-    make_server,
-)
+from cms_pipeline.web.dashboard import STATIC_DIR, Dashboard, histogram
+from cms_pipeline.web.paths import clean_relative
+from cms_pipeline.web.server import make_server
 
 
 @pytest.mark.parametrize(
