@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pyarrow.compute as pc
 
-from cms_pipeline.batch_diff import diff_batch
+from cms_pipeline.batch_diff.compare import diff_batch
 from cms_pipeline.config import Settings, SourceContract
 from cms_pipeline.ingest.delta_files import committed_rows, read_batches, read_table
 from cms_pipeline.ingest.delta_writer import append_rows, open_table

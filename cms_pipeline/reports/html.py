@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cms_pipeline.atomic import write_json_atomic, write_text_atomic
-from cms_pipeline.batch_diff import BatchDiff
+from cms_pipeline.batch_diff.report import BatchDiff
 from cms_pipeline.profiling.histograms import bin_edges
 from cms_pipeline.profiling.records import BatchProfile, ColumnProfile
 

@@ -7,14 +7,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from cms_pipeline.batch_diff import (
-    DIFF_ROW_SCHEMA,
-    Thresholds,
-    diff_batch,
-    ks_binned,
-    profile_state,
-    psi,
-)
+from cms_pipeline.batch_diff.compare import diff_batch, profile_state
+from cms_pipeline.batch_diff.report import DIFF_ROW_SCHEMA, Thresholds
+from cms_pipeline.batch_diff.shifts import ks_binned, psi
 from cms_pipeline.config import SourceContract
 from cms_pipeline.profiling.profilers import KeySet, Profiler
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
 
-from cms_pipeline.batch_diff import diff_batch, profile_state
+from cms_pipeline.batch_diff.compare import diff_batch, profile_state
 from cms_pipeline.config import load_settings
 from cms_pipeline.ingest.expectations import check_expectations
 from cms_pipeline.profiling.profilers import Profiler
