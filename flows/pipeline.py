@@ -30,7 +30,7 @@ from flows.models import (
 )
 from flows.naming import run_name
 from flows.quality import gate
-from flows.transform import LayerNotPublished, build_gate_publish
+from flows.transform import LayerNotPublished, gated_layer
 from models_ml.h2o_cluster import stop_local_h2o
 
 CLEAN, WITH_REJECTIONS, FAILED = "clean", "published with rejections", "failed"
@@ -119,7 +119,7 @@ def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_
             summary.layers[layer] = {"up_to_date": True, "published": current[layer]}
             continue
         try:
-            summary.layers[layer] = build_gate_publish(settings, layer, build_id, log)
+            summary.layers[layer] = gated_layer(settings, layer, build_id, log)
         except LayerNotPublished as exc:
             return summary.stop(layer, str(exc))
         summary.gates[layer] = summary.layers[layer]["gate"]

@@ -72,9 +72,14 @@ def render_gate(summary: dict) -> None:
     out.print(
         table(f"{summary['layer']} checks on {summary['schema']} (run {summary['run_id']})", rows)
     )
-    verdict = "[green]passed[/]" if summary["passed"] else "[red]FAILED: not to be published[/]"
-    counts = ", ".join(f"{n} {o}" for o, n in summary["counts"].items() if n)
-    out.print(f"{summary['layer']} gate {verdict} ({counts})")
+    out.print(gate_verdict(summary))
+
+
+def gate_verdict(gate: dict) -> str:
+    """One line: the layer's gate passed or failed on which schema, with its counts."""
+    verdict = "[green]passed[/]" if gate["passed"] else "[red]FAILED: not to be published[/]"
+    counts = ", ".join(f"{n} {o}" for o, n in gate["counts"].items() if n)
+    return f"{gate['layer']} gate {verdict} on {gate['schema']} ({counts})"
 
 
 def render_history(summary: dict) -> None:

@@ -21,6 +21,7 @@ from cms_pipeline.cli.common import (
     table,
     writes_lake,
 )
+from cms_pipeline.cli.quality import gate_verdict
 
 DEFAULT_CLUSTER_ROOT = Path(tempfile.gettempdir()) / "cms-pipeline-cluster"
 RootOption = Annotated[
@@ -52,10 +53,12 @@ def render_builds(summary: dict) -> None:
         warned = [t for t in build["tests"] if t["status"] == "warn"]
         if warned:
             out.print(table("warnings", warned, ["name", "attached_to", "failures", "relation"]))
-        if build["error"]:
-            out.print(f"[red]{build['error']}[/red]")
+    for gate in summary["gates"].values():
+        out.print(gate_verdict(gate))
     for layer, entry in summary["published"].items():
         out.print(f"published {layer} -> {entry['schema']}")
+    for layer, reason in summary["refused"].items():
+        out.print(f"[red]{layer} not published:[/red] {reason}")
 
 
 def register(app: typer.Typer) -> None:
@@ -65,7 +68,11 @@ def register(app: typer.Typer) -> None:
         lake: LakeOption = None,
         layer: LayerOption = None,
         publish: Annotated[
-            bool, typer.Option(help="Publish each layer whose dbt build and tests pass.")
+            bool,
+            typer.Option(
+                help="Publish each layer whose dbt build and Soda gate pass "
+                "(--no-publish: build and check only)."
+            ),
         ] = True,
         full_refresh: Annotated[
             bool,
@@ -77,27 +84,30 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Build silver then gold with dbt on Spark (from the exact bronze Delta versions),
-        each into its own build schema, and publish a layer only when its build passes.
-        Silver types only the bronze batches its per-batch store does not hold yet."""
-        from cms_pipeline.publish.builds import build_layer, new_build_id
-        from cms_pipeline.publish.publishing import promote
+        each into its own build schema, check it with its Soda gate, and publish a layer
+        only when both pass: the same steps as the pipeline's. Exits 1 when a build or a
+        gate fails (the published layer is left as it was). Silver types only the bronze
+        batches its per-batch store does not hold yet."""
+        from cms_pipeline.publish.builds import new_build_id
+        from cms_pipeline.quality.promotion import build_gate_publish, direct_steps
 
         settings = settings_for(lake)
-        layers = layer or ["silver", "gold"]
-        spark = _spark(settings)
-        summary = {"builds": [], "published": {}}
-        for name in layers:
-            console.print(f"[bold]dbt build[/bold] {name} ...")
-            result = build_layer(settings, spark, name, new_build_id(), full_refresh=full_refresh)
-            summary["builds"].append(result.to_dict())
-            if not result.success:
+        steps = direct_steps(settings, _spark(settings), full_refresh, publish)
+        summary = {"builds": [], "gates": {}, "published": {}, "refused": {}}
+        build_id = new_build_id()
+        for name in layer or ["silver", "gold"]:
+            console.print(f"[bold]dbt build[/bold] {name}, then its gate ...")
+            outcome = build_gate_publish(name, build_id, steps)
+            summary["builds"].append(outcome.build.to_dict())
+            if outcome.gate:
+                summary["gates"][name] = outcome.gate.to_dict()
+            if outcome.published:
+                summary["published"][name] = outcome.published
+            if outcome.refused:
+                summary["refused"][name] = outcome.refused
                 break
-            if publish:
-                summary["published"][name] = promote(
-                    settings, spark, name, result.build_id, result.models
-                )
         emit(summary, as_json, render_builds)
-        if not all(b["success"] for b in summary["builds"]):
+        if summary["refused"]:
             raise typer.Exit(1)
 
     @app.command("unit-test")

@@ -95,7 +95,8 @@ def _query(cluster, sql: str) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def silver(env):
-    """sample_0 -> bronze (delta-rs) -> gated silver build through the Thrift Server."""
+    """sample_0 -> bronze (delta-rs) -> silver built through the Thrift Server, checked by its
+    Soda gate on the cluster, published."""
     ingest = _json(_cli(env, "ingest", str(SAMPLE_DATA / "sample_0"), "--json"))
     assert ingest["totals"]["rejected"] == 0
     return _json(_cli(env, "transform", "--layer", "silver", "--json"))
@@ -146,6 +147,9 @@ def test_silver_is_built_and_published_through_the_thrift_server(cluster, env, s
     unit_tests = [t for t in build["tests"] if t["resource_type"] == "unit_test"]
     assert unit_tests and all(t["status"] == "pass" for t in unit_tests)
     assert silver["published"]["silver"]["schema"] == build["schema"]
+    gate = silver["gates"]["silver"]  # the Soda gate ran on the build, on the cluster
+    assert gate["schema"] == build["schema"] and gate["passed"], gate["counts"]
+    assert gate["counts"]["pass"] > 0 and gate["not_delivered"] == []
 
     # the bronze tables the pipeline's own session registered are the ones dbt read
     for table, version in build["bronze_versions"].items():
