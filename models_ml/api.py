@@ -7,61 +7,43 @@
     POST /v1/models/{use_case}/predict     {"records": [{feature: value, ...}, ...]}
     POST /v1/models/{use_case}/explain?top=5  same body: scores and top SHAP contributions
 
-Requests need the header X-API-Key equal to $CMS_PIPELINE_API_KEY (401 otherwise, for
-any bytes a client sends). Records are checked against a pydantic model derived from the
-model's features (unknown fields, NaN and infinities rejected, one message per bad
-field). A body over $CMS_PIPELINE_API_MAX_BODY_BYTES gets 413 before it is read whole.
-
-A background thread follows the registry: when the champion changes, the new MOJO is
-loaded and swapped in. A champion that cannot be loaded (artefact missing or corrupt)
-never replaces a working model: the API keeps serving the last good version (on start,
-the most recent earlier champion that loads) and /readyz says which and why; each use
-case loads on its own, so one bad model never stops the others.
-
-Latency and liveness: a small body (under `INLINE_BODY_BYTES`: microseconds of work) is
-parsed and scored on the event loop's thread; a larger one on one of a few long-lived
-scoring threads, so health checks answer while 10,000 records are scored. JPype attaches
-a thread to the JVM on its first Java call and never detaches it by itself: fixed
-threads are attached once, where a pool that starts and drops threads (anyio's) would
-leave an attachment behind for each. The background thread asks the registry only when
-its SQLite file changed or `FULL_CHECK_SECONDS` passed (a tracking server: every time).
+This module holds the app and its routes. What a request must pass (key, body size,
+record validation) is in models_ml.api_guards; what is served, and how it follows the
+registry's champions, in models_ml.api_champions; scoring and explaining a request, and
+the threads large ones run on, in models_ml.api_scoring.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import json
 import logging
 import os
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict
+from typing import Any
 
-import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from cms_pipeline.config import Settings
-from models_ml import registry
-from models_ml.schema import records_to_columns, request_model
-from models_ml.serving import LoadedModel, earlier_champions, load_version, why
-from models_ml.usecase import list_use_cases
+from models_ml.api_champions import Champions, Served
+from models_ml.api_guards import BodyLimit, field_errors, key_matches, max_body_from_env
+from models_ml.api_scoring import (
+    INLINE_BODY_BYTES,
+    SCORING_THREADS,
+    TOP_CONTRIBUTIONS,
+    ExplainResponse,
+    PredictResponse,
+    ScoringThreads,
+    explain_body,
+    score_body,
+)
 
 API_KEY_ENV = "CMS_PIPELINE_API_KEY"
-MAX_BODY_ENV = "CMS_PIPELINE_API_MAX_BODY_BYTES"
-MAX_BODY_BYTES = 16 * 1024 * 1024  # 10,000 records of ~20 features fit with room to spare
-MAX_RECORDS = 10_000
-INLINE_BODY_BYTES = 32 * 1024  # smaller bodies are scored on the event loop (no thread hop)
-SCORING_THREADS = 2  # large requests scored at once; more wait their turn
-FULL_CHECK_SECONDS = 60.0  # ask the registry at least this often, changed file or not
-RETRY_FAILED_SECONDS = 60.0  # a champion that failed to load is tried again after this
 PREDICT_BODY = {
     "required": True,
     "description": "`records`: 1 to 10,000 records; see GET /v1/models/{use_case} "
@@ -73,59 +55,7 @@ PREDICT_BODY = {
         }
     },
 }
-TOP_CONTRIBUTIONS = 5
 log = logging.getLogger("models_ml.api")
-
-
-@dataclass
-class Served:
-    model: LoadedModel
-    request: type[BaseModel]
-
-
-@dataclass(frozen=True)
-class Readiness:
-    """What one use case serves: its champion, or the last good version and why."""
-
-    status: Literal["ok", "degraded", "unavailable"]
-    champion: str | None  # the registry's champion version
-    served: str | None  # the version answering requests
-    reason: str | None = None
-
-
-class Prediction(BaseModel):
-    score: float
-    label: int
-
-
-class PredictResponse(BaseModel):
-    use_case: str
-    model_version: str
-    threshold: float
-    predictions: list[Prediction]
-
-
-class Contribution(BaseModel):
-    feature: str
-    value: Any  # the record's value of the feature
-    contribution: float
-
-
-class Explanation(BaseModel):
-    score: float
-    label: int
-    bias: float  # H2O's BiasTerm
-    contributions: list[Contribution]  # the `top` largest by absolute value
-    others: float  # sum of the contributions not listed: bias + all = the score in `space`
-
-
-class ExplainResponse(BaseModel):
-    use_case: str
-    model_version: str
-    algorithm: str
-    space: Literal["log-odds", "probability"]  # log-odds: GBM, XGBoost; probability: DRF
-    threshold: float
-    explanations: list[Explanation]
 
 
 class ModelInfo(BaseModel):
@@ -133,162 +63,6 @@ class ModelInfo(BaseModel):
     model_version: str
     metrics: dict[str, float]
     features: list[dict[str, Any]]
-
-
-class Champions:
-    """The loaded model of each use case, swapped atomically on reload, and its readiness.
-
-    Both maps are replaced, never changed in place: a request iterating one while the
-    reload thread installs a model sees the old map or the new one, whole."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.models: dict[str, Served] = {}
-        self.readiness: dict[str, Readiness] = {}
-        self._lock = threading.Lock()
-        self._store = registry.local_store(settings)
-        self._seen: object = None
-        self._checked_at = float("-inf")
-        self._failed: dict[tuple[str, str], tuple[float, str]] = {}  # (uc, version) -> when, why
-
-    def refresh_if_changed(self) -> None:
-        stamp = registry.store_stamp(self._store)
-        fresh = time.monotonic() - self._checked_at < FULL_CHECK_SECONDS
-        if stamp is not None and stamp == self._seen and fresh:
-            return
-        # the stamp is taken before asking: a write during the query is seen next time
-        self._seen, self._checked_at = stamp, time.monotonic()
-        self.refresh()
-
-    def refresh(self) -> None:
-        for name in list_use_cases(self.settings):
-            try:
-                state = self._refresh_one(name)
-            except Exception as exc:  # noqa: BLE001 - one use case never stops the others
-                log.exception("checking %s failed; keeping what it serves", name)
-                state = self._state(name, None, f"registry check failed: {why(exc)}")
-            self.readiness = {**self.readiness, name: state}
-
-    def _refresh_one(self, name: str) -> Readiness:
-        champ = registry.champion(self.settings, name)
-        if champ is None:
-            return self._state(name, None, "no champion in the registry (or it is unreachable)")
-        want = str(champ.version)
-        current = self.models.get(name)
-        if current is not None and current.model.version == want:
-            return Readiness("ok", want, want)
-        failed = self._failed.get((name, want))
-        if failed is not None and time.monotonic() - failed[0] < RETRY_FAILED_SECONDS:
-            return self._state(name, want, failed[1])
-        try:
-            self._install(name, load_version(self.settings, name, want))
-            self._failed.pop((name, want), None)
-            return Readiness("ok", want, want)
-        except Exception as exc:  # noqa: BLE001 - a bad artefact must not stop serving
-            reason = f"champion version {want} cannot be loaded: {why(exc)}"
-            log.error("%s: %s; fix or re-promote it (`cms-pipeline models promote`)", name, reason)
-            self._failed[(name, want)] = (time.monotonic(), reason)
-        if current is None:  # nothing served yet (start): the most recent earlier champion
-            for version in earlier_champions(self.settings, name, want):
-                try:
-                    self._install(name, load_version(self.settings, name, version))
-                    break
-                except Exception as exc:  # noqa: BLE001
-                    reason += f"; earlier champion {version} cannot be loaded either: {why(exc)}"
-        return self._state(name, want, reason)
-
-    def _install(self, name: str, loaded: LoadedModel) -> None:
-        with self._lock:
-            served = Served(loaded, request_model(name, loaded.features, MAX_RECORDS))
-            self.models = {**self.models, name: served}
-        log.info("serving %s version %s", name, loaded.version)
-
-    def _state(self, name: str, champion: str | None, reason: str) -> Readiness:
-        served = self.models.get(name)
-        if served is None:
-            return Readiness("unavailable", champion, None, reason)
-        return Readiness("degraded", champion, served.model.version, reason)
-
-    def get(self, use_case: str) -> Served:
-        served = self.models.get(use_case)
-        if served is None:
-            raise HTTPException(
-                404,
-                f"no model served for '{use_case}' (served: {sorted(self.models)}; "
-                "see /readyz for why)",
-            )
-        return served
-
-
-class ScoringThreads:
-    """A few long-lived threads for large requests (each attached to the JVM once)."""
-
-    def __init__(self, threads: int):
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="scoring")
-        self.busy = 0  # requests scoring or waiting for a thread (changed on the loop only)
-
-    async def run(self, fn, *args):
-        self.busy += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-        finally:
-            self.busy -= 1
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-class BodyLimit:
-    """ASGI middleware: 413 for a body over `max_bytes`, by its Content-Length before
-    reading, and by counting while it streams (chunked bodies declare no length)."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                return await _plain(400, "Content-Length is not a number")(scope, receive, send)
-            if int(declared) > self.max_bytes:
-                return await _plain(413, self._message())(scope, receive, send)
-        received = 0
-
-        async def counted():
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise HTTPException(413, self._message())  # answered by FastAPI's handler
-            return message
-
-        await self.app(scope, counted, send)
-
-    def _message(self) -> str:
-        return (
-            f"request body over {self.max_bytes} bytes; send fewer records per request "
-            f"(or raise {MAX_BODY_ENV})"
-        )
-
-
-def _plain(status: int, detail: str) -> JSONResponse:
-    return JSONResponse(
-        status_code=status, content={"detail": detail}, headers={"Connection": "close"}
-    )
-
-
-def key_matches(given: str | None, expected: bytes) -> bool:
-    """Constant-time check of the X-API-Key header. Starlette decodes headers as
-    Latin-1, so encoding back gives the client's exact bytes, whatever they are."""
-    if given is None:
-        return False
-    try:
-        sent = given.encode("latin-1")
-    except UnicodeEncodeError:  # not from an HTTP header; never equal
-        return False
-    return hmac.compare_digest(sent, expected)
 
 
 def create_app(
@@ -301,7 +75,7 @@ def create_app(
     if not api_key:
         raise RuntimeError(f"set {API_KEY_ENV} in the environment: the API refuses to run open")
     expected = api_key.encode("utf-8")
-    max_body = max_body_bytes or _env_int(MAX_BODY_ENV, MAX_BODY_BYTES)
+    max_body = max_body_bytes or max_body_from_env()
     champions = Champions(settings)
     champions.refresh_if_changed()
     scoring = ScoringThreads(SCORING_THREADS)
@@ -442,78 +216,6 @@ def create_app(
     return app
 
 
-def _parse(served: Served, body: bytes) -> BaseModel:
-    try:
-        return served.request.model_validate_json(body)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-        ) from exc
-
-
-def score_body(served: Served, use_case: str, body: bytes) -> Response:
-    """Validate, score and encode one request (runs in a worker thread for big bodies)."""
-    parsed = _parse(served, body)
-    scorer = served.model.scorer
-    columns = records_to_columns(parsed.records, served.model.features)
-    scores = scorer.score_columns(columns, len(parsed.records))
-    labels = scorer.labels(scores)
-    result = {
-        "use_case": use_case,
-        "model_version": served.model.version,
-        "threshold": scorer.threshold,
-        "predictions": [
-            {"score": float(s), "label": int(v)} for s, v in zip(scores, labels, strict=True)
-        ],
-    }
-    return Response(json.dumps(result), media_type="application/json")
-
-
-def explain_body(served: Served, use_case: str, body: bytes, top: int) -> Response:
-    """Validate, score and explain one request: per record its score and the `top`
-    contributions by absolute value (the same encoded rows as predict)."""
-    parsed = _parse(served, body)
-    scorer, features = served.model.scorer, served.model.features
-    columns = records_to_columns(parsed.records, features)
-    x = scorer.encode(columns, len(parsed.records))
-    scores = scorer.score_matrix(x)
-    labels = scorer.labels(scores)
-    names, contribs = scorer.contributions(x)
-    result = {
-        "use_case": use_case,
-        "model_version": served.model.version,
-        "algorithm": scorer.algorithm,
-        "space": scorer.contribution_space,
-        "threshold": scorer.threshold,
-        "explanations": [
-            _explanation(names, row, score, label, columns, i, top)
-            for i, (row, score, label) in enumerate(zip(contribs, scores, labels, strict=True))
-        ],
-    }
-    return Response(json.dumps(result), media_type="application/json")
-
-
-def _explanation(names, row, score, label, columns, i, top) -> dict:
-    values, bias = row[:-1], row[-1]  # the MOJO puts BiasTerm last
-    order = np.argsort(-np.abs(values), kind="stable")
-    listed = [
-        {
-            "feature": names[j],
-            # XGBoost names one-hot columns ("state_code.33"), which are no feature
-            "value": columns[names[j]][i] if names[j] in columns else None,
-            "contribution": float(values[j]),
-        }
-        for j in order[:top]
-    ]
-    return {
-        "score": float(score),
-        "label": int(label),
-        "bias": float(bias),
-        "contributions": listed,
-        "others": float(values[order[top:]].sum()),
-    }
-
-
 def with_record_schemas(spec: dict, models: dict[str, Served]) -> dict:
     """The OpenAPI document with each served model's request schema (typed fields: its
     features' types) as a component, and predict/explain bodies as one of them."""
@@ -532,36 +234,11 @@ def with_record_schemas(spec: dict, models: dict[str, Served]) -> dict:
     return spec
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        parsed = int(value)
-    except ValueError:
-        parsed = 0
-    if parsed <= 0:
-        raise RuntimeError(f"{name}={value!r}: expected a positive number of bytes")
-    return parsed
-
-
 def info(served: Served) -> ModelInfo:
-    m = served.model
+    model = served.model
     return ModelInfo(
-        use_case=m.use_case,
-        model_version=m.version,
-        metrics=m.metrics,
-        features=[f.model_dump() for f in m.features],
+        use_case=model.use_case,
+        model_version=model.version,
+        metrics=model.metrics,
+        features=[feature.model_dump() for feature in model.features],
     )
-
-
-def field_errors(errors) -> list[dict[str, str]]:
-    """One entry per bad field: where (dotted path), what is wrong, the value given."""
-    out = []
-    for e in errors:
-        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
-        item = {"field": ".".join(loc) or "body", "message": e.get("msg", "invalid")}
-        if "input" in e and e.get("type") != "missing":
-            item["input"] = repr(e["input"])[:100]
-        out.append(item)
-    return out

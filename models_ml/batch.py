@@ -53,7 +53,7 @@ from models_ml.usecase import UseCase, load_use_case
 
 PREDICTIONS_DATABASE = "predictions"  # the version tables behind the public views
 _VERSION_PROPERTY = "cms.predictions_version"
-HELD_OUT = "test_predictions.parquet"  # written by models_ml.train
+HELD_OUT = "test_predictions.parquet"  # written by models_ml.run_artifacts
 
 
 @dataclass
@@ -329,7 +329,7 @@ def score_references(settings: Settings, spark, uc: UseCase, version: str) -> di
 
 def feature_references(settings: Settings, uc: UseCase, version: str) -> dict:
     """{feature: Reference of its values in the version's training rows} for the most
-    important numeric inputs with a value (models_ml.train); empty for a version trained
+    important numeric inputs with a value (models_ml.run_artifacts); empty for a version trained
     before they were kept."""
     path = registry.download_evaluation(
         settings, uc.name, version, registry.FEATURE_REFERENCE, cache_dir(settings)

@@ -2,7 +2,7 @@
 well (with bootstrap intervals), for which groups, and from which inputs.
 
 Pure functions turn plain data into the card's data dict and the dict into HTML, so the
-card is tested without H2O; `models_ml.train` gathers the inputs at training time and
+card is tested without H2O; `models_ml.card_inputs` gathers the inputs at training time and
 writes `card.json` (the dict) and `card.html` beside the run's other artefacts.
 """
 

@@ -75,7 +75,7 @@ def as_inputs(rows: pd.DataFrame, features: list[Feature]) -> pd.DataFrame:
 
 
 def save(path: Path, mojo_dir: Path, features: list[Feature], rows: pd.DataFrame) -> Path:
-    """Write the MLflow model of the MOJO in `mojo_dir` (models_ml.train's layout: MOJO,
+    """Write the MLflow model of the MOJO in `mojo_dir` (models_ml.run_artifacts' layout: MOJO,
     genmodel jar, features.json) to `path`, a folder that must not exist; `rows` give the
     input example."""
     import mlflow.pyfunc

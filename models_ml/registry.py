@@ -19,7 +19,7 @@ from cms_pipeline.config import Settings
 CHAMPION = "champion"
 HISTORY_TAG = "champion_history"
 EVALUATION_DIR = "evaluation"
-# the training rows of a version's most important numeric inputs (models_ml.train)
+# the training rows of a version's most important numeric inputs (models_ml.run_artifacts)
 FEATURE_REFERENCE = "feature_reference.parquet"
 MOJO_DIR = "mojo"
 MODEL_DIR = "model"  # the version as an MLflow model (models_ml.pyfunc)

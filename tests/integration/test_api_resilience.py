@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 
 from cms_pipeline.config import load_settings
-from models_ml import api as api_module
-from models_ml import registry
-from models_ml.api import MAX_RECORDS, create_app
+from models_ml import api_champions, api_scoring, registry
+from models_ml.api import create_app
+from models_ml.api_guards import MAX_RECORDS
 from models_ml.schema import Feature
 from models_ml.serving import cache_dir
 from models_ml.synthetic import high_cost_frame, readmission_frame
@@ -212,7 +212,7 @@ def test_bad_inputs_get_422_and_bad_keys_401(good, lake):
     assert client.post(url, content=b'{"records": [{"x": 1e999}]}').status_code == 422
     # a body large enough to be scored on a scoring thread: the same 422
     body = json.dumps({"records": [rec] * 500 + [{**rec, num: float("nan")}]})
-    assert len(body) > api_module.INLINE_BODY_BYTES
+    assert len(body) > api_scoring.INLINE_BODY_BYTES
     r = client.post(url, content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == f"records.500.{num}"
     assert client.post(url, json={"records": [rec]}).status_code == 200
@@ -273,7 +273,7 @@ def test_on_start_a_bad_champion_falls_back_and_a_lost_model_is_unavailable(
 
         # repaired artefacts are picked up on the next attempt
         cost_mojo.write_bytes(saved)
-        monkeypatch.setattr(api_module, "RETRY_FAILED_SECONDS", 0.0)
+        monkeypatch.setattr(api_champions, "RETRY_FAILED_SECONDS", 0.0)
         app.state.champions.refresh()
         states = client.get("/readyz").json()["use_cases"]
         assert states[COST] == {"status": "ok", "champion": "1", "served": "1", "reason": None}

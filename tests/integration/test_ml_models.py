@@ -22,8 +22,8 @@ import pytest
 from cms_pipeline.config import load_settings
 from models_ml import registry
 from models_ml.monitoring import compare
+from models_ml.run_artifacts import TOP_FEATURES
 from models_ml.synthetic import high_cost_frame, readmission_frame, write_table
-from models_ml.train import TOP_FEATURES
 from models_ml.usecase import load_use_case
 
 pytestmark = pytest.mark.integration
@@ -630,7 +630,9 @@ def test_rest_explain(api, ml_settings, tables, first_runs, h2o_cluster, tmp_pat
 
     from fastapi.testclient import TestClient
 
-    from models_ml.api import MAX_RECORDS, Served, create_app
+    from models_ml.api import create_app
+    from models_ml.api_champions import Served
+    from models_ml.api_guards import MAX_RECORDS
     from models_ml.schema import request_model
 
     for name in tables:

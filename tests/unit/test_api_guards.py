@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from models_ml.api import MAX_BODY_BYTES, MAX_BODY_ENV, create_app, key_matches
+from models_ml.api import create_app
+from models_ml.api_guards import MAX_BODY_BYTES, MAX_BODY_ENV, key_matches
 
 KEY = "s3cret-ключ"  # a non-ASCII key works when the client sends its UTF-8 bytes
 LIMIT = 4096
@@ -147,7 +148,8 @@ def test_explain_is_guarded_like_predict(client):
 def test_openapi_shows_each_served_models_typed_record():
     from types import SimpleNamespace
 
-    from models_ml.api import Served, with_record_schemas
+    from models_ml.api import with_record_schemas
+    from models_ml.api_champions import Served
     from models_ml.schema import Feature, request_model
 
     features = [

@@ -228,7 +228,7 @@ def test_codebooks_and_dbt_docs_are_read_from_the_project():
 
 
 def test_h2o_errors_shrink_to_their_java_message():
-    from models_ml.train import _h2o_reason
+    from models_ml.card_inputs import _h2o_reason
 
     raw = (
         "Job with key $03 failed with an exception: water.exceptions."

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models_ml import metrics as m
-from models_ml.train import decide
+from models_ml.promotion import decide
 
 
 def test_auc_on_known_orderings():

@@ -68,8 +68,8 @@ def test_feature_values_from_spark_decimals_nulls_and_pd_na_count_as_numbers():
 
 
 def test_top_numeric_features_follow_importance_then_fill_in_input_order():
+    from models_ml.run_artifacts import top_numeric_features
     from models_ml.schema import Feature
-    from models_ml.train import top_numeric_features
 
     features = [
         Feature(name="state_code", type="categorical", levels=["01"]),

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from models_ml.api import field_errors
+from models_ml.api_guards import field_errors
 from models_ml.batch import predictions_frame, predictions_schema
 from models_ml.schema import (
     Feature,
