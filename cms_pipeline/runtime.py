@@ -1,4 +1,5 @@
-"""Process environment for the JVM-based components: Java, telemetry off, quiet Spark.
+"""Process environment for the JVM-based components: Java, telemetry off, quiet Spark,
+no progress bars.
 
 Called once at start-up by the CLI and by tests; safe to call again.
 """
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-_TELEMETRY_OFF = {
+_ENVIRONMENT_DEFAULTS = {
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "1",
@@ -19,6 +20,9 @@ _TELEMETRY_OFF = {
     # Prefect's ephemeral server needs 15-20 s on 2 idle cores; far more on busy ones.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # MLflow draws tqdm bars ("Downloading artifacts") on stderr for each model it loads:
+    # noise in a pipeline run's log (a documented MLflow variable; `true` brings them back)
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
 
@@ -32,7 +36,7 @@ def java_home() -> str:
 
 
 def prepare_environment() -> None:
-    for key, value in _TELEMETRY_OFF.items():
+    for key, value in _ENVIRONMENT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     home = java_home()
     os.environ["JAVA_HOME"] = home

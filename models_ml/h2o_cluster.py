@@ -17,18 +17,41 @@ import atexit
 import contextlib
 import logging
 import os
+import re
 import uuid
 
 from cms_pipeline.logs import LineLogger
+from cms_pipeline.memory import h2o_heap
+from cms_pipeline.processes import stop_with_this_process
+from cms_pipeline.runtime import prepare_environment
 
 log = logging.getLogger(__name__)
 
+# h2o.init's notice that the H2O build is over 100 days old, with its download link. H2O
+# has no setting for it: the client prints it whenever the server says so
+# (H2OCluster.check_version, on every connection), and the server's rule
+# (AbstractBuildVersion.isTooOld) has no switch. The version is pinned in uv.lock, so the
+# notice is no news to whoever runs the pipeline: it is logged at DEBUG.
+BUILD_AGE_NOTICE = re.compile(
+    r"Your H2O cluster version is \(.*\) old|download and install the latest version"
+)
+
+
+class InitNotes(LineLogger):
+    """h2o.init's printed notes as WARNING records, its build-age notice as DEBUG."""
+
+    def __init__(self, logger: logging.Logger):
+        super().__init__(logger, logging.WARNING)
+
+    def _log(self, line: str) -> None:
+        self.level = logging.DEBUG if BUILD_AGE_NOTICE.search(line) else logging.WARNING
+        super()._log(line)
+
 
 def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: int | None = None):
+    # h2o on first use, here and below: flows/pipeline.py imports this module (for
+    # stop_local_h2o), and a pipeline run that trains nothing never needs h2o
     import h2o
-
-    from cms_pipeline.memory import h2o_heap
-    from cms_pipeline.runtime import prepare_environment
 
     prepare_environment()
     url = os.environ.get("CMS_PIPELINE_H2O_URL")
@@ -40,10 +63,7 @@ def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: in
         pass
     # h2o.init prints notices (such as its version's age) on stdout even when not verbose:
     # they become log records (stderr), so stdout keeps only a command's summary
-    with (
-        contextlib.closing(LineLogger(log, logging.WARNING)) as notes,
-        contextlib.redirect_stdout(notes),
-    ):
+    with contextlib.closing(InitNotes(log)) as notes, contextlib.redirect_stdout(notes):
         if url:
             h2o.init(url=url, verbose=False)
         else:
@@ -56,8 +76,6 @@ def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: in
             )
     server = h2o.connection().local_server
     if server is not None and server.is_running():  # a JVM this process started
-        from cms_pipeline.processes import stop_with_this_process
-
         stop_with_this_process(server._process.pid)  # h2o keeps no public handle on it
     h2o.no_progress()  # its progress bars would print on stdout
     # runs before h2o's own exit hook (LIFO); once, however many connections were made
