@@ -64,11 +64,24 @@ def cms_ingest(src: Path, out: Path) -> None:
     print(report.totals())
 
 
+def cms_ingest_handwritten(src: Path, out: Path) -> None:
+    """The same ingest, its profiles' top values counted by the hand-written counter
+    that the DataSketches frequent-items sketch replaced (the before of the comparison)."""
+    from bench.ingest.handwritten import TopCounter
+    from cms_pipeline.profiling import profilers
+
+    profilers.FrequentValues = TopCounter
+    cms_ingest(src, out)
+
+
 METHODS = {
     "polars scan_csv -> sink_parquet": polars_sink,
     "pyarrow streaming CSV -> ParquetWriter": pyarrow_stream,
     "pandas chunked read_csv -> to_parquet": pandas_chunks,
     "Spark local[2] CSV -> Parquet": spark_csv,
+    # before and after the DataSketches top-value sketch, in turn in every round;
+    # run.py takes the last method as the project's own
+    "cms-pipeline ingest, before: hand-written top-value counter": cms_ingest_handwritten,
     "cms-pipeline ingest (checks, hashing, lineage, Delta)": cms_ingest,
 }
 

@@ -2,7 +2,7 @@
 
 - `hashing`: stable 64-bit hashes of text values and of key tuples, straight from the
   Arrow buffers.
-- `sketches`: the bounded per-column state (distinct-count sketch, top-value counter,
+- `sketches`: the bounded per-column state (distinct-count sketch, top-value sketch,
   running moments) and how far off its approximations can be.
 - `histograms`: fixed-edge bins, the same for every batch, so histograms compare.
 - `conformance`: what text each logical type accepts, and its parsed values.

@@ -3,9 +3,9 @@ column, `KeyTracker` for exact duplicate keys, and `KeySet`, the keys of a deliv
 table state.
 
 A `Profiler` is fed the pyarrow batches of one file (all source columns as text) and
-keeps per column only bounded state: counters, a distinct-count sketch, a bounded
-top-value counter, running moments and a fixed-bin histogram. Work per batch is done
-by pyarrow.compute on the batch's distinct values, weighted by their counts, so a
+keeps per column only bounded state: counters, a distinct-count sketch, a frequent-items
+sketch for the top values, running moments and a fixed-bin histogram. Work per batch is
+done by pyarrow.compute on the batch's distinct values, weighted by their counts, so a
 flag column with two values costs almost nothing whatever the batch size.
 
 Key duplicates (`KeyTracker`) are exact up to 64-bit hash collisions: the chance of
@@ -29,7 +29,7 @@ from cms_pipeline.profiling.conformance import NUMERIC_TYPES, TYPED, conformance
 from cms_pipeline.profiling.hashing import hash_keys, hash_values
 from cms_pipeline.profiling.histograms import _add_to_histogram, numeric_bins
 from cms_pipeline.profiling.records import BatchProfile, ColumnProfile, KeyCheck
-from cms_pipeline.profiling.sketches import KmvSketch, TopCounter, _Moments
+from cms_pipeline.profiling.sketches import FrequentValues, KmvSketch, _Moments
 
 # bronze columns that are not source data: never profiled as such
 NOT_PROFILED = frozenset(LINEAGE_COLUMNS) | frozenset(FILE_ATTRIBUTE_COLUMNS)
@@ -55,7 +55,7 @@ class ColumnProfiler:
         self.conforming = 0
         self.examples: list[str] = []
         self.sketch = KmvSketch(sketch_size)
-        self.top = TopCounter(counter_size)
+        self.top = FrequentValues(counter_size)
         self.moments = _Moments()
         self.histogram: dict[int, int] = {}
         self.min_text: str | None = None
@@ -156,6 +156,7 @@ class ColumnProfiler:
             nonconforming_examples=self.examples,
             top_values=self.top.top(self.top_k),
             top_values_exact=self.top.exact,
+            top_values_max_error=self.top.max_error,
             histogram_kind=("log10" if self.spec.type in NUMERIC_TYPES else "year")
             if typed
             else None,

@@ -40,6 +40,9 @@ class ColumnProfile:
     top_values_exact: bool
     histogram_kind: str | None  # "log10" (numeric) or "year" (date)
     histogram: dict[int, int] = field(default_factory=dict)
+    # rows by which a count in top_values may fall short of the true count (0: exact);
+    # None in profiles stored before the counts had a bound
+    top_values_max_error: int | None = None
 
     @property
     def non_null(self) -> int:
@@ -152,7 +155,7 @@ class BatchProfile:
             raise ValueError("no profile rows to rebuild a profile from")
         columns = []
         for r in rows:
-            d = {k: r[k] for k in _SCALAR_FIELDS}
+            d = {k: r.get(k) for k in _SCALAR_FIELDS}  # a field added later is missing
             d["min_value"] = _typed_from_text(r["logical_type"], r["min_value"])
             d["max_value"] = _typed_from_text(r["logical_type"], r["max_value"])
             d["top_values"] = json.loads(r["top_values_json"])
@@ -189,6 +192,7 @@ _SCALAR_FIELDS = (
     "nonconforming",
     "conformance_rate",
     "top_values_exact",
+    "top_values_max_error",
     "histogram_kind",
 )
 
@@ -219,6 +223,7 @@ PROFILE_ROW_SCHEMA = pa.schema(
         ("nonconforming", pa.int64()),
         ("conformance_rate", pa.float64()),
         ("top_values_exact", pa.bool_()),
+        ("top_values_max_error", pa.int64()),
         ("histogram_kind", pa.string()),
         ("top_values_json", pa.string()),
         ("histogram_json", pa.string()),
