@@ -86,6 +86,12 @@ class DbtRun:
             "nodes": [n.to_dict() for n in self.nodes],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> DbtRun:
+        """The run `to_dict` wrote (a build's run record)."""
+        nodes = [NodeResult(**node) for node in data["nodes"]]
+        return cls(data["args"], data["success"], data["elapsed"], nodes, data.get("error"))
+
 
 # --- configuration --------------------------------------------------------------------
 

@@ -17,8 +17,9 @@ The package, one module per idea (each imports only the ones listed before it):
                   names of their build schemas, and PublishError
     fingerprints  what goes into the code fingerprint and the silver store's fingerprint,
                   listed once
-    records       the run record of a build (BuildResult) and where it is kept: JSON under
-                  METADATA/dbt_runs and a row in LAKE/_meta/dbt_runs
+    records       the run record of a build (BuildResult, with its dbt run: RunRecord),
+                  written and read back typed only here: JSON under METADATA/dbt_runs,
+                  and a row in LAKE/_meta/dbt_runs to query the builds
     silver_store  the per-batch store of incremental silver: which store a silver build
                   adds to, what it added, what a publish may drop
     publishing    the publish history and the publish intent (journal) of each layer:

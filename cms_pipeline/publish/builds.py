@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from cms_pipeline.config import Settings
-from cms_pipeline.dbt_runner import DbtError, DbtRun, NodeResult, describe_problems, run_dbt
+from cms_pipeline.dbt_runner import DbtError, DbtRun, describe_problems, run_dbt
 from cms_pipeline.publish.fingerprints import code_fingerprint
 from cms_pipeline.publish.layers import (
     LEFT_TO_THE_GATE,
@@ -24,7 +25,7 @@ from cms_pipeline.publish.layers import (
     layer_spec,
 )
 from cms_pipeline.publish.publishing import complete_interrupted_publish, published_build
-from cms_pipeline.publish.records import BuildResult, record_run, runs_dir
+from cms_pipeline.publish.records import BuildResult, record_run, run_records
 from cms_pipeline.publish.silver_store import (
     snapshot_batches,
     store_vars,
@@ -172,20 +173,20 @@ def unit_tests_passed(settings: Settings, layer: str, code: str) -> DbtRun | Non
     answer: a lake runs them once per code version rather than in every build (dbt, too,
     advises unit tests in development and CI rather than on every production run).
     """
-    for path in sorted(runs_dir(settings).glob(f"{layer}_*.json"), reverse=True):
-        record = json.loads(path.read_text())
-        partial = record.get("select") or record.get("exclude")  # ran some unit tests only
-        other = record.get("code_sha256") != code or record.get("vars")  # other models
-        if partial or other or not record.get("dbt"):
+    for record in run_records(settings, layer):
+        build, dbt = record.build, record.dbt
+        partial = build.select or build.exclude  # ran some unit tests only
+        other = build.code_sha256 != code or build.vars  # other models
+        if partial or other or dbt is None:
             continue
-        nodes = [n for n in record["dbt"]["nodes"] if n["resource_type"] == "unit_test"]
-        if nodes and all(n["status"] == "pass" for n in nodes):
-            why = f"passed in {layer} build {record['build_id']}, on the same code"
+        nodes = dbt.of_type("unit_test")
+        if nodes and all(n.status == "pass" for n in nodes):
+            why = f"passed in {layer} build {build.build_id}, on the same code"
             return DbtRun(
                 args=["test", "--resource-type", "unit_test", f"({why})"],
                 success=True,
                 elapsed=0.0,
-                nodes=[NodeResult(**{**n, "message": why}) for n in nodes],
+                nodes=[replace(n, message=why) for n in nodes],
             )
     return None
 

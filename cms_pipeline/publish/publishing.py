@@ -230,25 +230,25 @@ def promote(
     """
     spec = layer_spec(layer)
     complete_interrupted_publish(settings, spark)
-    record = read_run_record(settings, layer, build_id)
-    if not record["success"]:
+    build = read_run_record(settings, layer, build_id).build
+    if not build.success:
         raise PublishError(
             f"{layer} build {build_id} failed; the published {layer} schema is unchanged.\n"
-            f"{record.get('error') or ''}"
+            f"{build.error or ''}"
         )
-    if record.get("gated") and not gate_passed:
+    if build.gated and not gate_passed:
         raise PublishError(
             f"{layer} build {build_id} left its `{LEFT_TO_THE_GATE}` dbt tests to the Soda "
             f"gate, which has not passed it; the published {layer} schema is unchanged. "
-            "Publish it through its gate (`cms-pipeline run`, or the transform flow), or "
-            f"build {layer} again without the gate (`cms-pipeline transform`)."
+            "Publish it through its gate: `cms-pipeline transform`, `cms-pipeline run` or "
+            "the transform flow."
         )
-    if record.get("select") or record.get("exclude"):
+    if build.select or build.exclude:
         raise PublishError(
-            f"{layer} build {build_id} built only {record.get('select') or 'part'}"
-            f" (excluding {record.get('exclude') or 'nothing'}); publish a whole build"
+            f"{layer} build {build_id} built only {build.select or 'part'}"
+            f" (excluding {build.exclude or 'nothing'}); publish a whole build"
         )
-    relations = sorted(models if models is not None else record["models"])
+    relations = sorted(models if models is not None else build.models)
     if not relations:
         raise PublishError(f"{layer} build {build_id} made no tables to publish")
     published = publish_history(settings, layer)
@@ -264,23 +264,23 @@ def promote(
         "keep": keep,
     }
     if spec.has_store:  # drop what no kept build reads of the per-batch stores
-        kept_records = [record] + [
-            read_run_record(settings, layer, b)
+        kept_builds = [build] + [
+            read_run_record(settings, layer, b).build
             for b in keep[1:]
             if run_record_path(settings, layer, b).exists()
         ]
-        args["stores"] = kept(kept_records)
+        args["stores"] = kept(kept_builds)
     # the build's own vars (not read by the macro): dbt parses the project again whenever
     # its vars change, 4 s of a silver publish at scale 1.0
-    store = {k: record[k] for k in STORE_VARS if k in record} if spec.has_store else {}
+    store = {k: getattr(build, k) for k in STORE_VARS} if spec.has_store else {}
     entry = {
         "build_id": build_id,
         "schema": build_schema(layer, build_id),
         "models": relations,
-        "bronze_versions": record.get("bronze_versions", {}),
-        "bronze_batches": record.get("bronze_batches"),  # silver: what current_layers compares
-        "upstream_build": record.get("upstream_build"),
-        "code_sha256": record.get("code_sha256", ""),
+        "bronze_versions": build.bronze_versions,
+        "bronze_batches": build.bronze_batches,  # silver: what current_layers compares
+        "upstream_build": build.upstream_build,
+        "code_sha256": build.code_sha256,
         "published_at": datetime.now(UTC).isoformat(),
     }
     intent = {

@@ -3,14 +3,15 @@ can reuse it.
 
 Each build (cms_pipeline.publish.builds) ends in a BuildResult, recorded in full as JSON
 under METADATA/dbt_runs/<layer>_<build id>.json (with its dbt run) and as one row appended
-to the Delta table LAKE/_meta/dbt_runs. `promote` publishes only a build whose record says
+to the Delta table LAKE/_meta/dbt_runs (a queryable index of the builds). The JSON is read
+back here only, as a typed RunRecord. `promote` publishes only a build whose record says
 it succeeded.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from cms_pipeline.atomic import write_json_atomic
@@ -49,6 +50,11 @@ class BuildResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BuildResult:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     def raise_for_failure(self) -> None:
         if not self.success:
@@ -104,8 +110,29 @@ def _append_run_row(settings: Settings, result: BuildResult) -> None:
     )
 
 
-def read_run_record(settings: Settings, layer: str, build_id: str) -> dict:
+@dataclass(frozen=True)
+class RunRecord:
+    """A build's stored record: what it did, and the dbt run behind it (None when dbt never
+    ran, e.g. the build's inputs could not be read)."""
+
+    build: BuildResult
+    dbt: DbtRun | None
+
+
+def _parse(path: Path) -> RunRecord:
+    data = json.loads(path.read_text())
+    dbt = data.pop("dbt", None)
+    return RunRecord(BuildResult.from_dict(data), DbtRun.from_dict(dbt) if dbt else None)
+
+
+def read_run_record(settings: Settings, layer: str, build_id: str) -> RunRecord:
     path = run_record_path(settings, layer, build_id)
     if not path.exists():
         raise PublishError(f"{path}: no run record for {layer} build {build_id}; build it first")
-    return json.loads(path.read_text())
+    return _parse(path)
+
+
+def run_records(settings: Settings, layer: str) -> list[RunRecord]:
+    """Every recorded build of `layer`, newest first (build ids begin with their time)."""
+    paths = sorted(runs_dir(settings).glob(f"{layer}_*.json"), reverse=True)
+    return [_parse(path) for path in paths]

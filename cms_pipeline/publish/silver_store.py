@@ -16,25 +16,25 @@ chooses its store and a publish learns what to keep.
 
 from __future__ import annotations
 
-import json
-
 from cms_pipeline.config import Settings
 from cms_pipeline.dbt_runner import DbtRun
 from cms_pipeline.publish.fingerprints import store_fingerprint
-from cms_pipeline.publish.records import runs_dir
+from cms_pipeline.publish.records import BuildResult, run_records
 from cms_pipeline.sql import statement
 
 STORE_PREFIX = "silver_store_"
 
 
-def choose_store(previous: list[dict], fingerprint: str, build_id: str, full_refresh: bool) -> str:
+def choose_store(
+    previous: list[BuildResult], fingerprint: str, build_id: str, full_refresh: bool
+) -> str:
     """The store a silver build adds to (pure): that of the newest earlier build made with
-    the same store code, else a new one named after this build. `previous` are silver run
-    records; a full refresh always starts a new store."""
+    the same store code, else a new one named after this build. `previous` are earlier
+    silver builds; a full refresh always starts a new store."""
     if not full_refresh:
-        for record in sorted(previous, key=lambda r: r.get("started_at", ""), reverse=True):
-            if record.get("silver_store") and record.get("store_fingerprint") == fingerprint:
-                return record["silver_store"]
+        for build in sorted(previous, key=lambda b: b.started_at, reverse=True):
+            if build.silver_store and build.store_fingerprint == fingerprint:
+                return build.silver_store
     return f"{STORE_PREFIX}{build_id}"
 
 
@@ -61,14 +61,12 @@ def stored_by_build(spark, relations: list[str], build_id: str) -> dict[str, dic
     return added
 
 
-def kept(records: list[dict]) -> dict:
-    """What a publish keeps of the stores, given the run records of the builds it keeps
-    (the published one and the rollback target): their store schemas and every bronze batch
-    they read. Arguments of the dbt macro `prune_silver_stores` (pure)."""
-    stores = sorted({r["silver_store"] for r in records if r.get("silver_store")})
-    batches = sorted(
-        {b for r in records for ids in (r.get("bronze_batches") or {}).values() for b in ids}
-    )
+def kept(builds: list[BuildResult]) -> dict:
+    """What a publish keeps of the stores, given the builds it keeps (the published one and
+    the rollback target): their store schemas and every bronze batch they read. Arguments
+    of the dbt macro `prune_silver_stores` (pure)."""
+    stores = sorted({b.silver_store for b in builds if b.silver_store})
+    batches = sorted({batch for b in builds for ids in b.bronze_batches.values() for batch in ids})
     return {"prefix": STORE_PREFIX, "keep_stores": stores, "keep_batches": batches}
 
 
@@ -81,7 +79,7 @@ def store_vars(
     """dbt vars of a silver build (`STORE_VARS`, also in its run record): its bronze
     snapshot's batches and the per-batch store it adds to."""
     fingerprint = store_fingerprint(settings)
-    previous = [json.loads(p.read_text()) for p in runs_dir(settings).glob("silver_*.json")]
+    previous = [record.build for record in run_records(settings, "silver")]
     return {
         "bronze_batches": snapshot_batches(settings, bronze_versions),
         "silver_store": choose_store(previous, fingerprint, build_id, full_refresh),

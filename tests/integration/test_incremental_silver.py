@@ -153,7 +153,7 @@ def test_publish_drops_store_partitions_no_kept_build_reads(builds, spark):
 
     settings, first = builds["settings"], builds["first"]
     claims_before = spark.table(f"{first.schema}.carrier_claims").count()
-    args = {**kept([read_run_record(settings, "silver", first.build_id)])}
+    args = {**kept([read_run_record(settings, "silver", first.build_id).build])}
     args["prefix"] = first.silver_store
     run_dbt(
         settings, ["run-operation", "prune_silver_stores", "--args", json.dumps(args)], spark=spark

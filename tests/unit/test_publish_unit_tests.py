@@ -7,22 +7,23 @@ import json
 
 import pytest
 
+from cms_pipeline.dbt_runner import DbtRun, NodeResult
 from cms_pipeline.publish.builds import unit_tests_passed
-from cms_pipeline.publish.records import run_record_path
+from cms_pipeline.publish.records import BuildResult, run_record_path
 
 
 def node(name, resource_type="unit_test", status="pass"):
-    return {
-        "unique_id": f"{resource_type}.cms_pipeline.{name}",
-        "name": name,
-        "resource_type": resource_type,
-        "status": status,
-    }
+    return NodeResult(f"{resource_type}.cms_pipeline.{name}", name, resource_type, status)
 
 
 def record(settings, build_id, code="c1", nodes=None, **fields):
+    """A gold build's run record as builds.py writes it (BuildResult and its dbt run)."""
     nodes = nodes if nodes is not None else [node("a"), node("b"), node("m", "model", "success")]
-    body = {"build_id": build_id, "code_sha256": code, **fields, "dbt": {"nodes": nodes}}
+    build = BuildResult(
+        "gold", build_id, f"gold_build_{build_id}", True, code_sha256=code, **fields
+    )
+    run = DbtRun(["build"], True, 1.0, nodes)
+    body = {**build.to_dict(), "dbt": run.to_dict()}
     run_record_path(settings, "gold", build_id).write_text(json.dumps(body))
 
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from cms_pipeline.publish.fingerprints import store_fingerprint
+from cms_pipeline.publish.records import BuildResult
 from cms_pipeline.publish.silver_store import STORE_PREFIX, choose_store, kept
 
 
-def record(build_id, store, fingerprint="f1", started="2026-01-01T00:00:00", batches=None):
-    return {
-        "build_id": build_id,
-        "silver_store": store,
-        "store_fingerprint": fingerprint,
-        "started_at": started,
-        "bronze_batches": batches or {},
-    }
+def record(build_id, store=None, fingerprint="f1", started="2026-01-01T00:00:00", batches=None):
+    return BuildResult(
+        layer="silver",
+        build_id=build_id,
+        schema=f"silver_build_{build_id}",
+        success=True,
+        silver_store=store,
+        store_fingerprint=fingerprint if store else "",
+        started_at=started,
+        bronze_batches=batches or {},
+    )
 
 
 def test_first_build_starts_a_store_named_after_it():
@@ -25,7 +29,7 @@ def test_a_build_reuses_the_newest_store_made_by_the_same_code():
         record("b1", "silver_store_b1", started="2026-01-01T00:00:00"),
         record("b2", "silver_store_b2", started="2026-01-02T00:00:00"),
         record("b3", "silver_store_b3", fingerprint="old", started="2026-01-03T00:00:00"),
-        {"build_id": "b0", "started_at": "2026-01-04T00:00:00"},  # built before the store
+        record("b0", started="2026-01-04T00:00:00"),  # built before the store
     ]
     assert choose_store(previous, "f1", "b4", full_refresh=False) == "silver_store_b2"
 
@@ -45,7 +49,7 @@ def test_a_publish_keeps_the_stores_and_batches_its_kept_builds_read():
         "keep_batches": ["c1", "c2", "p1"],
     }
     # a build from before the store keeps nothing of it
-    assert kept([{"build_id": "b0"}])["keep_stores"] == []
+    assert kept([record("b0")])["keep_stores"] == []
 
 
 def test_store_fingerprint_follows_mappings_not_other_config(settings, copied_config):
