@@ -32,9 +32,9 @@ SESSION_LAKE_MODULES = {
 # The slowest modules (minutes each on 2 cores), longest first: started first, so that the
 # two workers finish together rather than one waiting on a long module at the end.
 SLOWEST_FIRST = [
-    # tests/heavy (scripts/test-heavy, two workers): the longest module alone on one worker
-    "test_scheduled_deployments",
+    # tests/heavy (scripts/test-heavy, two workers): each module alone on one worker
     "test_kill_matrix",
+    "test_deployments",
     *sorted(SESSION_LAKE_MODULES),
     "test_dbt_cluster",
     "test_atomic_publish",
@@ -42,7 +42,6 @@ SLOWEST_FIRST = [
     "test_incremental_silver",
     "test_ml_models",
     "test_money_gate",  # a whole `cms-pipeline run` in a child process
-    "test_deployments",  # tests/heavy
 ]
 
 
@@ -129,6 +128,32 @@ def copy_files(src_dir: Path, dest: Path, pattern: str = "*") -> list[Path]:
             shutil.copyfile(f, target)
             copied.append(target)
     return copied
+
+
+def first_beneficiaries(source_dir: Path, n: int, kinds: tuple[str, ...], dest: Path) -> list[Path]:
+    """The files of `source_dir` whose names contain one of `kinds` ("Beneficiary",
+    "Inpatient", ...), cut to the first `n` beneficiaries of its 2008 summary file: the
+    header and the rows whose first column is one of their ids, in their order and with
+    the file's own line ending. Written to `dest` under the same names; returns them."""
+    first_year = next(source_dir.glob("DE1_0_2008_Beneficiary_Summary_File_*"))
+    ids = {line.split(b",")[0] for line in _lines(first_year)[0][1 : n + 1]}
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(source_dir.glob("*")):
+        if not any(kind in path.name for kind in kinds):
+            continue
+        (header, *rows), end = _lines(path)
+        kept = [row for row in rows if row.split(b",")[0] in ids]
+        written.append(dest / path.name)
+        written[-1].write_bytes(end.join([header, *kept]) + end)
+    return written
+
+
+def _lines(path: Path) -> tuple[list[bytes], bytes]:
+    """A CSV file's non-empty lines (bytes) and its line ending."""
+    data = path.read_bytes()
+    end = b"\r\n" if b"\r\n" in data else b"\n"
+    return [line for line in data.split(end) if line], end
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pytest
 
 from cms_pipeline.config import load_settings
-from tests.conftest import SAMPLE_DATA
+from tests.conftest import SAMPLE_DATA, first_beneficiaries
 
 pytestmark = [pytest.mark.integration]
 
@@ -44,12 +44,6 @@ BENEFICIARIES = 500  # of sample_1: a few hundred admissions, some readmitted
 BAD_DATE = "20081399"
 
 
-def _lines(path: Path) -> tuple[list[bytes], bytes]:
-    data = path.read_bytes()
-    end = b"\r\n" if b"\r\n" in data else b"\n"
-    return [line for line in data.split(end) if line], end
-
-
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory) -> Path:
     """sample_0 whole; sample_1's first BENEFICIARIES beneficiaries (their summaries and
@@ -58,21 +52,13 @@ def landing(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("kill_landing")
     shutil.copytree(SAMPLE_DATA / "sample_0", root / "sample_0")
-    source = SAMPLE_DATA / "sample_1"
-    first_year, _ = _lines(next(source.glob("DE1_0_2008_Beneficiary_Summary_File_*")))
-    ids = {line.split(b",")[0] for line in first_year[1 : BENEFICIARIES + 1]}
-    (root / "sample_1").mkdir()
-    for path in source.glob("*"):
-        if "Beneficiary" not in path.name and "Inpatient" not in path.name:
-            continue
-        lines, end = _lines(path)
-        rows = [line for line in lines[1:] if line.split(b",")[0] in ids]
-        if "Inpatient" in path.name:
-            header = lines[0].decode().replace('"', "").split(",")
-            fields = rows[0].split(b",")
-            fields[header.index("CLM_FROM_DT")] = BAD_DATE.encode()
-            rows[0] = b",".join(fields)
-        (root / "sample_1" / path.name).write_bytes(end.join([lines[0], *rows]) + end)
+    kinds = ("Beneficiary", "Inpatient")
+    written = first_beneficiaries(SAMPLE_DATA / "sample_1", BENEFICIARIES, kinds, root / "sample_1")
+    [inpatient] = [path for path in written if "Inpatient" in path.name]
+    header, first, rest = inpatient.read_bytes().split(b"\n", 2)  # the first claim's row
+    fields = first.split(b",")
+    fields[header.decode().replace('"', "").split(",").index("CLM_FROM_DT")] = BAD_DATE.encode()
+    inpatient.write_bytes(b"\n".join([header, b",".join(fields), rest]))
     return root
 
 
