@@ -22,7 +22,7 @@ from cms_pipeline.config import PROJECT_ROOT
 DOCKER = PROJECT_ROOT / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 ENV_EXAMPLE = DOCKER / ".env.example"
-PUBLISHED = {"prefect-server", "scoring-api", "spark-master"}  # UIs and the scoring API
+PUBLISHED = {"prefect-server", "scoring-api", "dashboard", "spark-master"}  # UIs, scoring API
 NETWORK_ONLY = {"mlflow", "spark-thrift", "hive-metastore"}
 BIND = "${CMS_BIND_ADDRESS:-127.0.0.1}"
 SECRET_NAME = r"[A-Z0-9_]*(?:KEY|SECRET|PASSWORD|TOKEN|AUTH|CREDENTIAL)[A-Z0-9_]*"
