@@ -5,7 +5,10 @@ time changed since the watcher last saw them (its memory: one small JSON file pe
 area in the metadata folder, beside the lake's ledger). A file whose bytes the ledger has
 not loaded (or rejected), and that the watcher has not announced before with these
 bytes, is an arrival: it emits one `cms.landing.file.arrived` event. The `pipeline`
-deployment's trigger in prefect.yaml turns those events into a pipeline run.
+deployment's trigger in prefect.yaml turns those events into a pipeline run. A file
+announced that long ago (`announce_again_after_hours`) whose bytes the ledger still has
+neither loaded nor refused is announced again: the run its event started failed or was
+cancelled before ingesting it, and without a second event it would wait for ever.
 
 Without a Prefect server or that trigger, `then` runs the pipeline (or only ingestion)
 here as a subflow once the events are out.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -50,6 +54,7 @@ class Arrival:
     sha256: str
     size_bytes: int
     changed: bool  # a file of this name was loaded before with other bytes
+    again: bool = False  # announced before, and still not loaded nor refused
 
 
 # --- what the watcher remembers of a landing area: path -> size, mtime, sha256 ---------
@@ -87,6 +92,12 @@ def hash_changed(deliveries: list[Delivery], memory: dict[str, dict]) -> tuple[d
     return files, hashed
 
 
+def announced_again(entry: dict, now: float, after_seconds: float) -> bool:
+    """Announced with these bytes at least `after_seconds` ago (memories written before
+    `announced_at` was kept count from the first poll that reads them)."""
+    return entry["announced"] and now - entry.get("announced_at", now) >= after_seconds
+
+
 # --- which files are arrivals -----------------------------------------------------------
 
 
@@ -95,8 +106,11 @@ def rejected_hashes(ledger: pa.Table) -> set[str]:
     return set(ledger.filter(mask).column("sha256").to_pylist())
 
 
-def new_arrivals(files: list[tuple[str, str, int]], ledger: pa.Table) -> list[Arrival]:
-    """Files (relative path, sha256, size) whose bytes the ledger has not seen.
+def new_arrivals(
+    files: list[tuple[str, str, int]], ledger: pa.Table, again: frozenset[str] = frozenset()
+) -> list[Arrival]:
+    """Files (relative path, sha256, size) whose bytes the ledger has not seen; `again`:
+    the paths among them that were announced before.
 
     Bytes already loaded are duplicates; bytes already rejected would be rejected again
     (fix the file or the contract, then run `cms-pipeline ingest`). The same bytes under
@@ -110,13 +124,21 @@ def new_arrivals(files: list[tuple[str, str, int]], ledger: pa.Table) -> list[Ar
         seen.add(sha256)
         name = relative.rsplit("/", 1)[-1]
         changed = bool(hashes_seen_for(ledger, name))
-        arrivals.append(Arrival(relative, sha256, size, changed))
+        arrivals.append(Arrival(relative, sha256, size, changed, relative in again))
     return arrivals
 
 
-def unannounced(files: dict[str, dict]) -> list[tuple[str, str, int]]:
-    """(path, sha256, size) of the files not announced yet with their present bytes."""
-    return [(p, f["sha256"], f["size"]) for p, f in sorted(files.items()) if not f["announced"]]
+def unannounced(
+    files: dict[str, dict], now: float | None = None, again_after: float | None = None
+) -> list[tuple[str, str, int]]:
+    """(path, sha256, size) of the files not announced yet with their present bytes, and
+    of those announced at least `again_after` seconds before `now`."""
+    return [
+        (p, f["sha256"], f["size"])
+        for p, f in sorted(files.items())
+        if not f["announced"]
+        or (again_after is not None and announced_again(f, now or time.time(), again_after))
+    ]
 
 
 # --- the event --------------------------------------------------------------------------
@@ -146,17 +168,24 @@ def announce(arrival: Arrival, landing: str, lake: str) -> None:
 
 
 @task(name="look for arrivals", retries=2, retry_delay_seconds=[5, 30])
-def look_for_arrivals(landing: str, lake: str | None) -> list[Arrival]:
-    """Emit one event per new or changed file; remember what was seen and announced."""
+def look_for_arrivals(landing: str, lake: str | None, again_after_hours: float) -> list[Arrival]:
+    """Emit one event per new or changed file, and again per file announced
+    `again_after_hours` ago and still not loaded; remember what was seen and announced."""
     settings = load_settings(lake=lake)
     deliveries, _ignored = discover(settings, landing)
     path = memory_path(settings, landing)
     files, hashed = hash_changed(deliveries, read_memory(path))
-    arrivals = new_arrivals(unannounced(files), read_ledger(settings))
+    now = time.time()
+    due = unannounced(files, now, again_after_hours * 3600)
+    again = frozenset(r for r, _, _ in due if files[r]["announced"])
+    arrivals = new_arrivals(due, read_ledger(settings), again)
     for a in arrivals:
         announce(a, landing, settings.lake)
-    for relative in {r for r, _, _ in unannounced(files)}:
-        files[relative]["announced"] = True  # announced now, or loaded (or refused) already
+    for relative in {r for r, _, _ in due}:  # announced now, or loaded (or refused) already
+        files[relative].update(announced=True, announced_at=now)
+    for entry in files.values():  # a memory from before `announced_at` was kept
+        if entry["announced"]:
+            entry.setdefault("announced_at", now)
     write_memory(path, landing, files)  # after the events: a failed emit is retried
     get_run_logger().info(
         "%s files in %s, %s hashed (new or changed size or mtime), %s arrivals",
@@ -183,15 +212,21 @@ def load_target(target: str):
 
 @flow(name="watch-landing", log_prints=True, flow_run_name=run_name("watch {landing}"))
 def watcher_flow(
-    landing: str | None = None, lake: str | None = None, then: Target | None = None
+    landing: str | None = None,
+    lake: str | None = None,
+    then: Target | None = None,
+    announce_again_after_hours: float = 6.0,
 ) -> dict:
     """Announce new or changed landing files as events; `then` also runs the pipeline
-    (or only ingestion) on them here, for use without the pipeline's trigger."""
+    (or only ingestion) on them here, for use without the pipeline's trigger.
+    `announce_again_after_hours`: a file announced that long ago and still neither loaded
+    nor refused is announced again (its run failed before ingesting it)."""
     landing = landing or load_settings(lake=lake).landing
-    arrivals = look_for_arrivals(landing, lake)
+    arrivals = look_for_arrivals(landing, lake, announce_again_after_hours)
     logger = get_run_logger()
     for a in arrivals:
-        logger.info("%s %s (%s bytes)", "changed" if a.changed else "new", a.file, a.size_bytes)
+        kind = "not loaded yet" if a.again else "changed" if a.changed else "new"
+        logger.info("%s %s (%s bytes)", kind, a.file, a.size_bytes)
     started = None
     if arrivals and then:
         target = load_target(then)

@@ -119,6 +119,31 @@ def test_announced_files_are_not_arrivals_again():
     assert unannounced(files) == [("b.csv", "h2", 2)]
 
 
+def test_a_file_announced_long_ago_and_still_not_loaded_is_announced_again():
+    """Its run failed or was cancelled before ingesting it: a second event, marked `again`;
+    a loaded one is not announced again, nor one announced recently."""
+    hour = 3600.0
+    now = 100 * hour
+    files = {
+        "failed_run.csv": {"size": 1, "mtime": 1.0, "sha256": "h1", "announced": True,
+                           "announced_at": now - 7 * hour},
+        "loaded.csv": {"size": 2, "mtime": 2.0, "sha256": "h2", "announced": True,
+                       "announced_at": now - 7 * hour},
+        "recent.csv": {"size": 3, "mtime": 3.0, "sha256": "h3", "announced": True,
+                       "announced_at": now - hour},
+        "new.csv": {"size": 4, "mtime": 4.0, "sha256": "h4", "announced": False},
+    }  # fmt: skip
+    due = unannounced(files, now, 6 * hour)
+    assert [path for path, _, _ in due] == ["failed_run.csv", "loaded.csv", "new.csv"]
+    again = frozenset({"failed_run.csv", "loaded.csv"})
+    arrivals = new_arrivals(due, ledger_of(("h2", "loaded.csv", "loaded")), again)
+    assert [(a.file, a.again) for a in arrivals] == [("failed_run.csv", True), ("new.csv", False)]
+    # a memory written before `announced_at` was kept: counted from now, not announced yet
+    del files["failed_run.csv"]["announced_at"]
+    assert "failed_run.csv" not in [path for path, _, _ in unannounced(files, now, 6 * hour)]
+    assert unannounced(files) == [("new.csv", "h4", 4)]  # without `again_after`: as before
+
+
 def test_the_pipelines_trigger_matches_the_watchers_event_and_takes_its_landing_and_lake():
     from prefect.events.schemas.events import Event
     from prefect.server.events.schemas.automations import EventTrigger
