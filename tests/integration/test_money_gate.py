@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE_DATA
+from tests.conftest import SAMPLE_DATA, first_beneficiaries
 
 pytestmark = pytest.mark.integration
 
@@ -52,19 +52,13 @@ def _claim_years(header: list[str], rows: list[list[str]]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def delivery(tmp_path_factory) -> dict:
     """The constructed landing folder, and what was done to it."""
-    source = SAMPLE_DATA / "sample_1"
     root = tmp_path_factory.mktemp("money_landing")
-    _, _, first_year = _read(next(source.glob("DE1_0_2008_Beneficiary_Summary_File_*")))
-    ids = {row[0] for row in first_year[:BENEFICIARIES]}
-    for path in source.glob("*Beneficiary_Summary_File*"):
-        end, header, rows = _read(path)
-        kept = [",".join(row) for row in rows if row[0] in ids]
-        (root / path.name).write_text(end.join([header, *kept]) + end, newline="")
+    kinds = ("Beneficiary_Summary_File", "Inpatient_Claims")
+    written = first_beneficiaries(SAMPLE_DATA / "sample_1", BENEFICIARIES, kinds, root)
 
-    path = next(source.glob("*Inpatient_Claims*"))
+    [path] = [path for path in written if "Inpatient_Claims" in path.name]
     end, header, rows = _read(path)
     columns = next(csv.reader(io.StringIO(header)))
-    rows = [row for row in rows if row[0] in ids]
     years = _claim_years(columns, rows)
     claim = columns.index("CLM_ID")
     in_year = sorted({c for c, y in years.items() if y == DROPPED_YEAR})
@@ -75,7 +69,7 @@ def delivery(tmp_path_factory) -> dict:
     assert not {c[claim] for c in copies} & set(years), "a copy's new id is taken"
     kept = [row for row in rows if row[claim] not in dropped] + copies
     lines = [",".join(row) for row in kept]
-    (root / path.name).write_text(end.join([header, *lines]) + end, newline="")
+    path.write_text(end.join([header, *lines]) + end, newline="")
     return {"landing": root, "dropped": dropped, "doubled": doubled}
 
 
