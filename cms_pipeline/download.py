@@ -1,8 +1,10 @@
 """Fetch CMS DE-SynPUF ZIP files into the landing area, safely and only once.
 
 - URLs come from `config/downloads.yaml` (per sample, per file kind).
-- Several files at once (threads); each retried with exponential backoff on connection
-  errors, timeouts, truncated bodies and 5xx/429 answers (404 and other 4xx fail at once).
+- Several files at once (threads); each retried (tenacity) with exponential backoff and
+  jitter on connection errors, timeouts, truncated bodies and 5xx/429 answers, after the
+  wait the server asks for in Retry-After when it sends one (404 and other 4xx fail at
+  once).
 - A partial download lives in `<landing>/.partial/<name>.part` and is resumed with an
   HTTP Range request; the file appears in the landing folder only when complete and a
   valid ZIP (rename, so readers never see half a file).
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
 import os
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import yaml
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from cms_pipeline.atomic import write_text_atomic
 from cms_pipeline.config import CONFIG_DIR
@@ -44,6 +48,7 @@ FILE_GROUPS = {
 }
 ALL_KINDS = [k.key for k in FILE_KINDS]
 BLOCK = 1 << 20
+MAX_RETRY_AFTER = 300.0  # seconds: a longer Retry-After is cut to this
 
 ProgressFn = Callable[[str, int, int | None], None]  # file name, bytes so far, total or None
 
@@ -51,9 +56,35 @@ ProgressFn = Callable[[str, int, int | None], None]  # file name, bytes so far, 
 class DownloadError(RuntimeError):
     """A file could not be fetched; `retryable` says whether another try may help."""
 
-    def __init__(self, message: str, retryable: bool = True):
+    def __init__(self, message: str, retryable: bool = True, retry_after: float | None = None):
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after  # seconds the server asked us to wait, if it did
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """An HTTP Retry-After header (delay in seconds, or a date) as seconds from `now`."""
+    if not value or not value.strip():
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # not a delay nor a date: our own backoff applies
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class ServerOrBackoff:
+    """Tenacity's wait: the server's Retry-After when it sent one (at most MAX_RETRY_AFTER),
+    else exponential backoff with jitter (threads retrying at once spread out)."""
+
+    def __init__(self, backoff_seconds: float):
+        self.backoff = wait_exponential_jitter(multiplier=backoff_seconds, jitter=backoff_seconds)
+
+    def __call__(self, retry_state) -> float:
+        asked = getattr(retry_state.outcome.exception(), "retry_after", None)
+        return min(asked, MAX_RETRY_AFTER) if asked is not None else self.backoff(retry_state)
 
 
 @dataclass(frozen=True)
@@ -197,7 +228,8 @@ def _fetch_once(
             if resp.status_code == 416 and have:  # part already holds the whole file
                 return
             if resp.status_code in (429,) or resp.status_code >= 500:
-                raise DownloadError(f"{item.url}: HTTP {resp.status_code}")
+                asked = retry_after_seconds(resp.headers.get("Retry-After"))
+                raise DownloadError(f"{item.url}: HTTP {resp.status_code}", retry_after=asked)
             if resp.status_code >= 400:
                 raise DownloadError(f"{item.url}: HTTP {resp.status_code}", retryable=False)
             if resp.status_code == 206:
@@ -217,6 +249,30 @@ def _fetch_once(
         raise DownloadError(f"{item.url}: {type(exc).__name__}: {exc}") from exc
     if expected is not None and done < expected:
         raise DownloadError(f"{item.url}: body ended at {done} of {expected} bytes")
+
+
+def _fetch_and_keep(
+    client: httpx.Client,
+    item: DownloadItem,
+    part: Path,
+    target: Path,
+    ledger: Ledger,
+    progress: ProgressFn | None,
+) -> dict:
+    """One attempt: fetch (resuming `part`), check it is a ZIP, move it into the landing
+    folder and record it in the ledger. Raises DownloadError when another try is needed."""
+    _fetch_once(client, item, part, progress)
+    if not zipfile.is_zipfile(part):
+        part.unlink()  # complete by length but not a ZIP: start over
+        raise DownloadError(f"{item.url}: downloaded bytes are not a ZIP file")
+    digest = _sha256(part)
+    size = part.stat().st_size
+    os.replace(part, target)
+    ledger.record(item.name, {
+        "url": item.url, "sample": item.sample, "kind": item.kind, "size": size,
+        "sha256": digest, "downloaded_at": datetime.now(UTC).isoformat(),
+    })  # fmt: skip
+    return {"file": item.name, "status": "downloaded", "bytes": size, "sha256": digest}
 
 
 def download_one(
@@ -239,32 +295,27 @@ def download_one(
     part = part_dir / f"{item.name}.part"
     own = client is None
     client = client or httpx.Client(timeout=retry.timeout_seconds, follow_redirects=True)
-    error = None
+    retrying = Retrying(
+        stop=stop_after_attempt(retry.attempts),
+        wait=ServerOrBackoff(retry.backoff_seconds),
+        retry=retry_if_exception(lambda exc: isinstance(exc, DownloadError) and exc.retryable),
+        sleep=sleep,
+        reraise=True,
+    )
+    attempts, error = 0, None
     try:
-        for attempt in range(1, retry.attempts + 1):
-            try:
-                _fetch_once(client, item, part, progress)
-                if not zipfile.is_zipfile(part):
-                    part.unlink()  # complete by length but not a ZIP: start over
-                    raise DownloadError(f"{item.url}: downloaded bytes are not a ZIP file")
-                digest = _sha256(part)
-                size = part.stat().st_size
-                os.replace(part, target)
-                ledger.record(item.name, {
-                    "url": item.url, "sample": item.sample, "kind": item.kind, "size": size,
-                    "sha256": digest, "downloaded_at": datetime.now(UTC).isoformat(),
-                })  # fmt: skip
-                return {"file": item.name, "status": "downloaded", "bytes": size,
-                        "sha256": digest, "attempts": attempt}  # fmt: skip
-            except DownloadError as exc:
-                error = exc
-                if not exc.retryable or attempt == retry.attempts:
-                    break
-                sleep(retry.backoff_seconds * 2 ** (attempt - 1))
+        for attempt in retrying:
+            with attempt:
+                attempts = attempt.retry_state.attempt_number
+                outcome = _fetch_and_keep(client, item, part, target, ledger, progress)
+                outcome["attempts"] = attempts
+        return outcome
+    except DownloadError as exc:
+        error = exc
     finally:
         if own:
             client.close()
-    return {"file": item.name, "status": "failed", "error": str(error), "attempts": attempt,
+    return {"file": item.name, "status": "failed", "error": str(error), "attempts": attempts,
             "bytes": part.stat().st_size if part.exists() else 0}  # fmt: skip
 
 

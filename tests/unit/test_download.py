@@ -10,6 +10,7 @@ import struct
 import threading
 import time
 import zipfile
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,12 +24,14 @@ from cms_pipeline.config import load_settings
 from cms_pipeline.synth.layout import FILE_KINDS
 
 SLOW_SECONDS = 30.0  # a stalled answer: far beyond any attempt's timeout
+RETRY_AFTER = 7  # seconds a 429 asks for
 
 
 class FaultServer:
     """Serves `files` by name; `plan[name]` lists what the next requests get:
-    ok, 404, 500, reset (connection reset), truncate (half the body, then reset),
-    slow (waits SLOW_SECONDS before answering), norange (ignores Range)."""
+    ok, 404, 500, 429 (Too Many Requests, Retry-After: RETRY_AFTER), reset (connection
+    reset), truncate (half the body, then reset), slow (waits SLOW_SECONDS before
+    answering), norange (ignores Range)."""
 
     def __init__(self, files: dict[str, bytes]):
         self.files = files
@@ -66,6 +69,12 @@ class FaultServer:
                     return
                 if step == "500":
                     self.send_error(500)
+                    return
+                if step == "429":
+                    self.send_response(429)
+                    self.send_header("Retry-After", str(RETRY_AFTER))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 if step == "reset":
                     self._reset()
@@ -165,8 +174,29 @@ def test_retries_with_backoff_after_reset_and_500(server, landing):
     waits: list[float] = []
     (result,) = dl.download(items_for(server, [IP1]), landing, FAST, sleep=waits.append)
     assert result["status"] == "downloaded" and result["attempts"] == 3
-    assert waits == [FAST.backoff_seconds, 2 * FAST.backoff_seconds]
+    # exponential, each with up to one backoff of jitter (threads retrying at once spread)
+    b = FAST.backoff_seconds
+    assert len(waits) == 2 and b <= waits[0] <= 2 * b and 2 * b <= waits[1] <= 3 * b, waits
     assert (landing / IP1).read_bytes() == server.files[IP1]
+
+
+def test_too_many_requests_waits_as_long_as_the_server_asks(server, landing):
+    server.plan[IP1] = ["429", "500", "ok"]
+    waits: list[float] = []
+    (result,) = dl.download(items_for(server, [IP1]), landing, FAST, sleep=waits.append)
+    assert result["status"] == "downloaded" and result["attempts"] == 3
+    b = FAST.backoff_seconds
+    assert waits[0] == RETRY_AFTER and 2 * b <= waits[1] <= 3 * b, waits
+    assert (landing / IP1).read_bytes() == server.files[IP1]
+
+
+def test_retry_after_is_a_delay_or_a_date():
+    now = datetime(2026, 12, 8, 12, 0, 0, tzinfo=UTC)
+    assert dl.retry_after_seconds("120", now) == 120.0
+    assert dl.retry_after_seconds("Tue, 08 Dec 2026 12:01:30 GMT", now) == 90.0
+    assert dl.retry_after_seconds("Tue, 08 Dec 2026 11:00:00 GMT", now) == 0.0  # passed
+    assert dl.retry_after_seconds("soon", now) is None  # our own backoff then
+    assert dl.retry_after_seconds(None, now) is None
 
 
 def test_404_fails_at_once(server, landing):
