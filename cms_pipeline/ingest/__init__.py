@@ -1,4 +1,25 @@
-"""Landing -> bronze: discover deliveries, load each exactly once, account for every row."""
+"""Landing -> bronze: discover deliveries, load each exactly once, account for every row.
+
+`ingest()` (here) loads every delivery found, tables side by side; the package, by idea:
+
+    discovery     the deliveries of a landing area, each with its contract
+    settle        whether a file is complete or still being copied in
+    reader        the streaming CSV/ZIP reader, hashing, decoding (counting: line ends)
+    header        a file's header compared with its contract
+    validation    row-level checks against the contract
+    rows          bronze and quarantine rows: their schemas and lineage columns
+    read_pass     one pass over a file into batch folders that no commit names yet
+    load          the exactly-once protocol of one delivery: quarantine, bronze and
+                  ledger commits in that order, recovery of a killed attempt
+    file_result   what ingestion did with one file (FileResult)
+    ledger        the file ledger, keyed by content hash; claims: one process per file
+    delta_writer  append-only Delta writes, one batch folder each (delta_files: reads)
+    batch_report  after a commit: profile, difference, expectations, reports
+    expectations  the contract's file-level expectations
+    errors        errors that name file, line, column and what to do
+    landing       rejected files: list them, read one again; retract: take one out
+    maintenance   checkpoints and compaction of bronze
+"""
 
 from __future__ import annotations
 
@@ -13,12 +34,8 @@ from dataclasses import dataclass, field
 from cms_pipeline.config import Settings
 from cms_pipeline.ingest import ledger
 from cms_pipeline.ingest.discovery import Delivery, discover
-from cms_pipeline.ingest.load import (
-    REJECTED_BEFORE,
-    RETRACTED_BEFORE,
-    FileResult,
-    load_delivery,
-)
+from cms_pipeline.ingest.file_result import REJECTED_BEFORE, RETRACTED_BEFORE, FileResult
+from cms_pipeline.ingest.load import load_delivery
 
 log = logging.getLogger(__name__)
 

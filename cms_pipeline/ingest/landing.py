@@ -10,7 +10,8 @@ from __future__ import annotations
 from cms_pipeline.config import Settings
 from cms_pipeline.ingest import ledger
 from cms_pipeline.ingest.discovery import Delivery, discover
-from cms_pipeline.ingest.load import FileResult, ledger_row, load_delivery
+from cms_pipeline.ingest.file_result import FileResult
+from cms_pipeline.ingest.load import ledger_row, load_delivery
 from cms_pipeline.ingest.reader import sha256_of
 from cms_pipeline.storage import filesystem
 
