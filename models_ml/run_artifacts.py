@@ -76,7 +76,7 @@ def write_feature_reference(
     out: Path, snap: Snapshot, varimp: list[tuple[str, float]], features: list[Feature]
 ) -> None:
     """The training rows of the most important numeric features: scoring runs measure
-    their drift against it (models_ml.batch.feature_references)."""
+    their drift against it (models_ml.drift_on_spark.feature_references)."""
     top = top_numeric_features(varimp, features, TOP_FEATURES)
     pd.read_parquet(snap.train_path, columns=top).to_parquet(
         out / registry.EVALUATION_DIR / registry.FEATURE_REFERENCE, index=False

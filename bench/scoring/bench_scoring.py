@@ -188,11 +188,11 @@ def peak_rss(found: dict):
 
 def bench_spark(settings, rows: int) -> dict:
     """A feature table of `rows` generated rows scored by the champion: on the executors
-    (models_ml.batch.score_on_executors, written as Parquet) against the baseline that
+    (models_ml.scored_rows.score_on_executors, written as Parquet) against the baseline that
     batch scoring used before: the table collected to the driver (toPandas), scored
     there and written back through Spark. Same rows, same model, one session; each after a warm-up on a small table."""
     from cms_pipeline.spark import get_spark
-    from models_ml.batch import score_on_executors
+    from models_ml.scored_rows import score_on_executors
     from models_ml.serving import load_version
     from models_ml.usecase import load_use_case
 

@@ -35,7 +35,7 @@ from cms_pipeline.publish.publishing import promote
 from cms_pipeline.publish.records import BuildResult, record_run
 from cms_pipeline.spark import get_spark
 from cms_pipeline.sql import statement
-from models_ml.batch import replace_predictions
+from models_ml.predictions_store import replace_predictions
 
 BUILDS = {"b0": ["t_a", "t_b"], "b1": ["t_a", "t_b", "t_old"], "b2": ["t_a", "t_b", "t_c"]}
 PREDICTIONS = "gold.predictions_tiny"

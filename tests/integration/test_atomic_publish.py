@@ -115,7 +115,7 @@ def test_predictions_are_replaced_as_a_view_on_versions(spark, tmp_path):
     read before is kept (a reader may be half way through it), older ones are dropped."""
     import pandas as pd
 
-    from models_ml.batch import predictions_versions, replace_predictions
+    from models_ml.predictions_store import predictions_versions, replace_predictions
 
     public = "atomic_publish_test.predictions_demo"
     for version in ("v1", "v2", "v3"):

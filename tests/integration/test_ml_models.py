@@ -278,7 +278,7 @@ def test_split_leaves_a_gap_and_folds_keep_a_beneficiary_together(ml_settings, f
 
 def test_scoring_population_has_the_training_columns_and_types(ml_settings, spark, first_runs):
     """One definition: the rows scored come from the table trained on, column for column."""
-    from models_ml.batch import scoring_rows
+    from models_ml.scored_rows import scoring_rows
 
     for name, result in first_runs.items():
         uc = small(ml_settings, name)

@@ -134,7 +134,7 @@ def test_executor_scores_equal_the_rest_apis_on_the_real_feature_rows(
     first_run, spark, spark_settings
 ):
     """The champion scores the first run's real feature rows (decimals, ints, text codes,
-    nulls) on Spark's executors (models_ml.batch.score_on_executors, what batch scoring
+    nulls) on Spark's executors (models_ml.scored_rows.score_on_executors, what batch scoring
     runs) and through the REST API (the real app; the same rows sent as JSON): the same
     scores. Some rows are made to carry an unseen level and a null feature."""
     from datetime import UTC, date, datetime
@@ -143,7 +143,7 @@ def test_executor_scores_equal_the_rest_apis_on_the_real_feature_rows(
     from pyspark.sql import functions as F
 
     from models_ml.api import create_app
-    from models_ml.batch import score_on_executors
+    from models_ml.scored_rows import score_on_executors
     from models_ml.serving import load_version
     from models_ml.usecase import load_use_case
 

@@ -88,7 +88,7 @@ def test_a_feature_null_in_every_row_has_no_values_to_compare():
 
 
 def test_counts_binned_elsewhere_give_the_same_psi():
-    """Scoring runs bin their values on Spark (models_ml.batch.psi_on_spark) and pass the
+    """Scoring runs bin their values on Spark (models_ml.drift_on_spark.psi_on_spark) and pass the
     counts: the bins are the ones psi() puts the values in, edges included."""
     rng = np.random.default_rng(3)
     ref = rng.normal(size=500)

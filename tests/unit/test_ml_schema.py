@@ -11,7 +11,6 @@ import pytest
 from pydantic import ValidationError
 
 from models_ml.api_guards import field_errors
-from models_ml.batch import predictions_frame, predictions_schema
 from models_ml.schema import (
     Feature,
     records_to_columns,
@@ -19,6 +18,7 @@ from models_ml.schema import (
     source_type,
     with_source_types,
 )
+from models_ml.scored_rows import predictions_frame, predictions_schema
 from models_ml.usecase import load_use_case
 
 FEATURES = [
