@@ -12,6 +12,7 @@ import pyarrow.dataset as ds
 
 from cms_pipeline.config import Settings
 from cms_pipeline.ingest.delta_writer import open_table
+from cms_pipeline.publish.publishing import published_build
 from cms_pipeline.storage import filesystem, join
 
 
@@ -53,8 +54,6 @@ def delta_tables(settings: Settings) -> list[dict]:
 
 def published_tables(settings: Settings) -> list[dict]:
     """Silver and gold as published (the build each view points at), from the warehouse."""
-    from cms_pipeline.publish.publishing import published_build
-
     warehouse = settings.metadata_path("spark-warehouse")
     entries = []
     for layer in ("silver", "gold"):
@@ -80,6 +79,8 @@ def published_tables(settings: Settings) -> list[dict]:
 
 
 def models(settings: Settings) -> list[dict]:
+    # inside: models_ml builds on cms_pipeline, so this import points up
+    # (docs/architecture.md, "Checking the import direction")
     from models_ml.registry import model_catalog
 
     return model_catalog(settings)

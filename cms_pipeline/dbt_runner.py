@@ -23,6 +23,10 @@ import yaml
 from cms_pipeline.config import PROJECT_ROOT, ConfigError, Settings, read_yaml
 from cms_pipeline.mapping_sql import stale_files
 from cms_pipeline.runtime import environment
+from cms_pipeline.spark import get_spark, spark_conf
+
+# dbt itself (about 2 s to import) is imported inside the functions that run or render it:
+# this module's settings, errors and paths are read by publish, exports and the gates.
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 PROFILES_FILE = DBT_PROJECT_DIR / "profiles.yml"
@@ -137,8 +141,6 @@ def profile_env(settings: Settings) -> dict[str, str]:
     config/pipeline.yaml). `databricks`: host, cluster and token are read by dbt from the
     environment, so no secret is written to disk.
     """
-    from cms_pipeline.spark import spark_conf
-
     dbt = settings.dbt
     conf = spark_conf(settings)
     env = {
@@ -318,8 +320,6 @@ def run_dbt(
             f"{names}: not what config/mappings compiles to; run `cms-pipeline mappings compile`"
         )
     if spark is None and needs_session(settings, args):
-        from cms_pipeline.spark import get_spark
-
         spark = get_spark(settings)  # dbt's session mode picks this session up
     if settings.dbt.target == "cluster":
         _accept_empty_command_results()

@@ -18,10 +18,17 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+import pyarrow as pa
+from deltalake import write_deltalake
+
 from cms_pipeline.atomic import write_json_atomic
 from cms_pipeline.config import ConfigError, Settings
 from cms_pipeline.dbt_runner import storage_config
+from cms_pipeline.publish.publishing import complete_interrupted_publish, published_build
 from cms_pipeline.storage import delta_storage_options, filesystem, is_local, join
+
+# PySpark's functions (about 0.3 s to import) are imported where a frame is built: the
+# dashboard reads this module's settings (export_config, exported_build) without Spark.
 
 PUBLISHED_SCHEMA = "gold"
 
@@ -66,9 +73,6 @@ def export_analytics(settings: Settings, spark, config: dict) -> dict[str, str]:
 def _write_delta(frame, uri: str) -> None:
     # Spark here has no Delta: hand Arrow batches to delta-rs, replacing the table's
     # content in one commit (earlier versions stay readable by time travel).
-    import pyarrow as pa
-    from deltalake import write_deltalake
-
     table = pa.Table.from_pandas(frame.toPandas(), preserve_index=False)
     write_deltalake(
         uri,
@@ -176,8 +180,6 @@ def _write_profiles(spark, uri: str) -> None:
 def export_all(settings: Settings, spark) -> ExportReport:
     """Every export of the published gold; recorded (`exported_build`) once all are
     written, so an export killed half way is not taken for a finished one."""
-    from cms_pipeline.publish.publishing import complete_interrupted_publish, published_build
-
     config = export_config(settings)
     complete_interrupted_publish(settings, spark)  # export a whole published gold
     gold = published_build(settings, "gold") or {}

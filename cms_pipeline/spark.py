@@ -13,7 +13,12 @@ import threading
 from pathlib import Path
 
 from cms_pipeline.config import Settings
+from cms_pipeline.memory import auto_heap
 from cms_pipeline.runtime import prepare_environment
+
+# PySpark (about 0.3 s to import) is imported where a session is made or asked for:
+# dbt_runner imports this module for spark_conf, and through dbt_runner so do modules
+# that run without Spark (exports' settings, read by the dashboard).
 
 # The JIT's quick tier only (C1), with room for its code (alone, C1 fills the default
 # 48 MB code cache and stops compiling). On small data Spark's time goes to planning
@@ -56,8 +61,6 @@ def spark_conf(settings: Settings, incoming: str | None = None) -> dict[str, str
         conf["spark.sql.catalog.spark_catalog"] = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
     conf.update(settings.spark.conf)
     if conf.get("spark.driver.memory") == "auto":
-        from cms_pipeline.memory import auto_heap
-
         # the heap is fixed when the JVM starts: the lake is measured only before that
         running = _running_driver_memory()
         conf["spark.driver.memory"] = running or auto_heap(settings.lake, incoming)
@@ -103,7 +106,9 @@ def start_in_background(settings: Settings, incoming: str | None = None) -> thre
     failure is left to the next get_spark, which raises it where a stage needs Spark."""
 
     def start() -> None:
-        from cms_pipeline.bronze_catalog import DATABASE  # the first stage's database
+        # the first stage's database; bronze_catalog loads ingest (about 0.2 s), which
+        # dbt_runner, exports and the dashboard, importing this module, do not need
+        from cms_pipeline.bronze_catalog import DATABASE
 
         try:
             get_spark(settings, incoming).catalog.databaseExists(DATABASE)

@@ -29,9 +29,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import httpx
+
 from cms_pipeline import processes
+from cms_pipeline.config import load_settings
 from cms_pipeline.processes import Started, StartError
 from cms_pipeline.runtime import java_home, prepare_environment
+from cms_pipeline.spark import java_options as spark_java_options
 
 HOST = "127.0.0.1"
 STATE_FILE = "cluster.json"
@@ -60,8 +64,6 @@ def _local_spark():
     """The local profile's Spark settings: this cluster shares one machine's cores with the
     pipeline, so its JVMs take the local session's JIT choice and JVM flags
     (cms_pipeline/spark.py)."""
-    from cms_pipeline.config import load_settings
-
     return load_settings(profile="local").spark
 
 
@@ -83,9 +85,7 @@ class LocalCluster:
 
     @property
     def java_options(self) -> str:
-        from cms_pipeline.spark import java_options
-
-        return java_options(self.quick_jit, self.extra_java_options)
+        return spark_java_options(self.quick_jit, self.extra_java_options)
 
     @property
     def master_url(self) -> str:
@@ -146,6 +146,8 @@ class LocalCluster:
 
 
 def spark_home() -> Path:
+    # only its folder is wanted; PySpark takes about 0.3 s to import, which stopping a
+    # cluster (`cms-pipeline cluster stop`) does without
     import pyspark
 
     return Path(pyspark.__file__).parent
@@ -180,8 +182,6 @@ def _bound_port(proc: Started, timeout: float, pattern: str | None = None) -> in
 
 
 def _workers_alive(cluster: LocalCluster) -> bool:
-    import httpx
-
     try:
         body = httpx.get(f"http://{HOST}:{cluster.master_ui_port}/json/", timeout=5).json()
     except (httpx.HTTPError, ValueError):

@@ -30,6 +30,9 @@ from cms_pipeline.processes import (
 )
 from cms_pipeline.runtime import prepare_environment
 
+# Prefect's client (about 1 s to import) is imported in the two functions that talk to the
+# server's API; `down`, the state file and the server's process need none of it.
+
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
 WRITERS_QUEUE = "lake-writers"  # one run at a time: two runs never write the same table
 # A Prefect server starts in ~8 s on an idle machine; 100 s was seen on 2 busy cores.

@@ -21,8 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cms_pipeline.bronze_catalog import bronze_tables
 from cms_pipeline.config import PROJECT_ROOT, Settings
+from cms_pipeline.dbt_lineage import fed_by_nothing, read_manifest, upstream_sources
+from cms_pipeline.dbt_runner import dbt_dir
 from cms_pipeline.ingest.delta_writer import open_table
+from cms_pipeline.ingest.ledger import delivered_tables, ledger_uri, read_ledger
+from cms_pipeline.ingest.retract import RETRACTED
 from cms_pipeline.quality import batches, store
 from cms_pipeline.quality import metrics as qmetrics
 from cms_pipeline.quality.results import (
@@ -35,6 +40,9 @@ from cms_pipeline.quality.results import (
 from cms_pipeline.quality.sampler import BoundedSampler
 from cms_pipeline.quality.spark_cursor import use_one_pass_cursor
 from cms_pipeline.sql import statement
+
+# Soda (about 0.5 s to import) is imported where a scan runs: the gate's history and
+# `cms-pipeline check --history` import this package without scanning.
 
 CHECKS_DIR = PROJECT_ROOT / "soda_checks"
 LAYERS = ("bronze", "silver", "gold")
@@ -227,8 +235,6 @@ _LEDGER_COLUMNS = (
 
 
 def _ledger_frame(spark, settings: Settings):
-    from cms_pipeline.ingest.ledger import read_ledger
-
     names = [
         "sha256",
         "file_name",
@@ -246,8 +252,6 @@ def _ledger_frame(spark, settings: Settings):
 def _table_version(spark, settings: Settings, schema: str, table: str) -> str:
     """The bronze Delta version the catalog points at, else the schema (build) name."""
     if table == LEDGER_VIEW:
-        from cms_pipeline.ingest.ledger import ledger_uri
-
         dt = open_table(ledger_uri(settings))
         return "none" if dt is None else f"delta v{dt.version()}"
     sql = statement("show_table_properties", database=schema, table=table)
@@ -264,17 +268,11 @@ def _not_delivered(
     retracted) reached it (bronze) or any bronze table upstream of it (silver and gold,
     from dbt's manifest). A table with rows is always checked, and so is an empty one
     whose files were delivered (rows lost)."""
-    from cms_pipeline.bronze_catalog import bronze_tables
-    from cms_pipeline.ingest.ledger import delivered_tables
-
     delivered = delivered_tables(settings)
     if layer == "bronze":
         why = "no file of this kind delivered yet"
         candidates = {t: why for t in files if t in bronze_tables(settings) and t not in delivered}
     else:
-        from cms_pipeline.dbt_lineage import fed_by_nothing, read_manifest, upstream_sources
-        from cms_pipeline.dbt_runner import dbt_dir
-
         manifest = read_manifest(dbt_dir(settings) / "target" / "manifest.json")
         candidates = {
             t: f"fed by {', '.join(sorted(upstream_sources(manifest, t)))}: none delivered yet"
@@ -291,9 +289,6 @@ def _not_delivered(
 def _retracted_since_passing(settings: Settings, stored: list[dict], layer: str) -> dict[str, int]:
     """{table: rows retracted since its last passing scan}: the only way bronze may shrink
     (`${retracted_rows}` in the "does not shrink" checks)."""
-    from cms_pipeline.ingest.ledger import read_ledger
-    from cms_pipeline.ingest.retract import RETRACTED
-
     passed: dict[str, datetime] = {}
     for r in stored:
         if r["layer"] == layer and r["gate_passed"]:

@@ -14,6 +14,8 @@ import json
 import re
 import threading
 
+import numpy as np
+
 from cms_pipeline.storage import filesystem
 from cms_pipeline.web.responses import NotFound
 
@@ -48,8 +50,6 @@ class BeneficiaryIndex:
         )
 
     def _build(self, fs, parts: list[dict]) -> None:
-        import numpy as np
-
         keys, where = [], []
         for index, info in enumerate(parts):
             with fs.open(info["name"], "rb") as f:
@@ -72,8 +72,6 @@ class BeneficiaryIndex:
     def lookup(self, desynpuf_id: str) -> dict | None:
         """The beneficiary's profile (dim row and years), or None when not in the export.
         Raises NotFound when there is no export at all."""
-        import numpy as np
-
         fs, root = filesystem(self.uri)
         with self._lock:
             parts = self._parts(fs, root)

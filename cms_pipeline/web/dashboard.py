@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from cms_pipeline.config import Settings
+from cms_pipeline.exports import export_config, exported_build
 from cms_pipeline.storage import filesystem, is_local, join
 from cms_pipeline.web.beneficiaries import BeneficiaryIndex
 from cms_pipeline.web.paths import clean_relative, inside
@@ -50,8 +51,6 @@ class Dashboard:
     """What the server answers, without the HTTP plumbing (unit-testable)."""
 
     def __init__(self, settings: Settings):
-        from cms_pipeline.exports import export_config
-
         self.settings = settings
         config = export_config(settings)["web"]
         self.config = config
@@ -114,8 +113,6 @@ class Dashboard:
 
     # -- API
     def status(self) -> dict:
-        from cms_pipeline.exports import exported_build
-
         tables = set(self._documents(self.table_folder))
         exports = {
             "years": self._documents(self.config["year_summaries"]),
@@ -169,6 +166,8 @@ class Dashboard:
     def model(self, use_case: str) -> dict:
         """The champion's version and test metrics from the registry, and its model card
         (`card: null` for a version without one). Read again when the registry changes."""
+        # inside: models_ml builds on cms_pipeline, so this import points up
+        # (docs/architecture.md, "Checking the import direction")
         from models_ml import registry
 
         store = registry.local_store(self.settings)
