@@ -5,9 +5,11 @@ from __future__ import annotations
 from prefect import flow, task
 from prefect.utilities.annotations import quote  # tasks get the settings unwalked (below)
 
+from cms_pipeline.bronze_catalog import sync_bronze
 from cms_pipeline.config import Settings, load_settings
 from cms_pipeline.ingest import IngestReport, ingest
 from cms_pipeline.lease import writes_lake
+from cms_pipeline.spark import get_spark
 from flows import artifacts
 from flows.naming import run_name
 
@@ -26,9 +28,6 @@ def ingest_files(settings: Settings, source: str | None) -> IngestReport:
 
 @task(name="sync bronze tables", retries=1, retry_delay_seconds=10)
 def sync_bronze_tables(settings: Settings) -> dict[str, int]:
-    from cms_pipeline.bronze_catalog import sync_bronze
-    from cms_pipeline.spark import get_spark
-
     return sync_bronze(get_spark(settings), settings)
 
 

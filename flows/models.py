@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict
+from pathlib import Path
 
 from prefect import flow, task
 
 from cms_pipeline.config import Settings, load_settings
+from cms_pipeline.dbt_lineage import missing_inputs, read_manifest
+from cms_pipeline.dbt_runner import dbt_dir
+from cms_pipeline.exports import export_all
+from cms_pipeline.ingest.ledger import delivered_tables
 from cms_pipeline.lease import writes_lake
+from cms_pipeline.publish.publishing import published_build
+from cms_pipeline.spark import get_spark
 from flows import artifacts
 from flows.naming import run_name
+from models_ml.registry import champion
+from models_ml.usecase import list_use_cases, load_use_case
+
+# models_ml.train, .card and .batch are imported in the tasks that use them: they load
+# H2O, scikit-learn, matplotlib and PySpark (seconds), which loading this module (the
+# pipeline flow, `prefect deploy`) and a pipeline run that trains nothing do without.
 
 
 @task(name="train use case", timeout_seconds=6 * 3600)
 def train_use_case(lake: str | None, use_case: str, lineage: dict | None = None) -> dict:
     settings = load_settings(lake=lake)
-    from models_ml.train import as_dict, train
+    from models_ml.train import as_dict, train  # see the note at the top
 
     result = train(settings, use_case, lineage=lineage)
     board = result.leaderboard[:10]
@@ -33,10 +48,7 @@ def train_use_case(lake: str | None, use_case: str, lineage: dict | None = None)
 def model_card(result) -> None:
     """The version's model card as a Prefect artefact: its key numbers and where the
     full HTML card is (also in MLflow, and `cms-pipeline models card`)."""
-    import json
-    from pathlib import Path
-
-    from models_ml.card import CARD_JSON, markdown_summary
+    from models_ml.card import CARD_JSON, markdown_summary  # see the note at the top
 
     if not result.card_path:
         return
@@ -51,7 +63,7 @@ def model_card(result) -> None:
 @task(name="score use case", retries=1, retry_delay_seconds=30)
 def score_use_case(lake: str | None, use_case: str) -> dict:
     settings = load_settings(lake=lake)
-    from models_ml.batch import score
+    from models_ml.batch import score  # see the note at the top
 
     result = asdict(score(settings, use_case))
     artifacts.markdown(
@@ -68,9 +80,6 @@ def score_use_case(lake: str | None, use_case: str) -> dict:
 @task(name="export gold", retries=2, retry_delay_seconds=[10, 60])
 def export_gold(lake: str | None) -> dict:
     settings = load_settings(lake=lake)
-    from cms_pipeline.exports import export_all
-    from cms_pipeline.spark import get_spark
-
     report = export_all(settings, get_spark(settings)).to_dict()
     artifacts.exports(report)
     return report
@@ -79,11 +88,6 @@ def export_gold(lake: str | None) -> dict:
 def lineage(settings: Settings, **extra) -> dict:
     """What a training run read: the published gold build, the bronze Delta versions
     behind it, and the dbt manifest that built it."""
-    import hashlib
-
-    from cms_pipeline.dbt_runner import dbt_dir
-    from cms_pipeline.publish.publishing import published_build
-
     gold = published_build(settings, "gold") or {}
     manifest = dbt_dir(settings) / "target" / "manifest.json"
     return {
@@ -97,19 +101,12 @@ def lineage(settings: Settings, **extra) -> dict:
 
 
 def use_cases(settings: Settings) -> list[str]:
-    from models_ml.usecase import list_use_cases
-
     return list_use_cases(settings)
 
 
 def missing_kinds(settings: Settings, use_case: str) -> list[str]:
     """Bronze tables the use case's feature table is built from that no delivery has
     reached: training or scoring on them would treat absent claims as zero cost."""
-    from cms_pipeline.dbt_lineage import missing_inputs, read_manifest
-    from cms_pipeline.dbt_runner import dbt_dir
-    from cms_pipeline.ingest.ledger import delivered_tables
-    from models_ml.usecase import load_use_case
-
     table = load_use_case(settings, use_case).table.rsplit(".", 1)[-1]
     manifest = read_manifest(dbt_dir(settings) / "target" / "manifest.json")
     return sorted(missing_inputs(manifest, table, delivered_tables(settings)))
@@ -123,8 +120,6 @@ def skip_reason(settings: Settings, use_case: str) -> str | None:
 
 
 def has_champion(settings: Settings, use_case: str) -> bool:
-    from models_ml.registry import champion
-
     return champion(settings, use_case) is not None
 
 

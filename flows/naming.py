@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from prefect.runtime import flow_run
+
 # What a parameter left at None means, as a run name says it.
 DEFAULTS = {
     "source": "the landing area",
@@ -39,8 +41,6 @@ def run_name(template: str) -> Callable[[], str]:
     """A `flow_run_name` for Prefect: the template filled with the run's parameters."""
 
     def name() -> str:
-        from prefect.runtime import flow_run
-
         return format_run_name(template, flow_run.parameters)
 
     return name

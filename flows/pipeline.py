@@ -15,8 +15,11 @@ from prefect import flow
 from prefect.utilities.annotations import quote  # tasks get the settings unwalked
 
 from cms_pipeline.config import load_settings
+from cms_pipeline.exports import exported_build
 from cms_pipeline.lease import writes_lake
-from cms_pipeline.publish.builds import current_layers
+from cms_pipeline.publish.builds import current_layers, new_build_id
+from cms_pipeline.publish.publishing import published_build
+from cms_pipeline.spark import start_in_background
 from cms_pipeline.stages import StageLog
 from flows.ingest import ingest_files, sync_bronze_tables
 from flows.models import (
@@ -81,8 +84,6 @@ def pipeline_flow(
 ) -> dict:
     """`train`: 'missing' (only use cases without a champion), 'always' or 'never'.
     `rebuild`: build silver and gold even when the published ones are current."""
-    from cms_pipeline.publish.builds import new_build_id
-
     settings = load_settings(lake=lake)
     log = StageLog()
     summary = PipelineSummary()
@@ -94,8 +95,6 @@ def pipeline_flow(
 
 
 def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_id: str):
-    from cms_pipeline.spark import start_in_background
-
     # the JVM starts while ingestion keeps to Python; its heap counts what is to come
     start_in_background(settings, source or settings.landing)
     with log.stage("ingest"):
@@ -154,9 +153,6 @@ def _run(settings, source, train, rebuild, log, summary: PipelineSummary, build_
 
 
 def _exports_stale(settings) -> bool:
-    from cms_pipeline.exports import exported_build
-    from cms_pipeline.publish.publishing import published_build
-
     gold = published_build(settings, "gold")
     return gold is not None and exported_build(settings) != gold["build_id"]
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.events import emit_event
 
 from cms_pipeline.atomic import write_json_atomic
 from cms_pipeline.config import Settings, load_settings
@@ -162,8 +163,6 @@ def arrival_event(arrival: Arrival, landing: str, lake: str) -> dict:
 
 
 def announce(arrival: Arrival, landing: str, lake: str) -> None:
-    from prefect.events import emit_event
-
     emit_event(**arrival_event(arrival, landing, lake))
 
 
