@@ -14,6 +14,8 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from cms_pipeline.sql import statement
+
 STATES = ["01", "05", "10", "33", "45", "52"]
 
 
@@ -99,5 +101,5 @@ def high_cost_frame(rows: int = 1500, years=(2008, 2009, 2010), seed: int = 11) 
 def write_table(spark, frame: pd.DataFrame, table: str) -> None:
     """Save a pandas frame as a Spark (Parquet) table, creating its database."""
     database = table.split(".")[0]
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+    spark.sql(statement("create_database", database=database))
     spark.createDataFrame(frame).write.mode("overwrite").format("parquet").saveAsTable(table)

@@ -42,6 +42,7 @@ SLOWEST_FIRST = [
     "test_incremental_silver",
     "test_ml_models",
     "test_money_gate",  # a whole `cms-pipeline run` in a child process
+    "test_transform_cli",  # ingest and transform in child processes
 ]
 
 
@@ -147,6 +148,20 @@ def first_beneficiaries(source_dir: Path, n: int, kinds: tuple[str, ...], dest: 
         written.append(dest / path.name)
         written[-1].write_bytes(end.join([header, *kept]) + end)
     return written
+
+
+def claim_from_2015(dest: Path) -> str:
+    """The first real inpatient row of sample_1 made into a new claim that starts in 2015,
+    past the data's years (its contract takes it; the gates' date checks do not), written
+    alone to `dest` as a delivery file. Returns the new claim id."""
+    src = next((SAMPLE_DATA / "sample_1").glob("*Inpatient_Claims*"))
+    (header, first, *_), end = _lines(src)
+    fields = first.split(b",")
+    fields[1], fields[3] = b"999999999999999", b"20150105"  # CLM_ID, CLM_FROM_DT
+    dest.mkdir(parents=True, exist_ok=True)
+    name = "DE1_0_2008_to_2010_Inpatient_Claims_Sample_7.csv"
+    (dest / name).write_bytes(header + end + b",".join(fields) + end)
+    return fields[1].decode()
 
 
 def _lines(path: Path) -> tuple[list[bytes], bytes]:

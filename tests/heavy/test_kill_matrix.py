@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pytest
 
 from cms_pipeline.config import load_settings
-from tests.conftest import SAMPLE_DATA, first_beneficiaries
+from tests.conftest import SAMPLE_DATA, claim_from_2015, first_beneficiaries
 
 pytestmark = [pytest.mark.integration]
 
@@ -308,13 +308,7 @@ def test_rebuild_rebuilds_and_a_failed_gate_exits_1_through_the_cli(matrix, land
 
     # one real inpatient row made into a new claim that starts in 2015, delivered alone
     bad = lake.parent / "bad_delivery"
-    bad.mkdir()
-    src = next((SAMPLE_DATA / "sample_1").glob("*Inpatient_Claims*"))
-    header, first = src.read_bytes().split(b"\r\n")[:2]
-    fields = first.split(b",")
-    fields[1], fields[3] = b"999999999999999", b"20150105"  # CLM_ID, CLM_FROM_DT
-    name = "DE1_0_2008_to_2010_Inpatient_Claims_Sample_7.csv"
-    (bad / name).write_bytes(header + b"\r\n" + b",".join(fields) + b"\r\n")
+    claim_from_2015(bad)
     failed, seen = _run_then_read(lake, bad, config, "--train", "never", "--json")
     assert failed.returncode == 1, _tail(failed)
     text = "\n" + failed.stdout  # the summary: the last object that starts a line

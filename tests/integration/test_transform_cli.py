@@ -19,7 +19,7 @@ import pytest
 
 from cms_pipeline.config import load_settings
 from cms_pipeline.publish.publishing import published_build
-from tests.conftest import SAMPLE_DATA
+from tests.conftest import SAMPLE_DATA, claim_from_2015
 
 pytestmark = pytest.mark.integration
 
@@ -48,17 +48,12 @@ def refused(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, str]:
     root = tmp_path_factory.mktemp("transform_cli")
     landing = root / "landing"
     shutil.copytree(SAMPLE_DATA / "sample_0", landing)
-    src = next((SAMPLE_DATA / "sample_1").glob("*Inpatient_Claims*"))
-    header, first = src.read_bytes().split(b"\r\n")[:2]
-    fields = first.split(b",")
-    fields[1], fields[3] = b"999999999999999", b"20150105"  # CLM_ID, CLM_FROM_DT
-    name = "DE1_0_2008_to_2010_Inpatient_Claims_Sample_7.csv"
-    (landing / name).write_bytes(header + b"\r\n" + b",".join(fields) + b"\r\n")
+    claim = claim_from_2015(landing)
     lake = root / "lake"
     ingested = _cli(lake, "ingest", str(landing))
     assert ingested.returncode == 0, _tail(ingested)
     assert json.loads(ingested.stdout)["totals"]["rejected"] == 0  # its contract passes
-    return _cli(lake, "transform", "--layer", "silver"), lake, fields[1].decode()
+    return _cli(lake, "transform", "--layer", "silver"), lake, claim
 
 
 def test_a_build_that_fails_its_gate_exits_1_and_is_not_published(refused):
