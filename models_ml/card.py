@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from models_ml import metrics as m
@@ -328,8 +329,6 @@ def load_codebooks(seeds_dir: Path) -> dict[str, dict[str, str]]:
 
 def dbt_docs(models_dir: Path, table: str, target: str) -> dict[str, str]:
     """The dbt descriptions of the feature table (its cohort) and of the label column."""
-    import yaml
-
     model = table.rsplit(".", 1)[-1]
     for path in sorted(models_dir.rglob("*.yml")):
         doc = yaml.safe_load(path.read_text()) or {}

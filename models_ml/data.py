@@ -20,6 +20,10 @@ from pathlib import Path
 
 from models_ml.usecase import UseCase
 
+# PySpark (about 0.3 s to import) is imported in the functions that build a query: the CLI's
+# model commands (FeatureTableError), the card and the tracking (Snapshot) import this
+# module without Spark.
+
 NUMERIC_SPARK_TYPES = (
     "tinyint",
     "smallint",

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
+from pyspark import SparkFiles
 
 from models_ml.mojo import MojoScorer
 
@@ -53,8 +54,6 @@ def executor_scorer(mojo_name: str, jar_name: str) -> MojoScorer:
     """This worker's scorer of the shipped MOJO, loaded on first use."""
     key = (mojo_name, jar_name)
     if key not in _SCORERS:
-        from pyspark import SparkFiles
-
         _SCORERS[key] = MojoScorer(SparkFiles.get(mojo_name), SparkFiles.get(jar_name))
     return _SCORERS[key]
 

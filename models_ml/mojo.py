@@ -24,8 +24,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import jpype
 import numpy as np
+from jpype import JArray, JClass, JDouble, JInt
 
+from cms_pipeline.runtime import prepare_environment
 from models_ml.schema import FEATURES_FILE, Feature, with_source_types
 
 _JVM_LOCK = threading.Lock()
@@ -39,13 +42,9 @@ def start_jvm(genmodel_jar: str | Path) -> None:
 
     JPype cannot restart a JVM or change its classpath: later calls with another jar of
     the same H2O version are fine (the classes are identical); the first jar wins."""
-    import jpype
-
     with _JVM_LOCK:
         if jpype.isJVMStarted():
             return
-        from cms_pipeline.runtime import prepare_environment
-
         prepare_environment()
         jpype.startJVM(JVM_MAX_HEAP, classpath=[str(genmodel_jar)], convertStrings=False)
 
@@ -55,8 +54,6 @@ class MojoScorer:
 
     def __init__(self, mojo_path: str | Path, genmodel_jar: str | Path):
         start_jvm(genmodel_jar)
-        import jpype
-
         self.path = str(mojo_path)
         self._model = jpype.JClass("hex.genmodel.MojoModel").load(self.path)
         n_features = int(self._model.getNumCols())
@@ -138,8 +135,6 @@ class MojoScorer:
 
     def _score_in_java(self, x: np.ndarray) -> np.ndarray:
         """All rows in one Java call: Arrays.setAll(out, i -> scoreAt(flat, i))."""
-        from jpype import JClass
-
         handles = JClass("java.lang.invoke.MethodHandles")
         as_function = JClass("java.lang.invoke.MethodHandleProxies").asInterfaceInstance
         flat = self._jdouble_array(np.ascontiguousarray(x, dtype=float).ravel())
@@ -175,8 +170,6 @@ class MojoScorer:
         without it fails with a NullPointerException), which scoring never reads: the
         MOJO is loaded again with it, once, on the first explanation only."""
         if self._contributions is None:
-            from jpype import JClass
-
             with_metadata = JClass("hex.genmodel.MojoModel").load(self.path, True)
             self._contributions = with_metadata.makeContributionsPredictor()
         return self._contributions
@@ -212,8 +205,6 @@ def _score_at_handle(model, n_features: int, preds_size: int):
         }
 
     Fresh arrays per row: no state shared between rows."""
-    from jpype import JArray, JClass, JDouble, JInt
-
     handles = JClass("java.lang.invoke.MethodHandles")
     signature = JClass("java.lang.invoke.MethodType").methodType
     lookup = handles.publicLookup()

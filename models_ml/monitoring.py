@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 BINS = 10
 EPSILON = 1e-4
@@ -98,8 +99,6 @@ def has_values(values) -> bool:
 def _finite(values) -> np.ndarray:
     """The finite numbers among `values` (floats, ints, Decimals; None, NaN and pd.NA
     dropped)."""
-    import pandas as pd
-
     # a float array stays float (no per-value conversion on a scoring run's scores)
     series = values if isinstance(values, pd.Series) else pd.Series(np.ravel(values))
     arr = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 from cms_pipeline.config import Settings
 from cms_pipeline.memory import h2o_heap
+from cms_pipeline.spark import get_spark
 from models_ml import metrics, promotion, registry, run_artifacts, tracking
 from models_ml.automl import leaderboard, predict, run_automl, used_features, varimp
 from models_ml.card_inputs import model_card
@@ -50,10 +51,7 @@ def train(
 ) -> TrainResult:
     if not isinstance(use_case, UseCase):
         use_case = load_use_case(settings, use_case)
-    if spark is None:
-        # pyspark is slow to import: only when the caller brings no session
-        from cms_pipeline.spark import get_spark
-
+    if spark is None:  # PySpark is imported (and started) only when the caller brings none
         spark = get_spark(settings)
     client = registry.client(settings)
     run = client.create_run(
