@@ -15,6 +15,7 @@ loading it).
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
@@ -22,10 +23,13 @@ import pandas as pd
 from cms_pipeline.runtime import prepare_environment
 from models_ml import registry
 from models_ml.mojo import MojoScorer
-from models_ml.schema import Feature
+from models_ml.schema import FEATURES_FILE, Feature
 
 prepare_environment()  # MLflow's telemetry off before MLflow is imported
+import mlflow.pyfunc  # noqa: E402
+from mlflow.models import ModelSignature  # noqa: E402
 from mlflow.pyfunc import PythonModel  # noqa: E402
+from mlflow.types import ColSpec, Schema  # noqa: E402
 
 MODEL_DIR = registry.MODEL_DIR  # the MLflow model's folder in a run's artefacts
 EXAMPLE_ROWS = 5
@@ -48,9 +52,6 @@ class MojoModel(PythonModel):
 
 def signature(features: list[Feature]):
     """Inputs: the model's features, each optional; outputs: score and label."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
     inputs = Schema(
         [
             ColSpec("double" if f.type == "numeric" else "string", f.name, required=False)
@@ -78,15 +79,13 @@ def save(path: Path, mojo_dir: Path, features: list[Feature], rows: pd.DataFrame
     """Write the MLflow model of the MOJO in `mojo_dir` (models_ml.run_artifacts' layout: MOJO,
     genmodel jar, features.json) to `path`, a folder that must not exist; `rows` give the
     input example."""
-    import mlflow.pyfunc
-
     mlflow.pyfunc.save_model(
         path=str(path),
         python_model=str(Path(__file__).with_name("pyfunc_model.py")),  # code, not a pickle
         artifacts={
             "mojo": str(mojo_dir / registry.MOJO_FILE),
             "genmodel": str(mojo_dir / registry.GENMODEL_JAR),
-            "features": str(mojo_dir / registry.FEATURES_FILE),
+            "features": str(mojo_dir / FEATURES_FILE),
         },
         signature=signature(features),
         input_example=as_inputs(rows.head(EXAMPLE_ROWS), features),
@@ -98,13 +97,9 @@ def save(path: Path, mojo_dir: Path, features: list[Feature], rows: pd.DataFrame
 def load(path: Path) -> MojoModel:
     """The python model of the MLflow model at `path` (loaded by MLflow, as any MLflow
     model is), its MOJO scorer ready."""
-    import mlflow.pyfunc
-
     return mlflow.pyfunc.load_model(str(path)).unwrap_python_model()
 
 
 def _requirements() -> list[str]:
     """What a fresh environment needs to load the model (besides this project)."""
-    from importlib.metadata import version
-
     return [f"{name}=={version(name)}" for name in ("mlflow", "jpype1", "pandas", "numpy")]

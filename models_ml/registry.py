@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cms_pipeline.config import Settings
+from cms_pipeline.runtime import prepare_environment
+from models_ml.schema import FEATURES_FILE
 
 CHAMPION = "champion"
 HISTORY_TAG = "champion_history"
@@ -25,7 +27,6 @@ MOJO_DIR = "mojo"
 MODEL_DIR = "model"  # the version as an MLflow model (models_ml.pyfunc)
 MOJO_FILE = "model.zip"
 GENMODEL_JAR = "h2o-genmodel.jar"
-FEATURES_FILE = "features.json"
 
 
 class RegistryError(RuntimeError):
@@ -66,9 +67,9 @@ def artifact_root(settings: Settings) -> str:
 
 
 def client(settings: Settings):
-    from cms_pipeline.runtime import prepare_environment
-
     prepare_environment()  # MLflow telemetry off before import
+    # MLflow (about 2 s to import) only here: this module's names and local reads serve the
+    # dashboard, the catalogue and the model card without it
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri(settings)

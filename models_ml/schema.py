@@ -1,4 +1,6 @@
-"""The request schema of a model, derived from its features (no JVM needed).
+"""The request schema of a model, derived from its features (no JVM needed), and
+`FeatureSpec`, the model's features.json, written at training and read wherever the
+model is scored.
 
 A feature is numeric or categorical (with its training levels), and, for versions
 trained since features.json records it, the type of its column in the feature table
@@ -17,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, create_model
 
-FEATURES_FILE = "features.json"  # registry.FEATURES_FILE (not imported: it loads MLflow)
+FEATURES_FILE = "features.json"  # FeatureSpec, beside the MOJO in a version's mojo/ folder
 SourceType = Literal["integer", "double", "decimal", "boolean", "string", "date"]
 
 
@@ -53,6 +55,30 @@ class Feature(BaseModel):
     source_type: SourceType | None = None  # None: trained before it was recorded
 
 
+class FeatureSpec(BaseModel):
+    """features.json: a model's inputs as it was trained, one file per version beside its
+    MOJO. Written by training (models_ml.run_artifacts.write_mojo); read by the MOJO scorer
+    (source types), serving (id columns) and the MLflow model (models_ml.pyfunc).
+
+    Every version's file loads: training has always written use_case, target, id_columns
+    and features (without `source_type` before the source types were recorded); each field
+    has a default, so a file with fewer keys loads too, and unknown keys are ignored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    use_case: str | None = None
+    target: str | None = None
+    id_columns: list[str] = Field(default_factory=list)
+    features: list[Feature] = Field(default_factory=list)
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.model_dump(), indent=2))
+
+    @classmethod
+    def read(cls, path: Path) -> FeatureSpec:
+        return cls.model_validate_json(path.read_text())
+
+
 def source_type(spark_type: str) -> SourceType | None:
     """The feature table's column type (Spark's simpleString) as a request field type."""
     if spark_type in ("tinyint", "smallint", "int", "bigint"):
@@ -69,10 +95,7 @@ def with_source_types(features: list[Feature], features_json: Path) -> list[Feat
     the file exists and records them (older versions: unchanged)."""
     if not features_json.is_file():
         return features
-    recorded = {
-        f["name"]: f.get("source_type")
-        for f in json.loads(features_json.read_text()).get("features", [])
-    }
+    recorded = {f.name: f.source_type for f in FeatureSpec.read(features_json).features}
     return [f.model_copy(update={"source_type": recorded.get(f.name)}) for f in features]
 
 

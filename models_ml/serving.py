@@ -10,7 +10,7 @@ from pathlib import Path
 from cms_pipeline.config import Settings
 from models_ml import registry
 from models_ml.mojo import MojoScorer
-from models_ml.schema import Feature
+from models_ml.schema import Feature, FeatureSpec
 
 REASON_CHARS = 300  # a Java stack message can be long; the readiness report stays readable
 
@@ -56,6 +56,8 @@ def _load(settings: Settings, use_case: str, version: str) -> LoadedModel:
     artefacts of a version registered before versions were MLflow models."""
     model_dir = registry.download_model(settings, use_case, version, cache_dir(settings))
     if model_dir is not None:
+        # inside: models_ml.pyfunc imports MLflow (about 2 s), loaded with the first
+        # version, not when the REST API or a scoring module imports this one
         from models_ml import pyfunc
 
         wrapped = pyfunc.load(model_dir)
@@ -67,7 +69,7 @@ def _load(settings: Settings, use_case: str, version: str) -> LoadedModel:
             if not paths[kind].is_file():
                 raise FileNotFoundError(f"{paths[kind].name} missing from the version's artefacts")
         scorer = MojoScorer(paths["mojo"], paths["jar"])
-    spec = json.loads(paths["features"].read_text())
+    spec = FeatureSpec.read(paths["features"])
     c = registry.client(settings)
     summary = registry.version_summary(c, c.get_model_version(use_case, version))
     return LoadedModel(
@@ -75,7 +77,7 @@ def _load(settings: Settings, use_case: str, version: str) -> LoadedModel:
         version=version,
         scorer=scorer,
         features=scorer.features,
-        id_columns=spec.get("id_columns", []),
+        id_columns=spec.id_columns,
         metrics=summary["metrics"],
         mojo=paths["mojo"],
         jar=paths["jar"],

@@ -25,7 +25,7 @@ from cms_pipeline.config import load_settings
 from models_ml import api_champions, api_scoring, registry
 from models_ml.api import create_app
 from models_ml.api_guards import MAX_RECORDS
-from models_ml.schema import Feature
+from models_ml.schema import FEATURES_FILE, Feature, FeatureSpec
 from models_ml.serving import cache_dir
 from models_ml.synthetic import high_cost_frame, readmission_frame
 from models_ml.usecase import load_use_case
@@ -65,11 +65,11 @@ def _register_gbm(settings, h2o, use_case: str, frame: pd.DataFrame, seed: int) 
             name=c,
             type="categorical" if c in text else "numeric",
             levels=sorted(map(str, frame[c].unique())) if c in text else None,
-        ).model_dump()
+        )
         for c in features
     ]
-    (mojo_dir / registry.FEATURES_FILE).write_text(
-        json.dumps({"use_case": use_case, "id_columns": uc.id_columns, "features": spec})
+    FeatureSpec(use_case=use_case, id_columns=uc.id_columns, features=spec).write(
+        mojo_dir / FEATURES_FILE
     )
     c = registry.client(settings)
     run_id = c.create_run(registry.experiment_id(settings, use_case)).info.run_id
