@@ -1,8 +1,9 @@
 """Flow: watch the landing area; announce each new or changed file as a Prefect event.
 
 Each run lists the landing area and hashes only the files whose size or modification
-time changed since the watcher last saw them (its memory: one small JSON file per landing
-area in the metadata folder, beside the lake's ledger). A file whose bytes the ledger has
+time (in object stores: the object's stored version) changed since the watcher last saw
+them (its memory: one small JSON file per landing area in the metadata folder, beside the
+lake's ledger). A file whose bytes the ledger has
 not loaded (or rejected), and that the watcher has not announced before with these
 bytes, is an arrival: it emits one `cms.landing.file.arrived` event. The `pipeline`
 deployment's trigger in prefect.yaml turns those events into a pipeline run. A file
@@ -76,20 +77,23 @@ def write_memory(path: Path, landing: str, files: dict[str, dict]) -> None:
 
 
 def hash_changed(deliveries: list[Delivery], memory: dict[str, dict]) -> tuple[dict, list[str]]:
-    """Each delivery's size, mtime and sha256, and the files hashed this time.
+    """Each delivery's size, mtime (local files), stored version (objects: ETag,
+    generation) and sha256, and the files hashed this time.
 
-    A file with the size and mtime it had when last seen keeps its remembered hash (and
-    whether it was announced): only new or changed files are read."""
+    A file with the size, mtime and version it had when last seen keeps its remembered
+    hash (and whether it was announced): only new or changed files are read; an object
+    rewritten with the same size has a new version."""
     files, hashed = {}, []
     for d in deliveries:
         before = memory.get(d.relative)
-        size, mtime = d.found_as.size, d.found_as.mtime
-        if before and (before["size"], before["mtime"]) == (size, mtime):
+        state = d.found_as
+        seen = {"size": state.size, "mtime": state.mtime, "version": state.version}
+        if before and all(before.get(key) == value for key, value in seen.items()):
             files[d.relative] = before
             continue
         sha256, _ = sha256_of(d.uri)
         hashed.append(d.relative)
-        files[d.relative] = {"size": size, "mtime": mtime, "sha256": sha256, "announced": False}
+        files[d.relative] = {**seen, "sha256": sha256, "announced": False}
     return files, hashed
 
 

@@ -4,7 +4,8 @@ A copy in progress keeps changing the file's size and modification time. A file 
 less than `settle_seconds` ago is waited for until it has been still that long; a file
 that changed meanwhile (or since discovery, or while it was hashed or read) is
 "unsettled": skipped this run and read again on the next. Objects in object stores appear
-whole when their upload ends, so only their size is compared.
+whole when their upload ends, so their size and stored version (ETag, generation) are
+compared, without waiting.
 """
 
 from __future__ import annotations
@@ -15,11 +16,16 @@ from dataclasses import dataclass
 from cms_pipeline.ingest.errors import IngestError
 from cms_pipeline.storage import filesystem, is_local
 
+# What an fsspec driver's info names the stored version of an object (S3's ETag; Azure's
+# etag; GCS's generation): a rewrite of the same size changes it.
+VERSION_KEYS = ("ETag", "etag", "generation")
+
 
 @dataclass(frozen=True)
 class FileState:
     size: int
     mtime: float | None  # seconds since the epoch (local files only)
+    version: str | None = None  # the object store's version marker (objects only)
 
 
 def state_of(uri: str) -> FileState:
@@ -29,8 +35,11 @@ def state_of(uri: str) -> FileState:
 
 def state_from_info(info: dict, local: bool) -> FileState:
     """From an fsspec info dict (`fs.info`, `fs.find(detail=True)`)."""
-    mtime = info.get("mtime") if local else None
-    return FileState(int(info["size"]), float(mtime) if mtime is not None else None)
+    if local:
+        mtime = info.get("mtime")
+        return FileState(int(info["size"]), float(mtime) if mtime is not None else None)
+    version = next((str(info[key]) for key in VERSION_KEYS if info.get(key)), None)
+    return FileState(int(info["size"]), None, version)
 
 
 def settled_state(

@@ -40,7 +40,11 @@ from cms_pipeline.storage import (
 )
 from tests.conftest import SAMPLE_DATA
 from tests.unit.test_ingest import data_lines
-from tests.unit.test_object_storage_concurrency import check_each_file_once, s3_settings
+from tests.unit.test_object_storage_concurrency import (
+    check_a_same_size_rewrite_is_seen,
+    check_each_file_once,
+    s3_settings,
+)
 
 # Real bundled rows: all six CMS file kinds of sample 0 (eight files)
 SAMPLE_0 = sorted((SAMPLE_DATA / "sample_0").glob("*.csv"))
@@ -207,6 +211,14 @@ def test_abfs_landing_into_an_abfs_lake_loads_each_file_once(azurite):
     ingest_twice(settings, "abfs://landing/synpuf", files)
     # the bronze tables are in the container, written by delta-rs through Azurite
     assert azurite.ls("lake/cms/bronze", detail=False)
+
+
+def test_the_watcher_sees_an_abfs_blob_rewritten_with_the_same_size(azurite):
+    check_a_same_size_rewrite_is_seen(azurite, "abfs://landing/watched")
+
+
+def test_the_watcher_sees_a_gs_object_rewritten_with_the_same_size(fake_gcs):
+    check_a_same_size_rewrite_is_seen(fake_gcs, "gs://landing/watched")
 
 
 def test_abfs_records_are_conditional(azurite):
