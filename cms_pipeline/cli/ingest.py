@@ -1,5 +1,9 @@
 """`cms-pipeline ingest`: land raw CMS files into Delta bronze."""
 
+# Its commands import what they use inside the command, so that `cms-pipeline --help` (about
+# 0.45 s) stays fast: at the top they would add about 0.12 s (landing, compaction and
+# retraction; measured 2026-12-08, 2 cores).
+
 from __future__ import annotations
 
 from typing import Annotated

@@ -1,5 +1,9 @@
 """`cms-pipeline run`: the whole gated pipeline as one Prefect flow (ephemeral mode)."""
 
+# Its commands import what they use inside the command, so that `cms-pipeline --help` (about
+# 0.45 s) stays fast: at the top they would add about 0.7 s (Prefect and the flows; measured
+# 2026-12-08, 2 cores).
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,9 @@
 """`cms-pipeline up` / `down` (the local Prefect stack) and `deploy` (to any Prefect server)."""
 
+# Its commands import what they use inside the command, so that `cms-pipeline --help` (about
+# 0.45 s) stays fast: at the top they would add about 0.03 s; the stack imports Prefect's
+# client itself, only when it calls the server (measured 2026-12-08, 2 cores).
+
 from __future__ import annotations
 
 from typing import Annotated

@@ -1,5 +1,9 @@
 """`cms-pipeline vocab build|check`: clinical vocabularies (cms_pipeline/vocab) as dbt seeds."""
 
+# Its commands import what they use inside the command, so that `cms-pipeline --help` (about
+# 0.45 s) stays fast: at the top they would add about 0.2 s (the vocabulary packages;
+# measured 2026-12-08, 2 cores).
+
 from __future__ import annotations
 
 import typer
