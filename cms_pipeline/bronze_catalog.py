@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from cms_pipeline.config import Settings
 from cms_pipeline.ingest.delta_writer import PARTITION, batches_in_table, open_table
+from cms_pipeline.ingest.rows import bronze_schema
 from cms_pipeline.lake import bronze_uri
 from cms_pipeline.sql import statement
 
@@ -86,8 +87,6 @@ def sync_table(spark, settings: Settings, table: str, version: int | None = None
 
 def contract_schema(settings: Settings, table: str) -> pa.Schema:
     """The bronze columns a delivery of `table` gets from its contract (before any evolution)."""
-    from cms_pipeline.ingest.rows import bronze_schema
-
     contract = next(c for c in settings.sources.values() if c.table == table)
     return bronze_schema(contract.column_names).append(pa.field(PARTITION, pa.string()))
 
