@@ -83,11 +83,10 @@ def score(
     replace_predictions(spark, uc.latest_predictions_table, run_rows, run_id)
     latest = spark.table(uc.latest_predictions_table)
     count = latest.count()
-    drift = [psi_on_spark(ref, latest, "score", name) for name, ref in references.items()]
-    drift += [
-        psi_on_spark(ref, rows, name, f"v{model.version} training rows: {name}")
-        for name, ref in feature_references(settings, uc, model.version).items()
-    ]
+    drift = psi_on_spark(latest, [("score", ref, name) for name, ref in references.items()])
+    trained_on = f"v{model.version} training rows: "
+    features = feature_references(settings, uc, model.version).items()
+    drift += psi_on_spark(rows, [(name, ref, trained_on + name) for name, ref in features])
     drift = [d for d in drift if d is not None]  # e.g. a feature null in every row
 
     json_path = json_path or settings.metadata_path("exports", "ml", f"predictions_{uc.name}.json")

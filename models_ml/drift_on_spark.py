@@ -25,40 +25,57 @@ from models_ml.usecase import UseCase
 HELD_OUT = "test_predictions.parquet"  # written by models_ml.run_artifacts
 
 
-def psi_on_spark(reference: Reference, frame, column: str, name: str) -> dict | None:
-    """monitoring.compare of `frame[column]` against `reference`, the column binned and
-    counted by Spark; None without a value to bin."""
-    counts = _spark_bin_counts(_finite_values(frame, column), reference.edges)
-    return compare_counts(reference, counts, name) if counts.sum() else None
+def psi_on_spark(frame, comparisons: list[tuple[str, Reference, str]]) -> list[dict | None]:
+    """monitoring.compare of each (column, reference, name) on `frame`, every column binned
+    and counted by Spark in one pass over the frame (the population is computed once, not
+    once per feature); None for a column without a value to bin."""
+    counts = bin_counts_on_spark(frame, [(column, ref.edges) for column, ref, _ in comparisons])
+    return [
+        compare_counts(ref, found, name) if found.sum() else None
+        for (_, ref, name), found in zip(comparisons, counts, strict=True)
+    ]
 
 
 def reference_on_spark(frame, column: str) -> Reference | None:
     """monitoring.reference_of `frame[column]`, its deciles and counts computed by Spark
     (exact percentiles, interpolated as numpy's); None without a value."""
-    values = _finite_values(frame, column)
+    value = F.col(column).cast("double")
+    finite = frame.select(value.alias("v")).where(_finite(F.col("v")))
     quantiles = [float(q) for q in np.linspace(0, 1, BINS + 1)[1:-1]]
-    deciles, rows = values.agg(F.percentile("v", F.lit(quantiles)), F.count("v")).first()
+    deciles, rows = finite.agg(F.percentile("v", F.lit(quantiles)), F.count("v")).first()
     if not rows:
         return None
     edges = np.unique(np.asarray(deciles, dtype=float))
-    counts = _spark_bin_counts(values, edges)
+    [counts] = bin_counts_on_spark(frame, [(column, edges)])
     return Reference(edges, shares(counts), int(rows))
 
 
-def _finite_values(frame, column: str):
-    """`frame[column]` as a one-column frame `v` of its finite values (as doubles)."""
-    value = F.col(column).cast("double")
-    return frame.select(value.alias("v")).filter(
-        F.col("v").isNotNull() & ~F.isnan("v") & (F.abs("v") != float("inf"))
+def _finite(value):
+    return value.isNotNull() & ~F.isnan(value) & (F.abs(value) != float("inf"))
+
+
+def bin_counts_on_spark(frame, columns: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
+    """monitoring.bin_counts of each (column, edges) of `frame`, counted by Spark in one
+    job: each row gives one (column index, bin) pair per finite value, grouped and counted."""
+    if not columns:
+        return []
+    pairs = []
+    for index, (column, edges) in enumerate(columns):
+        value = F.col(column).cast("double")
+        # bin i: edges[i-1] < v <= edges[i] (monitoring._bins), as the number of edges below v
+        position = sum((F.when(value > float(e), 1).otherwise(0) for e in edges), F.lit(0))
+        pairs.append(F.struct(F.lit(index).alias("k"), F.when(_finite(value), position).alias("b")))
+    found = (
+        frame.select(F.explode(F.array(*pairs)).alias("p"))
+        .where(F.col("p.b").isNotNull())
+        .groupBy(F.col("p.k").alias("k"), F.col("p.b").alias("b"))
+        .count()
+        .collect()
     )
-
-
-def _spark_bin_counts(values, edges: np.ndarray) -> np.ndarray:
-    """monitoring.bin_counts of the column `v`, counted by Spark."""
-    # bin i: edges[i-1] < v <= edges[i] (monitoring._bins), as the number of edges below v
-    position = sum((F.when(F.col("v") > float(e), 1).otherwise(0) for e in edges), F.lit(0))
-    found = {r["bin"]: r["count"] for r in values.groupBy(position.alias("bin")).count().collect()}
-    return np.array([found.get(i, 0) for i in range(len(edges) + 1)])
+    counts = [np.zeros(len(edges) + 1, dtype=np.int64) for _, edges in columns]
+    for row in found:
+        counts[row["k"]][row["b"]] = row["count"]
+    return counts
 
 
 def score_references(settings: Settings, spark, uc: UseCase, version: str) -> dict:

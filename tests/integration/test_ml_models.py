@@ -21,7 +21,7 @@ import pytest
 
 from cms_pipeline.config import load_settings
 from models_ml import registry
-from models_ml.monitoring import compare
+from models_ml.monitoring import bin_counts, compare, compare_counts
 from models_ml.run_artifacts import TOP_FEATURES
 from models_ml.synthetic import high_cost_frame, readmission_frame, write_table
 from models_ml.usecase import load_use_case
@@ -372,6 +372,7 @@ def test_batch_scoring_appends_the_population_as_of_a_date(ml_settings, spark, f
     """Each run appends to gold.predictions_<use case> (the history) and alone is
     gold.predictions_<use case>_latest and the JSON export."""
     from models_ml.batch import score
+    from models_ml.drift_on_spark import feature_references
 
     for name in first_runs:
         uc = small(ml_settings, name)
@@ -427,6 +428,16 @@ def test_batch_scoring_appends_the_population_as_of_a_date(ml_settings, spark, f
         numeric = frame.select_dtypes("number").columns
         assert set(names) <= set(numeric) - uc.non_features, names
         assert all(d["psi"] >= 0 and 0 < d["rows"] <= back.rows for d in features)
+        # every feature binned by Spark in one pass over the population gives the PSI
+        # numpy gives on the same rows against the version's training reference
+        trained = feature_references(ml_settings, uc, champion)
+        population = in_window(uc, frame, earlier)
+        for name, d in zip(names, features, strict=True):
+            values = pd.to_numeric(population[name], errors="coerce").to_numpy(dtype=float)
+            counts = bin_counts(values[np.isfinite(values)], trained[name].edges)
+            on_numpy = compare_counts(trained[name], counts, d["against"])
+            assert d["psi"] == pytest.approx(on_numpy["psi"], abs=1e-9), name
+            assert d["rows"] == on_numpy["rows"], name
 
 
 def _exists(spark, uc) -> bool:
