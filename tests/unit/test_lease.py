@@ -53,9 +53,21 @@ def hold_in_process(lake: str) -> subprocess.Popen:
 
 
 def write_record(uri: str, **fields) -> None:
+    """Whole or not at all, as a lease writes its record: a reader never sees half of it."""
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(fields))
+    partial = path.with_name(path.name + ".writing")
+    partial.write_text(json.dumps(fields))
+    os.replace(partial, path)
+
+
+def wait_until(done, timeout: float = 30.0):
+    """Poll `done()` until it is true or `timeout` seconds pass; its last value. Bounds a
+    wait for a background thread by time, not by a guess of how soon it gets the CPU."""
+    deadline = time.monotonic() + timeout
+    while not (value := done()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
 
 
 def test_a_second_writer_waits_names_the_holder_then_gives_up(quick):
@@ -206,13 +218,14 @@ def test_the_heartbeat_renews_it_and_notices_a_takeover(quick):
     notes: list[str] = []
     lease = Lease(uri, "w", ttl=0.8, notify=notes.append).acquire()  # beats every 0.2 s
     first = json.loads(Path(uri).read_text())
-    time.sleep(1.2)
-    later = json.loads(Path(uri).read_text())
-    assert later["token"] == first["token"] and later["heartbeat"] > first["heartbeat"]
-    assert later["expires"] > time.time() and later["acquired"] == first["acquired"]
+    renewed = wait_until(
+        lambda: (r := json.loads(Path(uri).read_text()))["heartbeat"] > first["heartbeat"] and r
+    )
+    assert renewed and renewed["token"] == first["token"], first
+    assert renewed["expires"] > renewed["heartbeat"] and renewed["acquired"] == first["acquired"]
     write_record(uri, holder="usurper", host="another-host", pid=1, token="u", expires=9e9)
-    time.sleep(0.6)
-    assert lease.lost and "usurper" in lease.lost and any("lost the lease" in n for n in notes)
+    assert wait_until(lambda: lease.lost)
+    assert "usurper" in lease.lost and any("lost the lease" in n for n in notes)
     lease.release()
     assert json.loads(Path(uri).read_text())["holder"] == "usurper"  # not deleted: not ours
 
