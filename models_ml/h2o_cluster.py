@@ -14,6 +14,7 @@ h2o.init's JVM is a separate process from any JPype JVM here.
 from __future__ import annotations
 
 import atexit
+import builtins
 import contextlib
 import logging
 import os
@@ -48,6 +49,40 @@ class InitNotes(LineLogger):
         super()._log(line)
 
 
+class _PrintTarget:
+    """print's file inside `h2o_notes`: writes to the notes without being sys.stdout, which
+    Prefect's print sends to the run's logger."""
+
+    def __init__(self, notes: InitNotes):
+        self.notes = notes
+
+    def write(self, text: str) -> int:
+        return self.notes.write(text)
+
+    def flush(self) -> None:
+        self.notes.flush()
+
+
+@contextlib.contextmanager
+def h2o_notes(logger: logging.Logger):
+    """What h2o prints inside the block becomes `logger`'s records (InitNotes): stdout is
+    redirected, and so is `print` itself, which inside a Prefect run that logs prints
+    (log_prints) is Prefect's and sends each line to the run's logger at INFO instead."""
+    with contextlib.closing(InitNotes(logger)) as notes, contextlib.redirect_stdout(notes):
+        current = builtins.print
+        target = _PrintTarget(notes)
+
+        def to_notes(*args, **kwargs):
+            kwargs.setdefault("file", target)
+            current(*args, **kwargs)
+
+        builtins.print = to_notes
+        try:
+            yield notes
+        finally:
+            builtins.print = current
+
+
 def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: int | None = None):
     # h2o on first use, here and below: flows/pipeline.py imports this module (for
     # stop_local_h2o), and a pipeline run that trains nothing never needs h2o
@@ -63,7 +98,7 @@ def ensure_h2o(max_mem: str | None = None, nthreads: int | None = None, port: in
         pass
     # h2o.init prints notices (such as its version's age) on stdout even when not verbose:
     # they become log records (stderr), so stdout keeps only a command's summary
-    with contextlib.closing(InitNotes(log)) as notes, contextlib.redirect_stdout(notes):
+    with h2o_notes(log):
         if url:
             h2o.init(url=url, verbose=False)
         else:

@@ -148,3 +148,46 @@ def test_a_worker_started_flow_run_logs_the_librarys_info_records(prefect_harnes
     on_stderr = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     record = next(r for r in on_stderr if r.get("message") == message)
     assert (record["logger"], record["level"]) == ("cms_pipeline.ingest", "INFO")
+
+
+def test_h2os_notes_printed_inside_a_flow_that_logs_prints_stay_our_records(prefect_harness):
+    """Inside a Prefect run with log_prints (the pipeline's), `print` is Prefect's and sends
+    each line to the run's logger at INFO; h2o's notes still become models_ml.h2o_cluster's
+    records: its build-age notice at DEBUG (scripts/run showed it at INFO before)."""
+    from types import SimpleNamespace
+
+    import h2o
+    from h2o.backend.cluster import H2OCluster
+    from prefect import flow
+    from prefect.context import get_run_context
+
+    from models_ml.h2o_cluster import h2o_notes
+
+    logger = logging.getLogger("test_flow_logs.h2o")
+    logger.setLevel(logging.DEBUG)
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = seen.append
+    logger.addHandler(handler)
+    # the client's own check, as h2o.init runs it on a server whose build is too old
+    cluster = SimpleNamespace(version=h2o.__version__, build_too_old=True, build_age="7 months")
+
+    @flow(log_prints=True)
+    def connects_to_h2o():
+        with h2o_notes(logger):
+            H2OCluster.check_version(cluster)
+        print("a print of the flow's own")
+        return get_run_context().flow_run.id
+
+    try:
+        run_id = connects_to_h2o()
+    finally:
+        logger.removeHandler(handler)
+    notice = [r for r in seen if "7 months" in r.getMessage()]
+    assert notice and {r.levelno for r in notice} == {logging.DEBUG}
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all()
+    in_prefect = [r.message for r in _run_logs(run_id)]
+    assert "a print of the flow's own" in in_prefect  # log_prints still works outside it
+    assert not any("7 months" in message for message in in_prefect)
